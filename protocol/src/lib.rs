@@ -1,0 +1,1 @@
+//! Weir wire protocol: a sans-IO codec for frames, requests and responses.

@@ -1,0 +1,1 @@
+//! SQL92 subscription expressions (RocketMQ-compatible): parse, compile, evaluate.

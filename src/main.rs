@@ -1,0 +1,3 @@
+//! `weir`: the single binary operators run.
+
+fn main() {}

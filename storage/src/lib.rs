@@ -1,0 +1,1 @@
+//! Weir storage engine.
