@@ -1,1 +1,40 @@
-//! Weir storage engine.
+//! Weir's storage engine, RocketMQ's design: every message of every topic is
+//! appended to one CommitLog; a dispatcher follows it and builds the
+//! per-queue ConsumeQueues and the key index; recovery after a crash cuts the
+//! CommitLog at the first invalid record and replays the derived files.
+//!
+//! Layout:
+//! - [`record`]: the CommitLog record format (encode, validate, decode).
+//! - `mapped_file`: one memory-mapped file with one writer and many readers.
+//! - `commitlog`: segments, the appender, segment pre-allocation, recovery scan.
+//! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
+//! - `index`: message lookup by business key.
+//! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
+//! - `flush`: async flushing and sync group commit.
+//! - `checkpoint`: durable positions that bound recovery.
+//! - `store`: the [`Store`] facade, retention and disk watch.
+//!
+//! **Boundary**: the storage engine knows nothing about networks, filters or plugins.
+
+mod checkpoint;
+mod commitlog;
+mod config;
+mod consume_queue;
+mod dispatch;
+mod error;
+mod flush;
+mod index;
+mod mapped_file;
+pub mod record;
+mod store;
+
+pub use commitlog::StoredRecord;
+pub use config::{FlushMode, RecoveryMode, StoreConfig};
+pub use consume_queue::{CqEntry, ENTRY_LEN as CQ_ENTRY_LEN};
+pub use dispatch::{DispatchHook, Dispatched, tag_hash};
+pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
+pub use record::{Message, RecordView};
+pub use store::{
+    AppendResult, AppendStatus, MessageId, QueueMessage, QueueRead, ReadStatus, RecoveryReport, Store, StoreStats,
+    VerifyReport, now_ms,
+};

@@ -1,0 +1,109 @@
+//! The checkpoint: how far the CommitLog is durable and how far the
+//! dispatched indexes (ConsumeQueues, key index, hooks) are durable.
+//!
+//! Format (little-endian, 32 bytes): `magic u32 ("WCP1"), crc32c u32 of the
+//! next 24 bytes, commitlog_flushed u64, dispatched u64, written_at_ms i64`.
+//! Written to a temporary file and renamed into place, so a crash leaves
+//! either the old or the new checkpoint.
+
+use std::path::{Path, PathBuf};
+
+const MAGIC: u32 = 0x5743_5031; // "WCP1"
+const LEN: usize = 32;
+
+/// Durable positions recorded by the last checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Every CommitLog byte below this offset was flushed.
+    pub commitlog_flushed: u64,
+    /// Every record below this offset has durable ConsumeQueue and index entries.
+    pub dispatched: u64,
+    /// When the checkpoint was written, ms since the epoch.
+    pub written_at_ms: i64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> [u8; LEN] {
+        let mut out = [0; LEN];
+        out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        out[8..16].copy_from_slice(&self.commitlog_flushed.to_le_bytes());
+        out[16..24].copy_from_slice(&self.dispatched.to_le_bytes());
+        out[24..32].copy_from_slice(&self.written_at_ms.to_le_bytes());
+        let crc = crc32c::crc32c(&out[8..]);
+        out[4..8].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; LEN] = bytes.try_into().ok()?;
+        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        (u32_at(0) == MAGIC && u32_at(4) == crc32c::crc32c(&bytes[8..])).then(|| Self {
+            commitlog_flushed: u64_at(8),
+            dispatched: u64_at(16),
+            written_at_ms: u64_at(24) as i64,
+        })
+    }
+}
+
+/// The checkpoint file of a store.
+#[derive(Debug)]
+pub struct CheckpointFile {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl CheckpointFile {
+    /// The checkpoint kept in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { path: dir.join("checkpoint"), tmp: dir.join("checkpoint.tmp") }
+    }
+
+    /// The stored checkpoint; `None` when missing or damaged (recovery then starts from the beginning).
+    pub fn load(&self) -> Option<Checkpoint> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let checkpoint = Checkpoint::decode(&bytes);
+        if checkpoint.is_none() {
+            tracing::warn!(path = %self.path.display(), "checkpoint is damaged; recovering from the start of the CommitLog");
+        }
+        checkpoint
+    }
+
+    /// Durably replaces the checkpoint.
+    pub fn store(&self, checkpoint: &Checkpoint) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&self.tmp)?;
+        file.write_all(&checkpoint.encode())?;
+        file.sync_all()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        crate::mapped_file::sync_dir(self.path.parent().expect("file in a directory"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_and_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = CheckpointFile::new(dir.path());
+        assert_eq!(file.load(), None);
+        let cp = Checkpoint { commitlog_flushed: 10, dispatched: 7, written_at_ms: 99 };
+        file.store(&cp).expect("store");
+        assert_eq!(file.load(), Some(cp));
+    }
+
+    #[test]
+    fn damaged_checkpoint_reads_as_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = CheckpointFile::new(dir.path());
+        file.store(&Checkpoint { commitlog_flushed: 10, dispatched: 7, written_at_ms: 99 }).expect("store");
+        let mut bytes = std::fs::read(dir.path().join("checkpoint")).expect("read");
+        bytes[9] ^= 1;
+        std::fs::write(dir.path().join("checkpoint"), &bytes).expect("write");
+        assert_eq!(file.load(), None);
+        std::fs::write(dir.path().join("checkpoint"), b"short").expect("write");
+        assert_eq!(file.load(), None);
+    }
+}

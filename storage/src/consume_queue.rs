@@ -1,0 +1,447 @@
+//! ConsumeQueue: the per-(topic, queue) index of fixed 20-byte entries.
+//!
+//! Format: each entry is `commitlog_offset: u64, size: u32, tag_hash: u64`,
+//! little-endian. The entry for queue offset `q` sits at byte `q * 20` of the
+//! queue, which is split into files of `entries_per_file` entries named by
+//! their starting byte (as RocketMQ). An all-zero entry (`size == 0`) is a
+//! filler for a queue offset whose record is gone; readers skip it.
+//!
+//! Only the dispatcher writes; readers see entries up to `max_offset`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::mapped_file::{FileWriter, MappedFile, list_files};
+
+/// Bytes per entry.
+pub const ENTRY_LEN: usize = 20;
+
+/// One ConsumeQueue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CqEntry {
+    /// Where the record starts in the CommitLog.
+    pub commitlog_offset: u64,
+    /// Encoded record length.
+    pub size: u32,
+    /// Hash of the record's tag (see [`crate::tag_hash`]).
+    pub tag_hash: u64,
+}
+
+impl CqEntry {
+    fn encode(&self) -> [u8; ENTRY_LEN] {
+        let mut out = [0; ENTRY_LEN];
+        out[0..8].copy_from_slice(&self.commitlog_offset.to_le_bytes());
+        out[8..12].copy_from_slice(&self.size.to_le_bytes());
+        out[12..20].copy_from_slice(&self.tag_hash.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Self {
+        Self {
+            commitlog_offset: u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")),
+            size: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+            tag_hash: u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")),
+        }
+    }
+
+    /// A filler entry stands for a queue offset without a record.
+    pub fn is_filler(&self) -> bool {
+        self.size == 0
+    }
+
+    /// CommitLog offset one past the record.
+    pub fn end(&self) -> u64 {
+        self.commitlog_offset + u64::from(self.size)
+    }
+}
+
+/// What [`ConsumeQueue::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The entry was appended.
+    Appended,
+    /// The same entry was already there (replay after a crash).
+    AlreadyPresent,
+    /// The queue is missing entries before this one; it needs a rebuild.
+    Behind {
+        /// The queue's current end.
+        max_offset: u64,
+    },
+}
+
+/// One (topic, queue) ConsumeQueue.
+#[derive(Debug)]
+pub struct ConsumeQueue {
+    topic: String,
+    queue_id: u32,
+    dir: PathBuf,
+    file_size: u64,
+    files: RwLock<Vec<Arc<MappedFile>>>,
+    writer: Mutex<Option<FileWriter>>,
+    min_offset: AtomicU64,
+    max_offset: AtomicU64,
+    /// Byte position (global) up to which the queue is flushed.
+    flushed: AtomicU64,
+}
+
+impl ConsumeQueue {
+    /// Opens (or prepares to create) the queue stored in `dir`.
+    pub fn open(dir: PathBuf, topic: String, queue_id: u32, entries_per_file: u64) -> std::io::Result<Self> {
+        let file_size = entries_per_file * ENTRY_LEN as u64;
+        let listed = if dir.exists() { list_files(&dir)? } else { Vec::new() };
+        let mut files = Vec::with_capacity(listed.len());
+        let mut writer = None;
+        for (i, (start, path)) in listed.iter().enumerate() {
+            if start % file_size != 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not aligned to the ConsumeQueue file size", path.display()),
+                ));
+            }
+            let mut w = MappedFile::open(path, *start, file_size)?;
+            // Earlier files are full; the last one ends at its last non-zero entry.
+            let used = if i + 1 < listed.len() {
+                file_size as usize
+            } else {
+                let raw = w.raw_from(0);
+                raw.chunks_exact(ENTRY_LEN).rposition(|e| e.iter().any(|&b| b != 0)).map_or(0, |i| (i + 1) * ENTRY_LEN)
+            };
+            w.truncate(used)?;
+            files.push(w.file().clone());
+            writer = Some(w);
+        }
+        let min = files.first().map_or(0, |f| f.start() / ENTRY_LEN as u64);
+        let end = writer.as_ref().map_or(0, |w| w.file().start() + w.pos() as u64);
+        Ok(Self {
+            topic,
+            queue_id,
+            dir,
+            file_size,
+            files: RwLock::new(files),
+            writer: Mutex::new(writer),
+            min_offset: AtomicU64::new(min),
+            max_offset: AtomicU64::new(end / ENTRY_LEN as u64),
+            flushed: AtomicU64::new(end),
+        })
+    }
+
+    /// Topic of the queue.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    /// Queue id.
+    pub fn queue_id(&self) -> u32 {
+        self.queue_id
+    }
+    /// First queue offset that may still be served.
+    pub fn min_offset(&self) -> u64 {
+        self.min_offset.load(Ordering::Acquire)
+    }
+    /// One past the last entry.
+    pub fn max_offset(&self) -> u64 {
+        self.max_offset.load(Ordering::Acquire)
+    }
+
+    /// The entry at `queue_offset`, if written and retained.
+    pub fn get(&self, queue_offset: u64) -> Option<CqEntry> {
+        let mut out = None;
+        self.scan(queue_offset, 1, |_, e| out = Some(e));
+        out
+    }
+
+    /// Calls `f(queue_offset, entry)` for up to `max` entries from `from` on, fillers included.
+    pub fn scan(&self, from: u64, max: usize, mut f: impl FnMut(u64, CqEntry)) {
+        let from = from.max(self.min_offset());
+        let end = self.max_offset().min(from.saturating_add(max as u64));
+        let files = self.files.read();
+        let mut q = from;
+        while q < end {
+            let byte = q * ENTRY_LEN as u64;
+            let Some(file) = files.iter().rev().find(|f| f.start() <= byte) else { return };
+            let local = (byte - file.start()) as usize;
+            for chunk in file.read_from(local).chunks_exact(ENTRY_LEN) {
+                if q >= end {
+                    return;
+                }
+                f(q, CqEntry::decode(chunk));
+                q += 1;
+            }
+            if byte + ENTRY_LEN as u64 > file.end() || q * ENTRY_LEN as u64 != file.end() {
+                return; // the next file is missing or this one is not fully published
+            }
+        }
+    }
+
+    /// Writes the entry for `queue_offset` if it is the next one, idempotently.
+    pub fn put(&self, queue_offset: u64, entry: CqEntry) -> std::io::Result<PutOutcome> {
+        let max = self.max_offset();
+        if queue_offset < max {
+            return match self.get(queue_offset) {
+                Some(existing) if existing == entry => Ok(PutOutcome::AlreadyPresent),
+                _ => {
+                    // A stale entry from before a CommitLog truncation: cut the queue back.
+                    self.truncate_to_offset(queue_offset)?;
+                    self.put(queue_offset, entry)
+                }
+            };
+        }
+        if queue_offset > max {
+            return Ok(PutOutcome::Behind { max_offset: max });
+        }
+        self.append(&entry.encode())?;
+        Ok(PutOutcome::Appended)
+    }
+
+    /// Fills queue offsets `[max_offset, to)` with filler entries (their records are gone).
+    pub fn fill_to(&self, to: u64) -> std::io::Result<()> {
+        while self.max_offset() < to {
+            self.append(&[0; ENTRY_LEN])?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, bytes: &[u8; ENTRY_LEN]) -> std::io::Result<()> {
+        let mut guard = self.writer.lock();
+        let byte = self.max_offset() * ENTRY_LEN as u64;
+        if guard.as_ref().is_none_or(|w| w.remaining() < ENTRY_LEN) {
+            std::fs::create_dir_all(&self.dir)?;
+            let start = byte - byte % self.file_size;
+            let w = MappedFile::create(&self.dir, start, self.file_size)?;
+            let mut files = self.files.write();
+            if files.is_empty() {
+                self.min_offset.store(start / ENTRY_LEN as u64, Ordering::Release);
+                self.flushed.store(start, Ordering::Release);
+            }
+            files.push(w.file().clone());
+            *guard = Some(w);
+        }
+        let w = guard.as_mut().expect("writer ensured above");
+        // Entries before the first file's start (a queue created mid-way) are implied fillers.
+        let skip = (byte - (w.file().start() + w.pos() as u64)) as usize;
+        w.reserve(skip + ENTRY_LEN)[skip..].copy_from_slice(bytes);
+        w.advance(skip + ENTRY_LEN);
+        w.publish();
+        self.max_offset.store(self.max_offset() + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Drops entries at and after `queue_offset`.
+    fn truncate_to_offset(&self, queue_offset: u64) -> std::io::Result<()> {
+        let byte = queue_offset * ENTRY_LEN as u64;
+        let mut guard = self.writer.lock();
+        let mut files = self.files.write();
+        while files.len() > 1 && files.last().is_some_and(|f| f.start() >= byte) {
+            let f = files.pop().expect("non-empty");
+            std::fs::remove_file(f.path())?;
+        }
+        let last = files.last().cloned();
+        drop(files);
+        if let Some(last) = last {
+            let mut w = MappedFile::open(last.path(), last.start(), self.file_size)?;
+            w.truncate(byte.saturating_sub(last.start()).min(self.file_size) as usize)?;
+            *self.files.write().last_mut().expect("non-empty") = w.file().clone();
+            *guard = Some(w);
+        }
+        self.max_offset.store(queue_offset.max(self.min_offset()), Ordering::Release);
+        self.flushed.fetch_min(byte, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Recovery: drops entries pointing at or past `commitlog_end`.
+    pub fn truncate_after(&self, commitlog_end: u64) -> std::io::Result<()> {
+        let mut keep = self.max_offset();
+        while keep > self.min_offset() {
+            match self.get(keep - 1) {
+                Some(e) if e.is_filler() || e.end() <= commitlog_end => break,
+                _ => keep -= 1,
+            }
+        }
+        if keep < self.max_offset() { self.truncate_to_offset(keep) } else { Ok(()) }
+    }
+
+    /// Forces written entries to disk.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let end = self.max_offset() * ENTRY_LEN as u64;
+        let from = self.flushed.load(Ordering::Acquire);
+        if end <= from {
+            return Ok(());
+        }
+        for file in self.files.read().iter().filter(|f| f.end() > from && f.start() < end) {
+            let lo = from.saturating_sub(file.start()) as usize;
+            let hi = (end - file.start()).min(file.size() as u64) as usize;
+            file.flush_range(lo, hi.min(file.published()))?;
+        }
+        self.flushed.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Retention: deletes whole files whose entries all point below `commitlog_min`
+    /// (never the last file), and moves `min_offset` to the first live entry.
+    pub fn delete_below(&self, commitlog_min: u64) -> std::io::Result<()> {
+        loop {
+            let mut files = self.files.write();
+            if files.len() < 2 {
+                break;
+            }
+            let next_start = files[1].start() / ENTRY_LEN as u64;
+            drop(files);
+            match self.get(next_start - 1) {
+                Some(last) if last.is_filler() || last.end() <= commitlog_min => {
+                    files = self.files.write();
+                    let gone = files.remove(0);
+                    drop(files);
+                    std::fs::remove_file(gone.path())?;
+                    self.min_offset.fetch_max(next_start, Ordering::AcqRel);
+                }
+                _ => break,
+            }
+        }
+        // Skip entries of the first file that point at deleted CommitLog data.
+        let mut min = self.min_offset();
+        while min < self.max_offset() && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min) {
+            min += 1;
+        }
+        self.min_offset.fetch_max(min, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+/// Every ConsumeQueue of a store, by topic and queue id, under `<root>/<topic>/<queue id>/`.
+#[derive(Debug)]
+pub struct ConsumeQueueTable {
+    root: PathBuf,
+    entries_per_file: u64,
+    queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
+}
+
+impl ConsumeQueueTable {
+    /// Opens every queue found under `root`.
+    pub fn open(root: &Path, entries_per_file: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let mut queues: HashMap<String, HashMap<u32, Arc<ConsumeQueue>>> = HashMap::new();
+        for topic_dir in std::fs::read_dir(root)? {
+            let topic_dir = topic_dir?;
+            let Some(topic) = topic_dir.file_name().to_str().map(str::to_owned) else { continue };
+            if crate::record::validate_topic(&topic).is_err() || !topic_dir.file_type()?.is_dir() {
+                continue;
+            }
+            for queue_dir in std::fs::read_dir(topic_dir.path())? {
+                let queue_dir = queue_dir?;
+                let Some(queue_id) = queue_dir.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+                let queue = ConsumeQueue::open(queue_dir.path(), topic.clone(), queue_id, entries_per_file)?;
+                queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
+            }
+        }
+        Ok(Self { root: root.to_owned(), entries_per_file, queues: RwLock::new(queues) })
+    }
+
+    /// The queue, if it has ever received a message.
+    pub fn get(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
+        self.queues.read().get(topic)?.get(&queue_id).cloned()
+    }
+
+    /// The queue, created (empty) if needed.
+    pub fn get_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<ConsumeQueue>> {
+        if let Some(queue) = self.get(topic, queue_id) {
+            return Ok(queue);
+        }
+        let mut queues = self.queues.write();
+        let by_id = queues.entry(topic.to_owned()).or_default();
+        if let Some(queue) = by_id.get(&queue_id) {
+            return Ok(queue.clone());
+        }
+        let dir = self.root.join(topic).join(queue_id.to_string());
+        let queue = Arc::new(ConsumeQueue::open(dir, topic.to_owned(), queue_id, self.entries_per_file)?);
+        by_id.insert(queue_id, queue.clone());
+        Ok(queue)
+    }
+
+    /// Every queue, sorted by topic and queue id.
+    pub fn all(&self) -> Vec<Arc<ConsumeQueue>> {
+        let mut all: Vec<_> = self.queues.read().values().flat_map(|q| q.values().cloned()).collect();
+        all.sort_by(|a, b| (a.topic(), a.queue_id()).cmp(&(b.topic(), b.queue_id())));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u64) -> CqEntry {
+        CqEntry { commitlog_offset: i * 100, size: 100, tag_hash: i ^ 0xabc }
+    }
+
+    fn open(dir: &Path) -> ConsumeQueue {
+        ConsumeQueue::open(dir.join("q"), "t".into(), 0, 4).expect("open")
+    }
+
+    #[test]
+    fn appends_across_files_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cq = open(dir.path());
+        for i in 0..10 {
+            assert_eq!(cq.put(i, entry(i)).expect("put"), PutOutcome::Appended);
+        }
+        assert_eq!(cq.put(3, entry(3)).expect("put"), PutOutcome::AlreadyPresent);
+        assert_eq!(cq.put(12, entry(12)).expect("put"), PutOutcome::Behind { max_offset: 10 });
+        cq.flush().expect("flush");
+        drop(cq);
+        let cq = open(dir.path());
+        assert_eq!((cq.min_offset(), cq.max_offset()), (0, 10));
+        let mut seen = Vec::new();
+        cq.scan(2, 100, |q, e| seen.push((q, e)));
+        assert_eq!(seen, (2..10).map(|i| (i, entry(i))).collect::<Vec<_>>());
+        assert_eq!(cq.get(9), Some(entry(9)));
+        assert_eq!(cq.get(10), None);
+    }
+
+    #[test]
+    fn truncate_after_drops_entries_past_the_commitlog_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cq = open(dir.path());
+        for i in 0..10 {
+            cq.put(i, entry(i)).expect("put");
+        }
+        cq.truncate_after(550).expect("truncate");
+        assert_eq!(cq.max_offset(), 5);
+        drop(cq);
+        let cq = open(dir.path());
+        assert_eq!(cq.max_offset(), 5);
+        assert_eq!(cq.put(5, entry(5)).expect("put"), PutOutcome::Appended);
+    }
+
+    #[test]
+    fn a_different_entry_at_a_known_offset_replaces_the_stale_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cq = open(dir.path());
+        for i in 0..6 {
+            cq.put(i, entry(i)).expect("put");
+        }
+        let replacement = CqEntry { commitlog_offset: 999, size: 1, tag_hash: 0 };
+        assert_eq!(cq.put(2, replacement).expect("put"), PutOutcome::Appended);
+        assert_eq!(cq.max_offset(), 3);
+        assert_eq!(cq.get(2), Some(replacement));
+    }
+
+    #[test]
+    fn retention_deletes_old_files_and_skips_dead_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cq = open(dir.path());
+        cq.fill_to(2).expect("fill");
+        for i in 2..10 {
+            cq.put(i, entry(i)).expect("put");
+        }
+        assert_eq!(cq.get(0).map(|e| e.is_filler()), Some(true));
+        cq.delete_below(650).expect("delete");
+        assert_eq!(cq.min_offset(), 7);
+        assert_eq!(list_files(&dir.path().join("q")).expect("list").len(), 2);
+        drop(cq);
+        let cq = open(dir.path());
+        assert_eq!((cq.min_offset(), cq.max_offset()), (4, 10));
+    }
+}

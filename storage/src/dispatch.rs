@@ -1,0 +1,247 @@
+//! The dispatcher: follows the CommitLog and builds everything derived from
+//! it — ConsumeQueue entries, the key index and any registered
+//! [`DispatchHook`] (the bloom-filter writer, long-poll wake-ups).
+//!
+//! It runs on its own thread, woken by the appender, and is replayed on open
+//! from the last checkpoint. Every step is idempotent, so replaying a record
+//! twice changes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::commitlog::{CommitLog, Step, StoredRecord};
+use crate::consume_queue::{ConsumeQueueTable, CqEntry, PutOutcome};
+use crate::index::{KeyIndex, fnv1a};
+
+/// Hash of a tag as stored in ConsumeQueue entries (FNV-1a 64; 0 for no tag).
+///
+/// Part of the storage format: changing it needs a new format version.
+pub fn tag_hash(tag: &str) -> u64 {
+    if tag.is_empty() { 0 } else { fnv1a(tag.bytes()) }
+}
+
+/// One dispatched record, as a hook sees it.
+#[derive(Debug)]
+pub struct Dispatched<'a> {
+    /// The record (verified).
+    pub record: &'a StoredRecord,
+    /// Its ConsumeQueue entry.
+    pub entry: CqEntry,
+}
+
+/// A second index writer that follows the CommitLog (e.g. the per-message
+/// bloom filter), registered when the store opens.
+///
+/// Calls come from the dispatcher thread in CommitLog order. After a crash,
+/// records from the last checkpoint on are dispatched again, so `dispatch`
+/// must be idempotent per (topic, queue id, queue offset).
+pub trait DispatchHook: Send + Sync {
+    /// Handles one record after its ConsumeQueue entry is written.
+    fn dispatch(&self, dispatched: &Dispatched<'_>) -> std::io::Result<()>;
+    /// Makes everything dispatched so far durable (called before each checkpoint).
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// On open, after the CommitLog was cut at `valid_end`: drop state for
+    /// records at or past it and return the CommitLog offset from which the
+    /// hook needs records replayed (`None`: the checkpoint suffices).
+    fn recover(&self, valid_end: u64) -> std::io::Result<Option<u64>> {
+        let _ = valid_end;
+        Ok(None)
+    }
+}
+
+/// How often derived files are flushed and the checkpoint written.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// State shared between the dispatcher thread and the store.
+pub struct Dispatcher {
+    log: Arc<CommitLog>,
+    queues: ConsumeQueueTable,
+    index: KeyIndex,
+    hooks: Vec<Arc<dyn DispatchHook>>,
+    /// Records below this offset are dispatched.
+    dispatched: AtomicU64,
+    /// Records below this offset are dispatched *and* flushed.
+    durable: AtomicU64,
+    thread: Mutex<Option<Thread>>,
+    stop: AtomicBool,
+    /// Serialises dispatching between the thread and callers that wait for it.
+    step_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("dispatched", &self.dispatched).field("hooks", &self.hooks.len()).finish()
+    }
+}
+
+/// Result of replaying the CommitLog into the derived files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    /// Where the replay started.
+    pub from: u64,
+    /// Whether a ConsumeQueue was missing entries, forcing a rebuild from the oldest record.
+    pub rebuilt: bool,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `log` writing to `queues`, `index` and `hooks`.
+    pub fn new(log: Arc<CommitLog>, queues: ConsumeQueueTable, index: KeyIndex, hooks: Vec<Arc<dyn DispatchHook>>) -> Self {
+        Self {
+            log,
+            queues,
+            index,
+            hooks,
+            dispatched: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            thread: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            step_lock: Mutex::new(()),
+        }
+    }
+
+    /// The ConsumeQueues.
+    pub fn queues(&self) -> &ConsumeQueueTable {
+        &self.queues
+    }
+    /// The key index.
+    pub fn index(&self) -> &KeyIndex {
+        &self.index
+    }
+    /// Records below this offset are dispatched.
+    pub fn dispatched(&self) -> u64 {
+        self.dispatched.load(Ordering::Acquire)
+    }
+    /// Records below this offset have durable derived entries.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Open-time recovery: cuts derived files back to `valid_end`, then replays
+    /// from `from` (or from the oldest record when a queue turns out to be behind).
+    pub fn recover(&self, valid_end: u64, from: u64, index_from: Option<u64>) -> std::io::Result<Replay> {
+        for queue in self.queues.all() {
+            queue.truncate_after(valid_end)?;
+        }
+        let mut from = index_from.map_or(from, |i| i.min(from));
+        for hook in &self.hooks {
+            if let Some(hook_from) = hook.recover(valid_end)? {
+                from = from.min(hook_from);
+            }
+        }
+        let oldest = self.log.min_offset();
+        let from = from.clamp(oldest, valid_end.max(oldest));
+        self.dispatched.store(from, Ordering::Release);
+        if self.run_until_caught_up(false)? {
+            return Ok(Replay { from, rebuilt: false });
+        }
+        tracing::warn!("a ConsumeQueue is missing entries; rebuilding all queues from the CommitLog");
+        self.dispatched.store(oldest, Ordering::Release);
+        self.run_until_caught_up(true)?;
+        Ok(Replay { from: oldest, rebuilt: true })
+    }
+
+    /// Dispatches every published record. With `fill_gaps`, a queue missing
+    /// earlier entries gets fillers; without, that returns `Ok(false)`.
+    fn run_until_caught_up(&self, fill_gaps: bool) -> std::io::Result<bool> {
+        let _guard = self.step_lock.lock();
+        let mut pos = self.dispatched();
+        loop {
+            match self.log.step(pos) {
+                Step::Record { record, next } => {
+                    if !self.dispatch(&record, fill_gaps)? {
+                        return Ok(false);
+                    }
+                    pos = next;
+                }
+                Step::Skip { next } => pos = next,
+                Step::End => break,
+                Step::Corrupt(err) => {
+                    // Cannot happen for published bytes unless memory or the file is damaged underneath us.
+                    return Err(std::io::Error::other(format!("CommitLog offset {pos} is unreadable: {err}")));
+                }
+            }
+            self.dispatched.store(pos, Ordering::Release);
+        }
+        self.dispatched.store(pos, Ordering::Release);
+        Ok(true)
+    }
+
+    fn dispatch(&self, record: &StoredRecord, fill_gaps: bool) -> std::io::Result<bool> {
+        let view = record.view();
+        let entry = CqEntry { commitlog_offset: view.commitlog_offset(), size: view.len() as u32, tag_hash: tag_hash(view.tag()) };
+        let queue = self.queues.get_or_create(view.topic(), view.queue_id())?;
+        match queue.put(view.queue_offset(), entry)? {
+            PutOutcome::Appended | PutOutcome::AlreadyPresent => {}
+            PutOutcome::Behind { .. } if fill_gaps => {
+                queue.fill_to(view.queue_offset())?;
+                queue.put(view.queue_offset(), entry)?;
+            }
+            PutOutcome::Behind { .. } => return Ok(false),
+        }
+        self.index.add(view.topic(), view.keys(), view.commitlog_offset())?;
+        let dispatched = Dispatched { record, entry };
+        for hook in &self.hooks {
+            hook.dispatch(&dispatched)?;
+        }
+        Ok(true)
+    }
+
+    /// Flushes ConsumeQueues, the index and hooks; returns the offset now durable.
+    pub fn flush(&self) -> std::io::Result<u64> {
+        let upto = self.dispatched();
+        for queue in self.queues.all() {
+            queue.flush()?;
+        }
+        self.index.flush()?;
+        for hook in &self.hooks {
+            hook.flush()?;
+        }
+        self.durable.fetch_max(upto, Ordering::AcqRel);
+        Ok(upto)
+    }
+
+    /// Wakes the dispatcher thread (called after each append).
+    pub fn notify(&self) {
+        if let Some(thread) = &*self.thread.lock() {
+            thread.unpark();
+        }
+    }
+
+    /// Starts the dispatcher thread; `on_tick` runs about once per
+    /// [`CHECKPOINT_INTERVAL`] (the store writes its checkpoint there).
+    pub fn spawn(self: &Arc<Self>, on_tick: impl Fn(&Dispatcher) + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+        let dispatcher = self.clone();
+        let handle = std::thread::Builder::new().name("weir-dispatch".into()).spawn(move || {
+            let mut last_tick = Instant::now();
+            while !dispatcher.stop.load(Ordering::Acquire) {
+                if let Err(err) = dispatcher.run_until_caught_up(true) {
+                    tracing::error!(%err, "dispatch failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if last_tick.elapsed() >= CHECKPOINT_INTERVAL {
+                    on_tick(&dispatcher);
+                    last_tick = Instant::now();
+                }
+                if dispatcher.dispatched() >= dispatcher.log.committed() {
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            }
+            let _ = dispatcher.run_until_caught_up(true);
+            on_tick(&dispatcher);
+        })?;
+        *self.thread.lock() = Some(handle.thread().clone());
+        Ok(handle)
+    }
+
+    /// Asks the thread to finish dispatching, run a last tick and exit.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.notify();
+    }
+}

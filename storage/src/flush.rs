@@ -1,0 +1,141 @@
+//! The flush service: moves CommitLog bytes from the page cache to disk.
+//!
+//! Under `async` flush a background thread flushes every interval. Under
+//! `sync` flush each appender waits until its bytes are flushed; whoever is
+//! waiting when the flusher wakes shares that one flush (group commit),
+//! because the flusher always flushes everything published so far.
+//!
+//! A failed flush is fatal (fail-stop): the store refuses appends until it is
+//! reopened, since the kernel may have dropped the dirty pages.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::commitlog::CommitLog;
+use crate::config::FlushMode;
+
+#[derive(Debug, Default)]
+struct FlushState {
+    /// Highest offset some appender waits for.
+    requested: u64,
+    /// Everything below this offset is on disk.
+    flushed: u64,
+    /// Set after a failed flush.
+    failed: Option<String>,
+    shutdown: bool,
+}
+
+/// Whether a waiting append saw its bytes reach the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed in time.
+    Flushed,
+    /// Not flushed within the timeout (the record stays in the log).
+    TimedOut,
+    /// The flush failed; the store is stopped.
+    Failed(String),
+}
+
+/// Shared state of the flush service.
+#[derive(Debug)]
+pub struct FlushService {
+    state: Mutex<FlushState>,
+    wake_flusher: Condvar,
+    progress: Condvar,
+}
+
+impl FlushService {
+    /// A flush service whose bytes below `flushed` are already durable.
+    pub fn new(flushed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(FlushState { requested: flushed, flushed, ..FlushState::default() }),
+            wake_flusher: Condvar::new(),
+            progress: Condvar::new(),
+        })
+    }
+
+    /// Everything below this offset is durable.
+    pub fn flushed(&self) -> u64 {
+        self.state.lock().flushed
+    }
+
+    /// The failure that stopped the store, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.state.lock().failed.clone()
+    }
+
+    /// Blocks until bytes below `end` are durable, the flush fails, or `timeout` passes.
+    pub fn wait_durable(&self, end: u64, timeout: Duration) -> Durability {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        if state.requested < end {
+            state.requested = end;
+            self.wake_flusher.notify_one();
+        }
+        loop {
+            if let Some(failure) = &state.failed {
+                return Durability::Failed(failure.clone());
+            }
+            if state.flushed >= end {
+                return Durability::Flushed;
+            }
+            if self.progress.wait_until(&mut state, deadline).timed_out() && state.flushed < end {
+                return Durability::TimedOut;
+            }
+        }
+    }
+
+    /// Starts the flusher thread for `mode`.
+    pub fn spawn(self: &Arc<Self>, log: Arc<CommitLog>, mode: FlushMode) -> std::io::Result<JoinHandle<()>> {
+        let service = self.clone();
+        std::thread::Builder::new().name("weir-flush".into()).spawn(move || service.run(&log, mode))
+    }
+
+    fn run(&self, log: &CommitLog, mode: FlushMode) {
+        let mut state = self.state.lock();
+        loop {
+            match mode {
+                FlushMode::Async { interval } => {
+                    self.wake_flusher.wait_for(&mut state, interval);
+                }
+                FlushMode::Sync { .. } => {
+                    while state.requested <= state.flushed && !state.shutdown {
+                        // Also flush periodically, so async-style writes never sit dirty for long.
+                        if self.wake_flusher.wait_for(&mut state, Duration::from_millis(500)).timed_out() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let shutdown = state.shutdown;
+            if state.failed.is_some() {
+                return;
+            }
+            let from = state.flushed;
+            drop(state);
+            let to = log.committed();
+            let result = log.flush(from, to);
+            state = self.state.lock();
+            match result {
+                Ok(()) => state.flushed = state.flushed.max(to),
+                Err(err) => {
+                    tracing::error!(%err, "CommitLog flush failed; the store refuses writes until reopened");
+                    state.failed = Some(err.to_string());
+                }
+            }
+            self.progress.notify_all();
+            if shutdown {
+                return;
+            }
+        }
+    }
+
+    /// Flushes once more and stops the flusher thread.
+    pub fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.wake_flusher.notify_all();
+    }
+}

@@ -1,0 +1,722 @@
+//! The store facade: open with recovery, append, read, look up, retain, close.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::checkpoint::{Checkpoint, CheckpointFile};
+use crate::commitlog::{CommitLog, Step, StoredRecord};
+use crate::config::{FlushMode, RecoveryMode, StoreConfig};
+use crate::consume_queue::{ConsumeQueueTable, CqEntry};
+use crate::dispatch::{DispatchHook, Dispatcher};
+use crate::error::{AppendError, IoContext, OpenError, ReadError};
+use crate::flush::{Durability, FlushService};
+use crate::index::KeyIndex;
+use crate::record::{self, Message};
+
+/// Global identity of a stored message: the store it lives in and its CommitLog offset.
+///
+/// Rendered as 24 upper-case hex digits: 8 for the store id, 16 for the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    /// Random id chosen when the store was created.
+    pub store_id: u32,
+    /// CommitLog offset of the record.
+    pub commitlog_offset: u64,
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08X}{:016X}", self.store_id, self.commitlog_offset)
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = ReadError;
+    fn from_str(s: &str) -> Result<Self, ReadError> {
+        let bad = || ReadError::BadMessageId(s.chars().take(64).collect());
+        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Self {
+            store_id: u32::from_str_radix(&s[..8], 16).map_err(|_| bad())?,
+            commitlog_offset: u64::from_str_radix(&s[8..], 16).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Whether an append met its durability requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendStatus {
+    /// Stored (and, under sync flush, flushed in time).
+    SendOk,
+    /// Stored, but the sync flush did not complete within the timeout.
+    FlushDiskTimeout,
+}
+
+impl AppendStatus {
+    /// RocketMQ's name for the status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AppendStatus::SendOk => "SEND_OK",
+            AppendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+        }
+    }
+}
+
+/// Where an appended message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Message id.
+    pub msg_id: MessageId,
+    /// Queue the message is in.
+    pub queue_id: u32,
+    /// Its position in that queue.
+    pub queue_offset: u64,
+    /// Store timestamp, ms since the epoch.
+    pub store_timestamp_ms: i64,
+    /// Durability outcome.
+    pub status: AppendStatus,
+}
+
+/// Outcome of a queue read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Messages were found (the page may still be empty if all were fillers).
+    Found,
+    /// The offset is the queue's end: nothing new yet.
+    NoNewMessage,
+    /// The offset is below the oldest retained message; continue at `next_offset`.
+    OffsetTooSmall,
+    /// The offset is past the queue's end; continue at `next_offset`.
+    OffsetOverflow,
+    /// The queue has never received a message.
+    NoSuchQueue,
+}
+
+/// A message read from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// Position in the queue.
+    pub queue_offset: u64,
+    /// The message's ConsumeQueue entry.
+    pub entry: CqEntry,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+/// A page of messages from one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRead {
+    /// What happened.
+    pub status: ReadStatus,
+    /// The messages, in queue order.
+    pub messages: Vec<QueueMessage>,
+    /// Offset to read next.
+    pub next_offset: u64,
+    /// Oldest retained offset of the queue.
+    pub min_offset: u64,
+    /// One past the newest offset of the queue.
+    pub max_offset: u64,
+}
+
+/// What recovery did when the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether the previous run shut down cleanly.
+    pub clean_shutdown: bool,
+    /// CommitLog records verified by CRC.
+    pub records_verified: u64,
+    /// Bytes of torn or invalid data discarded from the CommitLog's tail.
+    pub truncated_bytes: u64,
+    /// Where dispatch replay started.
+    pub replayed_from: u64,
+    /// Whether the ConsumeQueues were rebuilt from the oldest record.
+    pub rebuilt_queues: bool,
+}
+
+/// Figures for `weir status` and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Oldest retained CommitLog offset.
+    pub min_offset: u64,
+    /// One past the newest record.
+    pub max_offset: u64,
+    /// Everything below this is on disk.
+    pub flushed_offset: u64,
+    /// Everything below this is in the ConsumeQueues and index.
+    pub dispatched_offset: u64,
+    /// Bytes of CommitLog segment files.
+    pub commitlog_bytes: u64,
+    /// Number of ConsumeQueues.
+    pub queues: usize,
+}
+
+/// The result of [`Store::verify`]: a full scan for `weir store check`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Valid records in the CommitLog.
+    pub records: u64,
+    /// Invalid records and ConsumeQueue entries that point at no valid record.
+    pub corrupt: u64,
+    /// ConsumeQueue entries checked.
+    pub queue_entries: u64,
+}
+
+const META_FILE: &str = "store.meta";
+const ABORT_FILE: &str = "abort";
+const LOCK_FILE: &str = "lock";
+
+/// A running store: the CommitLog, its derived files and background services.
+pub struct Store {
+    config: StoreConfig,
+    store_id: u32,
+    log: Arc<CommitLog>,
+    dispatcher: Arc<Dispatcher>,
+    flush: Arc<FlushService>,
+    checkpoint: Arc<CheckpointFile>,
+    recovery: RecoveryReport,
+    disk: Arc<DiskWatch>,
+    closed: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    _lock: std::fs::File,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("data_dir", &self.config.data_dir).field("store_id", &self.store_id).finish()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `config.data_dir`, recovering after a crash.
+    pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
+        Self::open_with_hooks(config, Vec::new())
+    }
+
+    /// Like [`open`](Self::open), with extra dispatch hooks (replayed during recovery).
+    pub fn open_with_hooks(config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
+        config.validate()?;
+        let dir = &config.data_dir.clone();
+        std::fs::create_dir_all(dir).at(dir)?;
+        let lock = lock_dir(dir)?;
+        let store_id = load_or_create_meta(dir)?;
+        let abort = dir.join(ABORT_FILE);
+        let clean_shutdown = !abort.exists();
+        std::fs::write(&abort, b"").at(&abort)?;
+
+        let checkpoint_file = Arc::new(CheckpointFile::new(dir));
+        let checkpoint = checkpoint_file.load();
+        let verify_from = match (config.recovery, checkpoint) {
+            (RecoveryMode::FromCheckpoint, Some(cp)) => cp.commitlog_flushed,
+            _ => 0,
+        };
+        let log_dir = dir.join("commitlog");
+        let (log, log_recovery) = CommitLog::open(&log_dir, config.segment_size, verify_from).at(&log_dir)?;
+        let log = Arc::new(log);
+        let cq_dir = dir.join("consumequeue");
+        let queues = ConsumeQueueTable::open(&cq_dir, config.consume_queue_entries_per_file).at(&cq_dir)?;
+        let index_dir = dir.join("index");
+        let (index, index_from) =
+            KeyIndex::open(&index_dir, config.index_slots, config.index_entries, clean_shutdown).at(&index_dir)?;
+        let replay_from = match checkpoint {
+            Some(cp) if !queues.all().is_empty() => cp.dispatched,
+            _ => 0,
+        };
+        let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks));
+        let replay = dispatcher.recover(log_recovery.valid_end, replay_from, index_from).at(&cq_dir)?;
+        log.set_queue_offsets(dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())));
+        let recovery = RecoveryReport {
+            clean_shutdown,
+            records_verified: log_recovery.records,
+            truncated_bytes: log_recovery.truncated_bytes,
+            replayed_from: replay.from,
+            rebuilt_queues: replay.rebuilt,
+        };
+        if log_recovery.truncated_bytes > 0 {
+            tracing::warn!(bytes = log_recovery.truncated_bytes, at = log_recovery.valid_end, "discarded an invalid CommitLog tail");
+        }
+
+        let flush = FlushService::new(log.committed());
+        let disk = Arc::new(DiskWatch::default());
+        let store = Self {
+            store_id,
+            log,
+            dispatcher,
+            flush,
+            checkpoint: checkpoint_file,
+            recovery,
+            disk,
+            closed: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            _lock: lock,
+            config,
+        };
+        // Everything recovered is durable now: record it before accepting writes.
+        store.log.flush(0, store.log.committed()).at(&log_dir)?;
+        store.dispatcher.flush().at(&cq_dir)?;
+        store.write_checkpoint().at(dir)?;
+        store.start_services().at(dir)?;
+        Ok(store)
+    }
+
+    fn start_services(&self) -> std::io::Result<()> {
+        let mut threads = self.threads.lock();
+        threads.push(self.flush.spawn(self.log.clone(), self.config.flush)?);
+        let (flush, checkpoint, log) = (self.flush.clone(), self.checkpoint.clone(), self.log.clone());
+        threads.push(self.dispatcher.spawn(move |dispatcher| {
+            if let Err(err) = write_checkpoint(&log, &flush, dispatcher, &checkpoint) {
+                tracing::error!(%err, "checkpoint failed");
+            }
+        })?);
+        threads.push(spawn_cleaner(self)?);
+        Ok(())
+    }
+
+    fn write_checkpoint(&self) -> std::io::Result<()> {
+        write_checkpoint(&self.log, &self.flush, &self.dispatcher, &self.checkpoint)
+    }
+
+    /// The configuration the store runs with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+    /// What recovery did on open.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+    /// This store's id (part of every message id).
+    pub fn store_id(&self) -> u32 {
+        self.store_id
+    }
+
+    /// Appends one message; under sync flush, returns once it is on disk (or timed out).
+    pub fn append(&self, message: &Message) -> Result<AppendResult, AppendError> {
+        Ok(self.append_batch(std::slice::from_ref(message))?.remove(0))
+    }
+
+    /// Appends messages as one contiguous run sharing one flush. All or nothing:
+    /// an invalid message fails the whole batch before anything is written.
+    pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<AppendResult>, AppendError> {
+        self.check_writable()?;
+        let sized = messages
+            .iter()
+            .map(|m| Ok((m, record::encoded_len(m, self.config.max_message_size)?)))
+            .collect::<Result<Vec<_>, AppendError>>()?;
+        let total: u64 = sized.iter().map(|(_, len)| *len as u64).sum();
+        if total > self.config.segment_size / 2 {
+            return Err(crate::error::InvalidMessage::TooLarge { size: total as usize, max: (self.config.segment_size / 2) as usize }.into());
+        }
+        let placed = self.log.append(&sized, now_ms())?;
+        self.dispatcher.notify();
+        let status = match self.config.flush {
+            FlushMode::Async { .. } => AppendStatus::SendOk,
+            FlushMode::Sync { timeout } => {
+                let last = placed.last().expect("batch is non-empty");
+                match self.flush.wait_durable(last.placement.commitlog_offset + u64::from(last.size), timeout) {
+                    Durability::Flushed => AppendStatus::SendOk,
+                    Durability::TimedOut => AppendStatus::FlushDiskTimeout,
+                    Durability::Failed(why) => return Err(AppendError::Failed(why)),
+                }
+            }
+        };
+        Ok(placed
+            .iter()
+            .zip(messages)
+            .map(|(p, m)| AppendResult {
+                msg_id: MessageId { store_id: self.store_id, commitlog_offset: p.placement.commitlog_offset },
+                queue_id: m.queue_id,
+                queue_offset: p.placement.queue_offset,
+                store_timestamp_ms: p.placement.store_timestamp_ms,
+                status,
+            })
+            .collect())
+    }
+
+    fn check_writable(&self) -> Result<(), AppendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        if let Some(why) = self.flush.failure() {
+            return Err(AppendError::Failed(why));
+        }
+        if let Some(used) = self.disk.refusing() {
+            return Err(AppendError::DiskFull {
+                used_percent: used * 100.0,
+                limit_percent: self.config.disk_high_water * 100.0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Oldest retained and one-past-newest offsets of a queue (`(0, 0)` if it never received a message).
+    pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> (u64, u64) {
+        self.dispatcher.queues().get(topic, queue_id).map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
+    }
+
+    /// Every queue with its `(topic, queue_id, min_offset, max_offset)`.
+    pub fn queues(&self) -> Vec<(String, u32, u64, u64)> {
+        self.dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.min_offset(), q.max_offset())).collect()
+    }
+
+    /// Up to `max` ConsumeQueue entries from `offset` on, without touching the CommitLog
+    /// (for tag-hash pre-filtering). Filler entries are left out.
+    pub fn queue_entries(&self, topic: &str, queue_id: u32, offset: u64, max: usize) -> Vec<(u64, CqEntry)> {
+        let mut out = Vec::new();
+        if let Some(queue) = self.dispatcher.queues().get(topic, queue_id) {
+            queue.scan(offset, max, |q, e| {
+                if !e.is_filler() {
+                    out.push((q, e));
+                }
+            });
+        }
+        out
+    }
+
+    /// Reads the record a ConsumeQueue entry points at, verifying its CRC.
+    pub fn read_entry(&self, entry: &CqEntry) -> Result<StoredRecord, ReadError> {
+        self.log.read(entry.commitlog_offset, entry.size)
+    }
+
+    /// Reads up to `max` messages of a queue from `offset` on.
+    ///
+    /// A corrupt record ends the page before it; if it is the first one, the read fails.
+    pub fn read_queue(&self, topic: &str, queue_id: u32, offset: u64, max: usize) -> Result<QueueRead, ReadError> {
+        let Some(queue) = self.dispatcher.queues().get(topic, queue_id) else {
+            return Ok(QueueRead { status: ReadStatus::NoSuchQueue, messages: Vec::new(), next_offset: 0, min_offset: 0, max_offset: 0 });
+        };
+        let (min, max_offset) = (queue.min_offset(), queue.max_offset());
+        let page = |status, next_offset, messages| Ok(QueueRead { status, messages, next_offset, min_offset: min, max_offset });
+        if offset < min {
+            return page(ReadStatus::OffsetTooSmall, min, Vec::new());
+        }
+        if offset > max_offset {
+            return page(ReadStatus::OffsetOverflow, max_offset, Vec::new());
+        }
+        if offset == max_offset {
+            return page(ReadStatus::NoNewMessage, offset, Vec::new());
+        }
+        let mut entries = Vec::new();
+        queue.scan(offset, max, |q, e| entries.push((q, e)));
+        let mut next = offset;
+        let mut messages = Vec::with_capacity(entries.len());
+        for (queue_offset, entry) in entries {
+            if !entry.is_filler() {
+                match self.log.read(entry.commitlog_offset, entry.size) {
+                    Ok(record) => messages.push(QueueMessage { queue_offset, entry, record }),
+                    // Retention removed the segment under us: skip, as RocketMQ does.
+                    Err(ReadError::OffsetOutOfRange(_)) => {}
+                    Err(err) if messages.is_empty() => return Err(err),
+                    Err(_) => break,
+                }
+            }
+            next = queue_offset + 1;
+        }
+        page(ReadStatus::Found, next, messages)
+    }
+
+    /// The message with id `id`.
+    pub fn message_by_id(&self, id: &str) -> Result<StoredRecord, ReadError> {
+        let id: MessageId = id.parse()?;
+        if id.store_id != self.store_id {
+            return Err(ReadError::ForeignMessageId(id.to_string()));
+        }
+        self.log.read_at(id.commitlog_offset)
+    }
+
+    /// Up to `max` messages of `topic` carrying business key `key`, newest first.
+    pub fn messages_by_key(&self, topic: &str, key: &str, max: usize) -> Vec<StoredRecord> {
+        // Ask for extra candidates: collisions and stale entries are filtered out below.
+        let candidates = self.dispatcher.index().lookup(topic, key, max.saturating_mul(2).max(16));
+        candidates
+            .into_iter()
+            .filter_map(|offset| self.log.read_at(offset).ok())
+            .filter(|r| r.view().topic() == topic && r.view().keys().any(|k| k == key))
+            .take(max)
+            .collect()
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp_ms`
+    /// (the queue's end if none): where to reset a consumer to a point in time.
+    pub fn offset_at_time(&self, topic: &str, queue_id: u32, timestamp_ms: i64) -> u64 {
+        let Some(queue) = self.dispatcher.queues().get(topic, queue_id) else { return 0 };
+        let stored_at = |q: u64| -> Option<i64> {
+            let entry = queue.get(q).filter(|e| !e.is_filler())?;
+            Some(self.log.read(entry.commitlog_offset, entry.size).ok()?.view().store_timestamp_ms())
+        };
+        // Binary search over [min, max); unreadable entries count as "before".
+        let (mut lo, mut hi) = (queue.min_offset(), queue.max_offset());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if stored_at(mid).is_some_and(|ts| ts >= timestamp_ms) { hi = mid } else { lo = mid + 1 }
+        }
+        lo
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            min_offset: self.log.min_offset(),
+            max_offset: self.log.committed(),
+            flushed_offset: self.flush.flushed(),
+            dispatched_offset: self.dispatcher.dispatched(),
+            commitlog_bytes: self.log.disk_bytes(),
+            queues: self.dispatcher.queues().all().len(),
+        }
+    }
+
+    /// Blocks until every appended record is in the ConsumeQueues (tests, tools).
+    pub fn wait_dispatched(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.dispatcher.dispatched() < self.log.committed() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            self.dispatcher.notify();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Scans every CommitLog record and every ConsumeQueue entry.
+    pub fn verify(&self) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        let mut pos = self.log.min_offset();
+        loop {
+            match self.log.step(pos) {
+                Step::Record { next, .. } => {
+                    report.records += 1;
+                    pos = next;
+                }
+                Step::Skip { next } => pos = next,
+                Step::End => break,
+                Step::Corrupt(err) => {
+                    tracing::error!(offset = pos, %err, "corrupt CommitLog record");
+                    report.corrupt += 1;
+                    // Skip to the next segment: record boundaries after damage are unknown.
+                    pos = pos - pos % self.log.segment_size() + self.log.segment_size();
+                }
+            }
+        }
+        for queue in self.dispatcher.queues().all() {
+            queue.scan(queue.min_offset(), usize::MAX, |q, entry| {
+                if entry.is_filler() {
+                    return;
+                }
+                report.queue_entries += 1;
+                let intact = self.log.read(entry.commitlog_offset, entry.size).is_ok_and(|r| {
+                    let view = r.view();
+                    view.topic() == queue.topic() && view.queue_id() == queue.queue_id() && view.queue_offset() == q
+                });
+                if !intact {
+                    tracing::error!(topic = queue.topic(), queue_id = queue.queue_id(), queue_offset = q, "ConsumeQueue entry points at no valid record");
+                    report.corrupt += 1;
+                }
+            });
+        }
+        report
+    }
+
+    /// Runs retention and the disk check now (the cleaner thread also does this periodically).
+    pub fn clean(&self) -> std::io::Result<()> {
+        clean(&self.config, &self.log, &self.dispatcher, &self.disk)
+    }
+
+    /// Stops background services, flushes everything and marks a clean shutdown.
+    pub fn close(&self) -> std::io::Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.log.close();
+        self.disk.stop();
+        self.dispatcher.stop();
+        self.flush.shutdown();
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+        self.log.flush(0, self.log.committed())?;
+        self.dispatcher.flush()?;
+        // The flusher thread has exited; account for the final flush ourselves.
+        let checkpoint = Checkpoint { commitlog_flushed: self.log.committed(), dispatched: self.dispatcher.durable(), written_at_ms: now_ms() };
+        self.checkpoint.store(&checkpoint)?;
+        if self.flush.failure().is_none() {
+            std::fs::remove_file(self.config.data_dir.join(ABORT_FILE))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(err) = self.close() {
+            tracing::error!(%err, "closing the store failed");
+        }
+    }
+}
+
+fn write_checkpoint(log: &CommitLog, flush: &FlushService, dispatcher: &Dispatcher, file: &CheckpointFile) -> std::io::Result<()> {
+    let dispatched = dispatcher.flush()?;
+    let commitlog_flushed = flush.flushed().min(log.committed());
+    // Derived entries are only durable up to what the CommitLog itself has on disk.
+    let checkpoint = Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
+    file.store(&checkpoint)
+}
+
+/// Takes an exclusive advisory lock so two processes never open one store.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, OpenError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+    // SAFETY: plain FFI call on a valid, open file descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(OpenError::Locked(dir.to_owned()));
+    }
+    Ok(file)
+}
+
+/// Reads the store's format version and id, creating the file for a new store.
+///
+/// Format: text, `weir-store 1\nstore-id XXXXXXXX\n`.
+fn load_or_create_meta(dir: &Path) -> Result<u32, OpenError> {
+    let path = dir.join(META_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_meta(&text).ok_or_else(|| OpenError::Format {
+            path: path.clone(),
+            reason: "not a version-1 Weir store (expected `weir-store 1` and a store id)".into(),
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::read_dir(dir.join("commitlog")).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(OpenError::Format { path, reason: "missing while CommitLog segments exist".into() });
+            }
+            let id = random_store_id();
+            let tmp = dir.join("store.meta.tmp");
+            std::fs::write(&tmp, format!("weir-store 1\nstore-id {id:08X}\n")).at(&tmp)?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+            std::fs::rename(&tmp, &path).at(&path)?;
+            crate::mapped_file::sync_dir(dir).at(dir)?;
+            Ok(id)
+        }
+        Err(err) => Err(OpenError::Io { path, source: err }),
+    }
+}
+
+fn parse_meta(text: &str) -> Option<u32> {
+    let mut lines = text.lines();
+    (lines.next()? == "weir-store 1").then_some(())?;
+    u32::from_str_radix(lines.next()?.strip_prefix("store-id ")?, 16).ok()
+}
+
+fn random_store_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(now_ms());
+    h.write_u32(std::process::id());
+    h.finish() as u32
+}
+
+/// Disk-usage state shared by the cleaner and the append path.
+#[derive(Debug, Default)]
+struct DiskWatch {
+    /// Usage fraction while writes are refused.
+    refusing: Mutex<Option<f64>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl DiskWatch {
+    fn refusing(&self) -> Option<f64> {
+        *self.refusing.lock()
+    }
+    fn stop(&self) {
+        *self.stop.lock() = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Starts the retention and disk-usage thread.
+fn spawn_cleaner(store: &Store) -> std::io::Result<JoinHandle<()>> {
+        let (config, log, dispatcher, disk) = (store.config.clone(), store.log.clone(), store.dispatcher.clone(), store.disk.clone());
+        std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
+            loop {
+                if let Err(err) = clean(&config, &log, &dispatcher, &disk) {
+                    tracing::error!(%err, "retention failed");
+                }
+                let mut stop = disk.stop.lock();
+                if !*stop {
+                    disk.wake.wait_for(&mut stop, config.clean_interval);
+                }
+                if *stop {
+                    return;
+                }
+            }
+        })
+}
+
+/// Total and available bytes of the file system holding `dir`.
+fn file_system_space(dir: &Path) -> std::io::Result<(f64, f64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: `statvfs` is plain old data; zeroes are a valid initial value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let block = stat.f_frsize as f64;
+    Ok((stat.f_blocks as f64 * block, stat.f_bavail as f64 * block))
+}
+
+/// Fraction of the file system holding `dir` that is in use.
+fn disk_usage(dir: &Path) -> std::io::Result<f64> {
+    let (total, available) = file_system_space(dir)?;
+    Ok(if total > 0.0 { 1.0 - available / total } else { 0.0 })
+}
+
+/// One retention pass: delete expired sealed segments (and, above the forced-clean
+/// mark, the oldest ones regardless of age), trim derived files, and decide
+/// whether writes must be refused.
+fn clean(config: &StoreConfig, log: &CommitLog, dispatcher: &Dispatcher, disk: &DiskWatch) -> std::io::Result<()> {
+    let mut usage = disk_usage(&config.data_dir)?;
+    let total = file_system_space(&config.data_dir)?.0.max(1.0);
+    let now = SystemTime::now();
+    let dispatched = dispatcher.dispatched();
+    let min = log.delete_oldest_while(|segment| {
+        // Never delete what the dispatcher has not indexed yet.
+        if segment.end() > dispatched {
+            return false;
+        }
+        let age = std::fs::metadata(segment.path()).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+        let expired = age.is_some_and(|age| age >= config.retention);
+        let forced = usage >= config.disk_clean_forcibly;
+        if forced && !expired {
+            tracing::warn!(usage, segment = %segment.path().display(), "disk nearly full: deleting a segment before its retention time");
+        }
+        if expired || forced {
+            usage -= segment.size() as f64 / total;
+        }
+        expired || forced
+    })?;
+    for queue in dispatcher.queues().all() {
+        queue.delete_below(min)?;
+    }
+    dispatcher.index().delete_below(min)?;
+    let usage = disk_usage(&config.data_dir)?;
+    let mut refusing = disk.refusing.lock();
+    match (*refusing, usage >= config.disk_high_water) {
+        (None, true) => tracing::error!(usage, limit = config.disk_high_water, "disk above the high-water mark: refusing writes"),
+        (Some(_), false) => tracing::info!(usage, "disk usage back below the high-water mark: accepting writes"),
+        _ => {}
+    }
+    *refusing = (usage >= config.disk_high_water).then_some(usage);
+    Ok(())
+}
