@@ -51,12 +51,18 @@ impl Checkpoint {
 pub struct CheckpointFile {
     path: PathBuf,
     tmp: PathBuf,
+    manifest: QueueManifest,
 }
 
 impl CheckpointFile {
     /// The checkpoint kept in `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("checkpoint"), tmp: dir.join("checkpoint.tmp") }
+        Self { path: dir.join("checkpoint"), tmp: dir.join("checkpoint.tmp"), manifest: QueueManifest::new(dir) }
+    }
+
+    /// The queue manifest written with each checkpoint.
+    pub fn manifest(&self) -> &QueueManifest {
+        &self.manifest
     }
 
     /// The stored checkpoint; `None` when missing or damaged (recovery then starts from the beginning).
@@ -77,6 +83,46 @@ impl CheckpointFile {
         file.sync_all()?;
         std::fs::rename(&self.tmp, &self.path)?;
         crate::mapped_file::sync_dir(self.path.parent().expect("file in a directory"))
+    }
+}
+
+/// The list of ConsumeQueues and their lengths at the last checkpoint, so
+/// that recovery notices a queue that went missing or fell behind.
+///
+/// Format: text, one `topic queue_id max_offset` line per queue; replaced
+/// atomically like the checkpoint.
+#[derive(Debug)]
+pub struct QueueManifest {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl QueueManifest {
+    /// The manifest kept in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { path: dir.join("queues"), tmp: dir.join("queues.tmp") }
+    }
+
+    /// The recorded queues; empty when the file is missing or unreadable.
+    pub fn load(&self) -> Vec<(String, u32, u64)> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else { return Vec::new() };
+        text.lines()
+            .filter_map(|line| {
+                let mut parts = line.split(' ');
+                let topic = parts.next()?.to_owned();
+                let queue_id = parts.next()?.parse().ok()?;
+                let max_offset = parts.next()?.parse().ok()?;
+                Some((topic, queue_id, max_offset))
+            })
+            .collect()
+    }
+
+    /// Durably replaces the manifest.
+    pub fn store(&self, queues: impl Iterator<Item = (String, u32, u64)>) -> std::io::Result<()> {
+        let text: String = queues.map(|(topic, queue_id, max)| format!("{topic} {queue_id} {max}\n")).collect();
+        std::fs::write(&self.tmp, text)?;
+        std::fs::File::open(&self.tmp)?.sync_all()?;
+        std::fs::rename(&self.tmp, &self.path)
     }
 }
 
@@ -105,5 +151,15 @@ mod tests {
         assert_eq!(file.load(), None);
         std::fs::write(dir.path().join("checkpoint"), b"short").expect("write");
         assert_eq!(file.load(), None);
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = QueueManifest::new(dir.path());
+        assert!(manifest.load().is_empty());
+        let queues = vec![("orders".to_owned(), 0, 10), ("%RETRY%g".to_owned(), 3, 0)];
+        manifest.store(queues.clone().into_iter()).expect("store");
+        assert_eq!(manifest.load(), queues);
     }
 }

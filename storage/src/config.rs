@@ -92,9 +92,10 @@ impl StoreConfig {
     /// Checks the values against each other.
     pub(crate) fn validate(&self) -> Result<(), crate::OpenError> {
         let fail = |why: &str| Err(crate::OpenError::Config(why.to_owned()));
-        let largest_record = self.max_message_size as u64 + 256 * 1024;
-        if self.segment_size < 2 * largest_record {
-            return fail("segment_size must hold at least two records of max_message_size (plus 256 KiB of headers)");
+        // Records with unusually large headers are refused at append time
+        // (a batch may take at most half a segment).
+        if self.segment_size < 2 * (self.max_message_size as u64 + 4096) {
+            return fail("segment_size must be at least twice max_message_size plus 8 KiB");
         }
         if self.segment_size > i64::MAX as u64 / 2 || self.segment_size > usize::MAX as u64 {
             return fail("segment_size is too large");

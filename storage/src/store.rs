@@ -229,8 +229,11 @@ impl Store {
         let index_dir = dir.join("index");
         let (index, index_from) =
             KeyIndex::open(&index_dir, config.index_slots, config.index_entries, clean_shutdown).at(&index_dir)?;
+        // A queue that existed at the last checkpoint but has no files now must be rebuilt
+        // from the whole CommitLog; replaying from the checkpoint would not see its old records.
+        let queue_lost = checkpoint_file.manifest().load().into_iter().any(|(topic, queue_id, _)| queues.get(&topic, queue_id).is_none());
         let replay_from = match checkpoint {
-            Some(cp) if !queues.all().is_empty() => cp.dispatched,
+            Some(cp) if !queue_lost && !queues.all().is_empty() => cp.dispatched,
             _ => 0,
         };
         let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks));
@@ -547,6 +550,8 @@ impl Store {
         self.log.flush(0, self.log.committed())?;
         self.dispatcher.flush()?;
         // The flusher thread has exited; account for the final flush ourselves.
+        let queues = self.dispatcher.queues().all();
+        self.checkpoint.manifest().store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
         let checkpoint = Checkpoint { commitlog_flushed: self.log.committed(), dispatched: self.dispatcher.durable(), written_at_ms: now_ms() };
         self.checkpoint.store(&checkpoint)?;
         if self.flush.failure().is_none() {
@@ -566,6 +571,8 @@ impl Drop for Store {
 
 fn write_checkpoint(log: &CommitLog, flush: &FlushService, dispatcher: &Dispatcher, file: &CheckpointFile) -> std::io::Result<()> {
     let dispatched = dispatcher.flush()?;
+    let queues = dispatcher.queues().all();
+    file.manifest().store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
     let commitlog_flushed = flush.flushed().min(log.committed());
     // Derived entries are only durable up to what the CommitLog itself has on disk.
     let checkpoint = Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
