@@ -205,12 +205,12 @@ impl Store {
     }
 
     /// Like [`open`](Self::open), with extra dispatch hooks (replayed during recovery).
-    pub fn open_with_hooks(config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
+    pub fn open_with_hooks(mut config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
         config.validate()?;
         let dir = &config.data_dir.clone();
         std::fs::create_dir_all(dir).at(dir)?;
         let lock = lock_dir(dir)?;
-        let store_id = load_or_create_meta(dir)?;
+        let store_id = load_or_create_meta(dir, &mut config)?;
         let abort = dir.join(ABORT_FILE);
         let clean_shutdown = !abort.exists();
         std::fs::write(&abort, b"").at(&abort)?;
@@ -591,23 +591,38 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, OpenError> {
     Ok(file)
 }
 
-/// Reads the store's format version and id, creating the file for a new store.
+/// Reads the store's format version, id and file geometry, creating the file for a new store.
 ///
-/// Format: text, `weir-store 1\nstore-id XXXXXXXX\n`.
-fn load_or_create_meta(dir: &Path) -> Result<u32, OpenError> {
+/// Format: text lines `weir-store 1`, `store-id XXXXXXXX`, `segment-size N`,
+/// `consume-queue-entries N`. The geometry of an existing store wins over the
+/// configuration: opening files with another size would misplace every offset.
+fn load_or_create_meta(dir: &Path, config: &mut StoreConfig) -> Result<u32, OpenError> {
     let path = dir.join(META_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse_meta(&text).ok_or_else(|| OpenError::Format {
-            path: path.clone(),
-            reason: "not a version-1 Weir store (expected `weir-store 1` and a store id)".into(),
-        }),
+        Ok(text) => {
+            let meta = parse_meta(&text).ok_or_else(|| OpenError::Format {
+                path: path.clone(),
+                reason: "not a version-1 Weir store (expected `weir-store 1`, a store id and file sizes)".into(),
+            })?;
+            if (meta.1, meta.2) != (config.segment_size, config.consume_queue_entries_per_file) {
+                tracing::info!(segment_size = meta.1, consume_queue_entries = meta.2, "using the file sizes the store was created with");
+                config.segment_size = meta.1;
+                config.consume_queue_entries_per_file = meta.2;
+                config.validate()?;
+            }
+            Ok(meta.0)
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             if std::fs::read_dir(dir.join("commitlog")).is_ok_and(|mut d| d.next().is_some()) {
                 return Err(OpenError::Format { path, reason: "missing while CommitLog segments exist".into() });
             }
             let id = random_store_id();
+            let text = format!(
+                "weir-store 1\nstore-id {id:08X}\nsegment-size {}\nconsume-queue-entries {}\n",
+                config.segment_size, config.consume_queue_entries_per_file
+            );
             let tmp = dir.join("store.meta.tmp");
-            std::fs::write(&tmp, format!("weir-store 1\nstore-id {id:08X}\n")).at(&tmp)?;
+            std::fs::write(&tmp, text).at(&tmp)?;
             std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
             std::fs::rename(&tmp, &path).at(&path)?;
             crate::mapped_file::sync_dir(dir).at(dir)?;
@@ -617,10 +632,14 @@ fn load_or_create_meta(dir: &Path) -> Result<u32, OpenError> {
     }
 }
 
-fn parse_meta(text: &str) -> Option<u32> {
+/// `(store id, segment size, ConsumeQueue entries per file)`.
+fn parse_meta(text: &str) -> Option<(u32, u64, u64)> {
     let mut lines = text.lines();
     (lines.next()? == "weir-store 1").then_some(())?;
-    u32::from_str_radix(lines.next()?.strip_prefix("store-id ")?, 16).ok()
+    let id = u32::from_str_radix(lines.next()?.strip_prefix("store-id ")?, 16).ok()?;
+    let segment_size = lines.next()?.strip_prefix("segment-size ")?.parse().ok()?;
+    let entries = lines.next()?.strip_prefix("consume-queue-entries ")?.parse().ok()?;
+    Some((id, segment_size, entries))
 }
 
 fn random_store_id() -> u32 {

@@ -26,7 +26,7 @@ fn message(topic: &str, queue_id: u32, n: usize) -> Message {
     Message {
         topic: topic.to_owned(),
         queue_id,
-        tag: if n % 2 == 0 { "even".into() } else { "odd".into() },
+        tag: if n.is_multiple_of(2) { "even".into() } else { "odd".into() },
         keys: vec![format!("key-{n}")],
         properties: vec![("n".into(), n.to_string())],
         body: format!("body-{n}-{}", "x".repeat(n % 200)).into_bytes().into(),
@@ -333,4 +333,22 @@ fn a_queue_missing_entries_is_rebuilt_on_open() {
     let q1 = read_all(&store, "t", 1);
     assert_eq!(q1.len(), 68);
     assert_eq!(q1[0], (0, "1".to_owned()));
+}
+
+#[test]
+fn reopening_with_other_file_sizes_keeps_the_original_geometry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    populate(dir.path(), 300);
+    let store = Store::open(StoreConfig { segment_size: 1 << 20, consume_queue_entries_per_file: 1000, ..config(dir.path()) })
+        .expect("reopen");
+    assert_eq!(store.config().segment_size, 64 * 1024);
+    assert_eq!((0..3).map(|q| read_all(&store, "t", q).len()).sum::<usize>(), 300);
+}
+
+#[test]
+fn refuses_a_directory_that_is_not_a_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("store.meta"), "something else\n").expect("write");
+    let err = Store::open(config(dir.path())).expect_err("not a store");
+    assert!(err.to_string().contains("not a version-1 Weir store"), "{err}");
 }
