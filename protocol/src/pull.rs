@@ -1,0 +1,266 @@
+//! Pulling: read a page of messages from one queue, long-polling when there is none.
+
+use crate::error::{DecodeError, EncodeError};
+use crate::message::StoredMessage;
+use crate::wire::{Reader, Wire, Writer};
+
+/// Which messages of the queue the consumer wants.
+///
+/// Format: `u8` tag; `0` all; `1` tag expression, then string; `2` SQL92, then string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum FilterExpression {
+    /// Every message (RocketMQ's `*`).
+    #[default]
+    All,
+    /// Messages whose tag is listed, e.g. `TagA || TagB`.
+    Tag(String),
+    /// Messages whose properties satisfy a SQL92 expression, e.g. `region = 'SH'`.
+    Sql(String),
+}
+
+impl Wire for FilterExpression {
+    const MIN_LEN: usize = 1;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match self {
+            FilterExpression::All => {
+                w.u8(0);
+                Ok(())
+            }
+            FilterExpression::Tag(expression) => {
+                w.u8(1);
+                w.str("pull.filter.tag", expression)
+            }
+            FilterExpression::Sql(expression) => {
+                w.u8(2);
+                w.str("pull.filter.sql", expression)
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        match r.u8("pull.filter")? {
+            0 => Ok(FilterExpression::All),
+            1 => Ok(FilterExpression::Tag(r.str("pull.filter.tag")?)),
+            2 => Ok(FilterExpression::Sql(r.str("pull.filter.sql")?)),
+            tag => Err(DecodeError::InvalidValue { field: "pull.filter", value: tag.into() }),
+        }
+    }
+}
+
+/// Read up to `max_messages` from one queue starting at `offset`. With nothing to return
+/// and `max_wait_ms > 0`, the broker holds the request until a matching message arrives
+/// or the wait ends (long polling).
+///
+/// Format: string consumer_group, string topic, `u32` queue_id, `u64` offset, `u32`
+/// max_messages, `u32` max_wait_ms, [`FilterExpression`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    /// The consumer group pulling.
+    pub consumer_group: String,
+    /// Topic to read.
+    pub topic: String,
+    /// Queue to read.
+    pub queue_id: u32,
+    /// First queue offset wanted.
+    pub offset: u64,
+    /// Most messages to return.
+    pub max_messages: u32,
+    /// Longest time to hold the request when nothing matches; 0 answers at once.
+    pub max_wait_ms: u32,
+    /// Which messages the consumer wants.
+    pub filter: FilterExpression,
+}
+
+impl Wire for PullRequest {
+    const MIN_LEN: usize = 2 + 2 + 4 + 8 + 4 + 4 + FilterExpression::MIN_LEN;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str("pull.consumer_group", &self.consumer_group)?;
+        w.str("pull.topic", &self.topic)?;
+        w.u32(self.queue_id);
+        w.u64(self.offset);
+        w.u32(self.max_messages);
+        w.u32(self.max_wait_ms);
+        self.filter.encode(w)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(PullRequest {
+            consumer_group: r.str("pull.consumer_group")?,
+            topic: r.str("pull.topic")?,
+            queue_id: r.u32("pull.queue_id")?,
+            offset: r.u64("pull.offset")?,
+            max_messages: r.u32("pull.max_messages")?,
+            max_wait_ms: r.u32("pull.max_wait_ms")?,
+            filter: FilterExpression::decode(r)?,
+        })
+    }
+}
+
+/// What a pull found.
+///
+/// Format: `u8`: 0 found, 1 no new message, 2 no matched message, 3 offset illegal,
+/// 4 offset moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PullStatus {
+    /// At least one message is returned.
+    Found,
+    /// The queue has nothing at or after the offset (after any long-poll wait).
+    NoNewMessage,
+    /// Messages exist but none matched the filter; continue from `next_offset`.
+    NoMatchedMessage,
+    /// The offset is outside `[min_offset, max_offset]`.
+    OffsetIllegal,
+    /// The offset's messages were deleted by retention; continue from `next_offset`.
+    OffsetMoved,
+}
+
+impl PullStatus {
+    const ALL: [PullStatus; 5] = [
+        PullStatus::Found,
+        PullStatus::NoNewMessage,
+        PullStatus::NoMatchedMessage,
+        PullStatus::OffsetIllegal,
+        PullStatus::OffsetMoved,
+    ];
+}
+
+/// A page of messages and where to continue.
+///
+/// Format: `u8` [`PullStatus`], `u64` next_offset, `u64` min_offset, `u64` max_offset,
+/// `u32` count × [`StoredMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullResponse {
+    /// What the pull found.
+    pub status: PullStatus,
+    /// The offset to pull from next (past every message examined, matched or not).
+    pub next_offset: u64,
+    /// The queue's smallest stored offset.
+    pub min_offset: u64,
+    /// The queue's offset after its last message.
+    pub max_offset: u64,
+    /// The messages, in queue order.
+    pub messages: Vec<StoredMessage>,
+}
+
+impl Wire for PullResponse {
+    const MIN_LEN: usize = 1 + 8 + 8 + 8 + 4;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.u8(self.status as u8);
+        w.u64(self.next_offset);
+        w.u64(self.min_offset);
+        w.u64(self.max_offset);
+        w.list("pull.messages", &self.messages)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let status = r.u8("pull.status")?;
+        let status = PullStatus::ALL
+            .get(usize::from(status))
+            .copied()
+            .ok_or(DecodeError::InvalidValue { field: "pull.status", value: status.into() })?;
+        Ok(PullResponse {
+            status,
+            next_offset: r.u64("pull.next_offset")?,
+            min_offset: r.u64("pull.min_offset")?,
+            max_offset: r.u64("pull.max_offset")?,
+            messages: r.list("pull.messages")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{arb_filter, arb_pull_response, check_request, check_response, encoded_len, frame};
+    use crate::{FrameKind, Request, RequestKind, Response};
+
+    fn pull(filter: FilterExpression) -> PullRequest {
+        PullRequest {
+            consumer_group: String::new(),
+            topic: String::new(),
+            queue_id: 0,
+            offset: 0,
+            max_messages: 0,
+            max_wait_ms: 0,
+            filter,
+        }
+    }
+
+    #[test]
+    fn min_lens_are_the_smallest_encodings() {
+        assert_eq!(encoded_len(&pull(FilterExpression::All)), PullRequest::MIN_LEN);
+        let empty = PullResponse {
+            status: PullStatus::Found,
+            next_offset: 0,
+            min_offset: 0,
+            max_offset: 0,
+            messages: Vec::new(),
+        };
+        assert_eq!(encoded_len(&empty), PullResponse::MIN_LEN);
+    }
+
+    #[test]
+    fn status_values() {
+        for (value, status) in PullStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status as usize, value);
+        }
+        let mut payload = vec![5];
+        payload.extend_from_slice(&[0; 28]);
+        assert_eq!(
+            Response::decode(frame(FrameKind::Response(RequestKind::Pull), &payload)),
+            Err(DecodeError::InvalidValue { field: "pull.status", value: 5 })
+        );
+    }
+
+    #[test]
+    fn filter_tags() {
+        let tag = FilterExpression::Tag("TagA || TagB".to_owned());
+        let mut payload = vec![0; 24];
+        payload.extend_from_slice(&[1, 12, 0]);
+        payload.extend_from_slice(b"TagA || TagB");
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
+            Ok(Request::Pull(pull(tag)))
+        );
+        let last_tag = 24;
+        payload[last_tag] = 2;
+        let sql = FilterExpression::Sql("TagA || TagB".to_owned());
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
+            Ok(Request::Pull(pull(sql)))
+        );
+        payload[last_tag] = 3;
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
+            Err(DecodeError::InvalidValue { field: "pull.filter", value: 3 })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn pull_request_round_trips(
+            consumer_group in "\\PC{0,10}",
+            topic in "\\PC{0,10}",
+            queue_id in any::<u32>(),
+            offset in any::<u64>(),
+            max_messages in any::<u32>(),
+            max_wait_ms in any::<u32>(),
+            filter in arb_filter(),
+        ) {
+            let request = PullRequest {
+                consumer_group, topic, queue_id, offset, max_messages, max_wait_ms, filter,
+            };
+            check_request(&Request::Pull(request), None)?;
+        }
+
+        #[test]
+        fn pull_response_round_trips(response in arb_pull_response()) {
+            check_response(&Response::Pull(response), None)?;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Every request a client can send, and its frame encoding.
+
+use bytes::BytesMut;
+
+use crate::consumer_offset::{CommitOffsetRequest, FetchOffsetRequest};
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
+use crate::pull::PullRequest;
+use crate::query::MessageQuery;
+use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
+use crate::send::SendRequest;
+use crate::topic::{DeleteTopicRequest, ListTopicsRequest, TopicConfig};
+use crate::wire::{Wire, Writer, decode_exact};
+
+/// A request, client to broker: the one frame a client writes on a new stream.
+///
+/// Format: a frame of kind [`FrameKind::Request`] whose payload is the variant's value
+/// (empty for [`Request::Status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Create a topic; answered with the created [`TopicConfig`].
+    CreateTopic(TopicConfig),
+    /// Replace a topic's queue counts and permissions; answered with the new config.
+    UpdateTopic(TopicConfig),
+    /// Delete a topic; answered with an empty response.
+    DeleteTopic(DeleteTopicRequest),
+    /// List topics.
+    ListTopics(ListTopicsRequest),
+    /// Send one message or a batch.
+    Send(SendRequest),
+    /// Pull from a queue, long-polling when empty.
+    Pull(PullRequest),
+    /// Look messages up by id or key.
+    QueryMessage(MessageQuery),
+    /// A queue's min and max offsets.
+    QueueOffsets(QueueOffsetsRequest),
+    /// The queue offset at a timestamp.
+    OffsetByTimestamp(OffsetByTimestampRequest),
+    /// Commit a consumer group's offset; answered with an empty response.
+    CommitOffset(CommitOffsetRequest),
+    /// Fetch a consumer group's committed offset.
+    FetchOffset(FetchOffsetRequest),
+    /// Broker status.
+    Status,
+}
+
+impl Request {
+    /// What the request asks for.
+    pub const fn kind(&self) -> RequestKind {
+        match self {
+            Request::CreateTopic(_) => RequestKind::CreateTopic,
+            Request::UpdateTopic(_) => RequestKind::UpdateTopic,
+            Request::DeleteTopic(_) => RequestKind::DeleteTopic,
+            Request::ListTopics(_) => RequestKind::ListTopics,
+            Request::Send(_) => RequestKind::Send,
+            Request::Pull(_) => RequestKind::Pull,
+            Request::QueryMessage(_) => RequestKind::QueryMessage,
+            Request::QueueOffsets(_) => RequestKind::QueueOffsets,
+            Request::OffsetByTimestamp(_) => RequestKind::OffsetByTimestamp,
+            Request::CommitOffset(_) => RequestKind::CommitOffset,
+            Request::FetchOffset(_) => RequestKind::FetchOffset,
+            Request::Status => RequestKind::Status,
+        }
+    }
+
+    /// Appends the request's whole frame (header and payload) to `dst`. On error `dst` is
+    /// left as it was.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_frame(dst, FrameKind::Request(self.kind()), |w| self.encode_payload(w))
+    }
+
+    fn encode_payload(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match self {
+            Request::CreateTopic(topic) | Request::UpdateTopic(topic) => topic.encode(w),
+            Request::DeleteTopic(request) => request.encode(w),
+            Request::ListTopics(request) => request.encode(w),
+            Request::Send(request) => request.encode(w),
+            Request::Pull(request) => request.encode(w),
+            Request::QueryMessage(query) => query.encode(w),
+            Request::QueueOffsets(request) => request.encode(w),
+            Request::OffsetByTimestamp(request) => request.encode(w),
+            Request::CommitOffset(request) => request.encode(w),
+            Request::FetchOffset(request) => request.encode(w),
+            Request::Status => ().encode(w),
+        }
+    }
+
+    /// Decodes a request frame. A response or error frame is
+    /// [`UnexpectedKind`](DecodeError::UnexpectedKind); the payload must be consumed
+    /// exactly.
+    pub fn decode(frame: Frame) -> Result<Self, DecodeError> {
+        let FrameKind::Request(kind) = frame.kind else {
+            return Err(DecodeError::UnexpectedKind { kind: frame.kind });
+        };
+        let payload = frame.payload;
+        Ok(match kind {
+            RequestKind::CreateTopic => Request::CreateTopic(decode_exact(payload)?),
+            RequestKind::UpdateTopic => Request::UpdateTopic(decode_exact(payload)?),
+            RequestKind::DeleteTopic => Request::DeleteTopic(decode_exact(payload)?),
+            RequestKind::ListTopics => Request::ListTopics(decode_exact(payload)?),
+            RequestKind::Send => Request::Send(decode_exact(payload)?),
+            RequestKind::Pull => Request::Pull(decode_exact(payload)?),
+            RequestKind::QueryMessage => Request::QueryMessage(decode_exact(payload)?),
+            RequestKind::QueueOffsets => Request::QueueOffsets(decode_exact(payload)?),
+            RequestKind::OffsetByTimestamp => Request::OffsetByTimestamp(decode_exact(payload)?),
+            RequestKind::CommitOffset => Request::CommitOffset(decode_exact(payload)?),
+            RequestKind::FetchOffset => Request::FetchOffset(decode_exact(payload)?),
+            RequestKind::Status => {
+                decode_exact::<()>(payload)?;
+                Request::Status
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{arb_request, check_request, frame};
+
+    #[test]
+    fn status_request_has_an_empty_payload() {
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Status), &[0])),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn responses_are_not_requests() {
+        for kind in [FrameKind::Response(RequestKind::Status), FrameKind::Error] {
+            assert_eq!(Request::decode(frame(kind, &[])), Err(DecodeError::UnexpectedKind { kind }));
+        }
+    }
+
+    #[test]
+    fn encode_appends_after_existing_bytes() {
+        let mut dst = BytesMut::from(&b"prefix"[..]);
+        Request::Status.encode(&mut dst).unwrap();
+        assert_eq!(&dst[..6], b"prefix");
+        assert_eq!(dst.len(), 6 + crate::HEADER_LEN);
+    }
+
+    proptest! {
+        #[test]
+        fn every_request_round_trips(request in arb_request()) {
+            check_request(&request, None)?;
+        }
+    }
+}

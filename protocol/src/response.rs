@@ -1,0 +1,157 @@
+//! Every response the broker can send, and its frame encoding.
+
+use bytes::BytesMut;
+
+use crate::consumer_offset::FetchOffsetResponse;
+use crate::error::{DecodeError, EncodeError};
+use crate::error_response::ErrorResponse;
+use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
+use crate::pull::PullResponse;
+use crate::query::QueryMessageResponse;
+use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
+use crate::send::SendResponse;
+use crate::status::BrokerStatus;
+use crate::topic::{ListTopicsResponse, TopicConfig};
+use crate::wire::{Wire, Writer, decode_exact};
+
+/// A response, broker to client: the one frame the broker writes back on a request's
+/// stream. Each variant but [`Response::Error`] answers the request of the same name.
+///
+/// Format: a frame of kind [`FrameKind::Response`] (or [`FrameKind::Error`]) whose
+/// payload is the variant's value (empty for unit variants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The created topic.
+    CreateTopic(TopicConfig),
+    /// The updated topic.
+    UpdateTopic(TopicConfig),
+    /// The topic was deleted.
+    DeleteTopic,
+    /// The topics.
+    ListTopics(ListTopicsResponse),
+    /// One result per sent message.
+    Send(SendResponse),
+    /// A page of messages.
+    Pull(PullResponse),
+    /// The messages found.
+    QueryMessage(QueryMessageResponse),
+    /// The queue's bounds.
+    QueueOffsets(QueueOffsetsResponse),
+    /// The offset at the timestamp.
+    OffsetByTimestamp(OffsetByTimestampResponse),
+    /// The offset was committed.
+    CommitOffset,
+    /// The committed offset.
+    FetchOffset(FetchOffsetResponse),
+    /// The broker's status.
+    Status(BrokerStatus),
+    /// The request failed.
+    Error(ErrorResponse),
+}
+
+impl Response {
+    /// The frame kind this response is sent as.
+    pub const fn kind(&self) -> FrameKind {
+        let answers = match self {
+            Response::CreateTopic(_) => RequestKind::CreateTopic,
+            Response::UpdateTopic(_) => RequestKind::UpdateTopic,
+            Response::DeleteTopic => RequestKind::DeleteTopic,
+            Response::ListTopics(_) => RequestKind::ListTopics,
+            Response::Send(_) => RequestKind::Send,
+            Response::Pull(_) => RequestKind::Pull,
+            Response::QueryMessage(_) => RequestKind::QueryMessage,
+            Response::QueueOffsets(_) => RequestKind::QueueOffsets,
+            Response::OffsetByTimestamp(_) => RequestKind::OffsetByTimestamp,
+            Response::CommitOffset => RequestKind::CommitOffset,
+            Response::FetchOffset(_) => RequestKind::FetchOffset,
+            Response::Status(_) => RequestKind::Status,
+            Response::Error(_) => return FrameKind::Error,
+        };
+        FrameKind::Response(answers)
+    }
+
+    /// Appends the response's whole frame (header and payload) to `dst`. On error `dst`
+    /// is left as it was.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_frame(dst, self.kind(), |w| self.encode_payload(w))
+    }
+
+    fn encode_payload(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match self {
+            Response::CreateTopic(topic) | Response::UpdateTopic(topic) => topic.encode(w),
+            Response::DeleteTopic | Response::CommitOffset => ().encode(w),
+            Response::ListTopics(response) => response.encode(w),
+            Response::Send(response) => response.encode(w),
+            Response::Pull(response) => response.encode(w),
+            Response::QueryMessage(response) => response.encode(w),
+            Response::QueueOffsets(response) => response.encode(w),
+            Response::OffsetByTimestamp(response) => response.encode(w),
+            Response::FetchOffset(response) => response.encode(w),
+            Response::Status(status) => status.encode(w),
+            Response::Error(error) => error.encode(w),
+        }
+    }
+
+    /// Decodes a response or error frame. A request frame is
+    /// [`UnexpectedKind`](DecodeError::UnexpectedKind); the payload must be consumed
+    /// exactly.
+    pub fn decode(frame: Frame) -> Result<Self, DecodeError> {
+        let payload = frame.payload;
+        let kind = match frame.kind {
+            FrameKind::Response(kind) => kind,
+            FrameKind::Error => return Ok(Response::Error(decode_exact(payload)?)),
+            FrameKind::Request(_) => return Err(DecodeError::UnexpectedKind { kind: frame.kind }),
+        };
+        Ok(match kind {
+            RequestKind::CreateTopic => Response::CreateTopic(decode_exact(payload)?),
+            RequestKind::UpdateTopic => Response::UpdateTopic(decode_exact(payload)?),
+            RequestKind::DeleteTopic => {
+                decode_exact::<()>(payload)?;
+                Response::DeleteTopic
+            }
+            RequestKind::ListTopics => Response::ListTopics(decode_exact(payload)?),
+            RequestKind::Send => Response::Send(decode_exact(payload)?),
+            RequestKind::Pull => Response::Pull(decode_exact(payload)?),
+            RequestKind::QueryMessage => Response::QueryMessage(decode_exact(payload)?),
+            RequestKind::QueueOffsets => Response::QueueOffsets(decode_exact(payload)?),
+            RequestKind::OffsetByTimestamp => Response::OffsetByTimestamp(decode_exact(payload)?),
+            RequestKind::CommitOffset => {
+                decode_exact::<()>(payload)?;
+                Response::CommitOffset
+            }
+            RequestKind::FetchOffset => Response::FetchOffset(decode_exact(payload)?),
+            RequestKind::Status => Response::Status(decode_exact(payload)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{arb_response, check_response, frame};
+
+    #[test]
+    fn requests_are_not_responses() {
+        let kind = FrameKind::Request(RequestKind::Send);
+        assert_eq!(Response::decode(frame(kind, &[0, 0, 0, 0])), Err(DecodeError::UnexpectedKind { kind }));
+    }
+
+    #[test]
+    fn empty_responses_reject_payload_bytes() {
+        for kind in [RequestKind::DeleteTopic, RequestKind::CommitOffset] {
+            assert_eq!(
+                Response::decode(frame(FrameKind::Response(kind), &[9, 9])),
+                Err(DecodeError::TrailingBytes { count: 2 })
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_response_round_trips(response in arb_response()) {
+            check_response(&response, None)?;
+        }
+    }
+}

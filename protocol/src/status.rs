@@ -1,0 +1,213 @@
+//! Broker status: what `weir status` shows.
+//!
+//! The status is a list of numbered fields rather than a fixed struct, so brokers can
+//! report more without a protocol version change: decoders skip field ids they do not
+//! know and leave fields that are absent at their default.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::wire::{Reader, Wire, Writer};
+
+/// When the broker acknowledges a send relative to fsync.
+///
+/// Format: `u8`: 0 async, 1 sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FlushMode {
+    /// Acknowledge once in the page cache; flush periodically.
+    #[default]
+    Async,
+    /// Acknowledge after the fsync that covers the message (group commit).
+    Sync,
+}
+
+/// The broker's state, for operators.
+///
+/// Built with `BrokerStatus::default()` and field assignment, so fields added later do
+/// not break callers.
+///
+/// Format: `u32` count × (`u16` field id, `u32` length, value), values encoded as
+/// elsewhere: 1 version (string), 2 uptime_ms (`u64`), 3 data_dir (string), 4 flush_mode
+/// ([`FlushMode`]), 5 topic_count (`u32`), 6 commitlog_size_bytes (`u64`),
+/// 7 commitlog_max_offset (`u64`), 8 connections (`u32`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BrokerStatus {
+    /// The broker's software version.
+    pub version: String,
+    /// Time since the broker started, in milliseconds.
+    pub uptime_ms: u64,
+    /// The broker's data directory.
+    pub data_dir: String,
+    /// The broker's flush mode.
+    pub flush_mode: FlushMode,
+    /// Number of topics, system topics included.
+    pub topic_count: u32,
+    /// Bytes of CommitLog on disk.
+    pub commitlog_size_bytes: u64,
+    /// The CommitLog offset the next message will be written at.
+    pub commitlog_max_offset: u64,
+    /// Open client connections.
+    pub connections: u32,
+}
+
+const VERSION: u16 = 1;
+const UPTIME_MS: u16 = 2;
+const DATA_DIR: u16 = 3;
+const FLUSH_MODE: u16 = 4;
+const TOPIC_COUNT: u16 = 5;
+const COMMITLOG_SIZE_BYTES: u16 = 6;
+const COMMITLOG_MAX_OFFSET: u16 = 7;
+const CONNECTIONS: u16 = 8;
+
+/// One numbered status field with its still-encoded value.
+///
+/// Format: `u16` id, `u32`-length value.
+struct StatusField {
+    id: u16,
+    value: Bytes,
+}
+
+impl StatusField {
+    /// A field whose value `write` encodes.
+    fn new(id: u16, write: impl FnOnce(&mut Writer<'_>) -> Result<(), EncodeError>) -> Result<Self, EncodeError> {
+        let mut value = BytesMut::new();
+        write(&mut Writer::new(&mut value))?;
+        Ok(StatusField { id, value: value.freeze() })
+    }
+}
+
+impl Wire for StatusField {
+    const MIN_LEN: usize = 2 + 4;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.u16(self.id);
+        w.bytes("status.field", &self.value)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(StatusField { id: r.u16("status.field")?, value: r.bytes("status.field")? })
+    }
+}
+
+impl Wire for BrokerStatus {
+    const MIN_LEN: usize = 4;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        let fields = [
+            StatusField::new(VERSION, |w| w.str("status.version", &self.version))?,
+            StatusField::new(UPTIME_MS, |w| {
+                w.u64(self.uptime_ms);
+                Ok(())
+            })?,
+            StatusField::new(DATA_DIR, |w| w.str("status.data_dir", &self.data_dir))?,
+            StatusField::new(FLUSH_MODE, |w| {
+                w.u8(self.flush_mode as u8);
+                Ok(())
+            })?,
+            StatusField::new(TOPIC_COUNT, |w| {
+                w.u32(self.topic_count);
+                Ok(())
+            })?,
+            StatusField::new(COMMITLOG_SIZE_BYTES, |w| {
+                w.u64(self.commitlog_size_bytes);
+                Ok(())
+            })?,
+            StatusField::new(COMMITLOG_MAX_OFFSET, |w| {
+                w.u64(self.commitlog_max_offset);
+                Ok(())
+            })?,
+            StatusField::new(CONNECTIONS, |w| {
+                w.u32(self.connections);
+                Ok(())
+            })?,
+        ];
+        w.list("status.fields", &fields)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut status = BrokerStatus::default();
+        for field in r.list::<StatusField>("status.fields")? {
+            let mut value = Reader::new(field.value);
+            match field.id {
+                VERSION => status.version = value.str("status.version")?,
+                UPTIME_MS => status.uptime_ms = value.u64("status.uptime_ms")?,
+                DATA_DIR => status.data_dir = value.str("status.data_dir")?,
+                FLUSH_MODE => {
+                    status.flush_mode = match value.u8("status.flush_mode")? {
+                        0 => FlushMode::Async,
+                        1 => FlushMode::Sync,
+                        mode => {
+                            return Err(DecodeError::InvalidValue { field: "status.flush_mode", value: mode.into() });
+                        }
+                    }
+                }
+                TOPIC_COUNT => status.topic_count = value.u32("status.topic_count")?,
+                COMMITLOG_SIZE_BYTES => {
+                    status.commitlog_size_bytes = value.u64("status.commitlog_size_bytes")?;
+                }
+                COMMITLOG_MAX_OFFSET => {
+                    status.commitlog_max_offset = value.u64("status.commitlog_max_offset")?;
+                }
+                CONNECTIONS => status.connections = value.u32("status.connections")?,
+                _unknown => continue,
+            }
+            value.finish()?;
+        }
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{arb_broker_status, check_request, check_response, frame};
+    use crate::{FrameKind, Request, RequestKind, Response};
+
+    fn status_payload(fields: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut payload = (fields.len() as u32).to_le_bytes().to_vec();
+        for (id, value) in fields {
+            payload.extend_from_slice(&id.to_le_bytes());
+            payload.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            payload.extend_from_slice(value);
+        }
+        payload
+    }
+
+    fn decode_status(payload: &[u8]) -> Result<Response, DecodeError> {
+        Response::decode(frame(FrameKind::Response(RequestKind::Status), payload))
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_and_missing_ones_default() {
+        let payload =
+            status_payload(&[(99, b"from a newer broker"), (CONNECTIONS, &7u32.to_le_bytes()), (FLUSH_MODE, &[1])]);
+        let expected = BrokerStatus { connections: 7, flush_mode: FlushMode::Sync, ..BrokerStatus::default() };
+        assert_eq!(decode_status(&payload), Ok(Response::Status(expected)));
+    }
+
+    #[test]
+    fn known_fields_must_have_their_exact_size() {
+        let payload = status_payload(&[(UPTIME_MS, &[0; 9])]);
+        assert_eq!(decode_status(&payload), Err(DecodeError::TrailingBytes { count: 1 }));
+        let payload = status_payload(&[(TOPIC_COUNT, &[0; 3])]);
+        assert_eq!(decode_status(&payload), Err(DecodeError::Truncated { field: "status.topic_count" }));
+        let payload = status_payload(&[(FLUSH_MODE, &[2])]);
+        assert_eq!(decode_status(&payload), Err(DecodeError::InvalidValue { field: "status.flush_mode", value: 2 }));
+    }
+
+    #[test]
+    fn golden_status_request_frame() {
+        let golden: &[u8] = &[b'W', b'E', b'I', b'R', 1, 0, 0x01, 0x07, 0, 0, 0, 0];
+        check_request(&Request::Status, Some(golden)).unwrap();
+    }
+
+    proptest! {
+        #[test]
+        fn status_response_round_trips(status in arb_broker_status()) {
+            check_response(&Response::Status(status), None)?;
+        }
+    }
+}

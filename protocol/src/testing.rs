@@ -1,0 +1,310 @@
+//! Test support: value strategies for every wire type and the shared round-trip check.
+
+use std::fmt::Debug;
+use std::num::NonZeroU8;
+
+use bytes::{Bytes, BytesMut};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+use crate::consumer_offset::{CommitOffsetRequest, FetchOffsetRequest, FetchOffsetResponse};
+use crate::decoder::decode_frame;
+use crate::error::{DecodeError, EncodeError};
+use crate::error_response::{ErrorCode, ErrorResponse};
+use crate::frame::{Frame, FrameKind};
+use crate::message::StoredMessage;
+use crate::pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
+use crate::query::{MessageQuery, QueryMessageResponse};
+use crate::queue_offsets::{
+    OffsetByTimestampRequest, OffsetByTimestampResponse, QueueOffsetsRequest, QueueOffsetsResponse,
+};
+use crate::request::Request;
+use crate::response::Response;
+use crate::send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
+use crate::status::{BrokerStatus, FlushMode};
+use crate::topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
+use crate::wire::{Wire, Writer};
+
+/// A frame of `kind` with `payload`, as the frame decoder would return it.
+pub(crate) fn frame(kind: FrameKind, payload: &[u8]) -> Frame {
+    Frame { kind, payload: Bytes::copy_from_slice(payload) }
+}
+
+/// How many bytes `value` encodes to.
+pub(crate) fn encoded_len<T: Wire>(value: &T) -> usize {
+    let mut dst = BytesMut::new();
+    value.encode(&mut Writer::new(&mut dst)).unwrap();
+    dst.len()
+}
+
+/// Checks that `request` encodes (to `golden`, if given) and decodes back to itself, and
+/// that its payload cut short or extended is a typed error.
+pub(crate) fn check_request(request: &Request, golden: Option<&[u8]>) -> Result<(), TestCaseError> {
+    check_frame(request, golden, Request::encode, Request::decode)?;
+    let mut dst = BytesMut::new();
+    request.encode(&mut dst).unwrap();
+    let frame = decode_frame(dst.freeze(), u32::MAX).unwrap();
+    prop_assert_eq!(frame.kind, FrameKind::Request(request.kind()));
+    let kind = frame.kind;
+    prop_assert_eq!(Response::decode(frame), Err(DecodeError::UnexpectedKind { kind }));
+    Ok(())
+}
+
+/// Like [`check_request`], for responses.
+pub(crate) fn check_response(response: &Response, golden: Option<&[u8]>) -> Result<(), TestCaseError> {
+    check_frame(response, golden, Response::encode, Response::decode)
+}
+
+fn check_frame<T: Clone + Debug + PartialEq>(
+    value: &T,
+    golden: Option<&[u8]>,
+    encode: impl Fn(&T, &mut BytesMut) -> Result<(), EncodeError>,
+    decode: impl Fn(Frame) -> Result<T, DecodeError>,
+) -> Result<(), TestCaseError> {
+    let mut dst = BytesMut::new();
+    encode(value, &mut dst).unwrap();
+    if let Some(golden) = golden {
+        prop_assert_eq!(&dst[..], golden, "encoding differs from the golden bytes");
+    }
+    let frame = decode_frame(dst.freeze(), u32::MAX).unwrap();
+    prop_assert_eq!(decode(frame.clone()), Ok(value.clone()));
+
+    for len in 0..frame.payload.len() {
+        let cut = Frame { kind: frame.kind, payload: frame.payload.slice(..len) };
+        let result = decode(cut);
+        prop_assert!(
+            matches!(result, Err(DecodeError::Truncated { .. })),
+            "payload cut to {} bytes gave {:?}",
+            len,
+            result
+        );
+    }
+
+    let mut longer = frame.payload.to_vec();
+    longer.push(0);
+    let extended = Frame { kind: frame.kind, payload: Bytes::from(longer) };
+    prop_assert_eq!(decode(extended), Err(DecodeError::TrailingBytes { count: 1 }));
+    Ok(())
+}
+
+fn arb_string() -> impl Strategy<Value = String> + Clone {
+    "\\PC{0,8}"
+}
+
+fn arb_properties() -> impl Strategy<Value = Vec<(String, String)>> {
+    vec((arb_string(), arb_string()), 0..3)
+}
+
+fn arb_body() -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 0..32).prop_map(Bytes::from)
+}
+
+/// Any topic config.
+pub(crate) fn arb_topic_config() -> impl Strategy<Value = TopicConfig> {
+    (arb_string(), any::<u32>(), any::<u32>(), any::<(bool, bool)>()).prop_map(
+        |(name, read_queues, write_queues, (readable, writable))| TopicConfig {
+            name,
+            read_queues,
+            write_queues,
+            permissions: TopicPermissions { readable, writable },
+        },
+    )
+}
+
+fn arb_delivery() -> impl Strategy<Value = Delivery> {
+    prop_oneof![
+        Just(Delivery::Immediate),
+        (1u8..).prop_map(|level| Delivery::DelayLevel(NonZeroU8::new(level).unwrap())),
+        any::<u64>().prop_map(Delivery::DeliverAtMs),
+    ]
+}
+
+/// Any message to send.
+pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
+    (
+        (arb_string(), any::<Option<u32>>(), proptest::option::of(arb_string())),
+        (vec(arb_string(), 0..3), arb_properties()),
+        (any::<u32>(), any::<u64>(), arb_delivery(), arb_body()),
+    )
+        .prop_map(|((topic, queue_id, tag), (keys, properties), (flags, born, delivery, body))| Message {
+            topic,
+            queue_id,
+            tag,
+            keys,
+            properties,
+            flags,
+            born_timestamp_ms: born,
+            delivery,
+            body,
+        })
+}
+
+/// Any send result.
+pub(crate) fn arb_send_result() -> impl Strategy<Value = SendResult> {
+    let status = prop_oneof![
+        Just(SendStatus::SendOk),
+        Just(SendStatus::FlushDiskTimeout),
+        Just(SendStatus::FlushSlaveTimeout),
+        Just(SendStatus::SlaveNotAvailable),
+    ];
+    (arb_string(), any::<u32>(), any::<u64>(), status).prop_map(|(msg_id, queue_id, queue_offset, status)| SendResult {
+        msg_id,
+        queue_id,
+        queue_offset,
+        status,
+    })
+}
+
+/// Any subscription filter.
+pub(crate) fn arb_filter() -> impl Strategy<Value = FilterExpression> {
+    prop_oneof![
+        Just(FilterExpression::All),
+        arb_string().prop_map(FilterExpression::Tag),
+        arb_string().prop_map(FilterExpression::Sql),
+    ]
+}
+
+/// Any stored message.
+pub(crate) fn arb_stored_message() -> impl Strategy<Value = StoredMessage> {
+    (
+        (arb_string(), arb_string(), any::<u32>(), any::<[u64; 4]>()),
+        (arb_string(), any::<u32>(), any::<u32>()),
+        (proptest::option::of(arb_string()), vec(arb_string(), 0..3), arb_properties(), arb_body()),
+    )
+        .prop_map(
+            |(
+                (msg_id, topic, queue_id, [queue_offset, commitlog_offset, born, stored]),
+                (born_host, flags, reconsume_times),
+                (tag, keys, properties, body),
+            )| StoredMessage {
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                commitlog_offset,
+                born_timestamp_ms: born,
+                store_timestamp_ms: stored,
+                born_host,
+                flags,
+                reconsume_times,
+                tag,
+                keys,
+                properties,
+                body,
+            },
+        )
+}
+
+/// Any pull response.
+pub(crate) fn arb_pull_response() -> impl Strategy<Value = PullResponse> {
+    let status = prop_oneof![
+        Just(PullStatus::Found),
+        Just(PullStatus::NoNewMessage),
+        Just(PullStatus::NoMatchedMessage),
+        Just(PullStatus::OffsetIllegal),
+        Just(PullStatus::OffsetMoved),
+    ];
+    (status, any::<[u64; 3]>(), vec(arb_stored_message(), 0..3)).prop_map(
+        |(status, [next_offset, min_offset, max_offset], messages)| PullResponse {
+            status,
+            next_offset,
+            min_offset,
+            max_offset,
+            messages,
+        },
+    )
+}
+
+/// Any message lookup.
+pub(crate) fn arb_message_query() -> impl Strategy<Value = MessageQuery> {
+    prop_oneof![
+        arb_string().prop_map(|msg_id| MessageQuery::ById { msg_id }),
+        (arb_string(), arb_string(), any::<u32>())
+            .prop_map(|(topic, key, max_results)| { MessageQuery::ByKey { topic, key, max_results } }),
+    ]
+}
+
+/// Any broker status.
+pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
+    (
+        (arb_string(), arb_string(), any::<bool>()),
+        (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
+    )
+        .prop_map(|((version, data_dir, sync), (uptime_ms, topic_count, size, max_offset, connections))| {
+            BrokerStatus {
+                version,
+                uptime_ms,
+                data_dir,
+                flush_mode: if sync { FlushMode::Sync } else { FlushMode::Async },
+                topic_count,
+                commitlog_size_bytes: size,
+                commitlog_max_offset: max_offset,
+                connections,
+            }
+        })
+}
+
+/// Any error response, with known and unknown codes.
+pub(crate) fn arb_error_response() -> impl Strategy<Value = ErrorResponse> {
+    (any::<u16>(), arb_string()).prop_map(|(code, message)| ErrorResponse::new(ErrorCode::from_u16(code), message))
+}
+
+/// Any request.
+pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
+    let consumer_queue = (arb_string(), arb_string(), any::<u32>());
+    prop_oneof![
+        arb_topic_config().prop_map(Request::CreateTopic),
+        arb_topic_config().prop_map(Request::UpdateTopic),
+        arb_string().prop_map(|topic| Request::DeleteTopic(DeleteTopicRequest { topic })),
+        any::<bool>().prop_map(|include_system| Request::ListTopics(ListTopicsRequest { include_system })),
+        vec(arb_message(), 0..3).prop_map(|messages| Request::Send(SendRequest { messages })),
+        (consumer_queue.clone(), any::<u64>(), any::<[u32; 2]>(), arb_filter()).prop_map(
+            |((consumer_group, topic, queue_id), offset, [max_messages, max_wait_ms], filter)| {
+                Request::Pull(PullRequest {
+                    consumer_group,
+                    topic,
+                    queue_id,
+                    offset,
+                    max_messages,
+                    max_wait_ms,
+                    filter,
+                })
+            }
+        ),
+        arb_message_query().prop_map(Request::QueryMessage),
+        (arb_string(), any::<u32>())
+            .prop_map(|(topic, queue_id)| { Request::QueueOffsets(QueueOffsetsRequest { topic, queue_id }) }),
+        (arb_string(), any::<u32>(), any::<u64>()).prop_map(|(topic, queue_id, timestamp_ms)| {
+            Request::OffsetByTimestamp(OffsetByTimestampRequest { topic, queue_id, timestamp_ms })
+        }),
+        (consumer_queue.clone(), any::<u64>()).prop_map(|((consumer_group, topic, queue_id), offset)| {
+            Request::CommitOffset(CommitOffsetRequest { consumer_group, topic, queue_id, offset })
+        }),
+        consumer_queue.prop_map(|(consumer_group, topic, queue_id)| {
+            Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id })
+        }),
+        Just(Request::Status),
+    ]
+}
+
+/// Any response, errors included.
+pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        arb_topic_config().prop_map(Response::CreateTopic),
+        arb_topic_config().prop_map(Response::UpdateTopic),
+        Just(Response::DeleteTopic),
+        vec(arb_topic_config(), 0..3).prop_map(|topics| Response::ListTopics(ListTopicsResponse { topics })),
+        vec(arb_send_result(), 0..3).prop_map(|results| Response::Send(SendResponse { results })),
+        arb_pull_response().prop_map(Response::Pull),
+        vec(arb_stored_message(), 0..3).prop_map(|messages| Response::QueryMessage(QueryMessageResponse { messages })),
+        any::<[u64; 2]>().prop_map(|[min_offset, max_offset]| {
+            Response::QueueOffsets(QueueOffsetsResponse { min_offset, max_offset })
+        }),
+        any::<u64>().prop_map(|offset| Response::OffsetByTimestamp(OffsetByTimestampResponse { offset })),
+        Just(Response::CommitOffset),
+        any::<Option<u64>>().prop_map(|offset| Response::FetchOffset(FetchOffsetResponse { offset })),
+        arb_broker_status().prop_map(Response::Status),
+        arb_error_response().prop_map(Response::Error),
+    ]
+}
