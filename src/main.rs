@@ -1,3 +1,55 @@
 //! `weir`: the single binary operators run.
+//!
+//! Every command prints a short human summary by default and one JSON object
+//! per line with `--json`. Usage errors exit with status 2, failed checks and
+//! runtime errors with 1.
 
-fn main() {}
+mod ack_log;
+mod cmd;
+mod latency;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Weir: a persistent message broker with filtering at the broker.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a short, visible demonstration in a temporary directory.
+    Demo(cmd::demo::DemoArgs),
+    /// Load generators.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Offline tools for a store's data directory.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(command) => cmd::bench::run(command),
+        Command::Store(command) => cmd::store::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

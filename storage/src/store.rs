@@ -247,7 +247,7 @@ impl Store {
             rebuilt_queues: replay.rebuilt,
         };
         if log_recovery.truncated_bytes > 0 {
-            tracing::warn!(bytes = log_recovery.truncated_bytes, at = log_recovery.valid_end, "discarded an invalid CommitLog tail");
+            tracing::info!(bytes = log_recovery.truncated_bytes, at = log_recovery.valid_end, "discarded an invalid CommitLog tail");
         }
 
         let flush = FlushService::new(log.committed());

@@ -1,0 +1,216 @@
+//! `weir bench`: load generators.
+//!
+//! `weir bench store` appends straight into the storage engine (no network)
+//! from several writer threads and reports throughput and append latency.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use weir_storage::{AppendStatus, FlushMode, Message, Store, StoreConfig};
+
+use crate::ack_log::{Ack, AckLog};
+use crate::latency::{Percentiles, histogram};
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append straight into the storage engine and measure throughput and latency.
+    Store(StoreBenchArgs),
+}
+
+/// Flush policy named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushArg {
+    /// Acknowledge after the page cache; flush in the background.
+    Async,
+    /// Acknowledge after fsync, with group commit.
+    Sync,
+}
+
+impl FlushArg {
+    /// The storage flush mode with default interval/timeout.
+    pub fn mode(self) -> FlushMode {
+        match self {
+            FlushArg::Async => FlushMode::ASYNC,
+            FlushArg::Sync => FlushMode::SYNC,
+        }
+    }
+}
+
+/// Arguments of `weir bench store`.
+#[derive(Debug, Args)]
+pub struct StoreBenchArgs {
+    /// Store directory (created if missing; appends go after existing data).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Messages to append.
+    #[arg(long)]
+    count: u64,
+    /// Body size in bytes.
+    #[arg(long)]
+    size: usize,
+    /// Topics to spread messages over (`bench-0`, `bench-1`, ...).
+    #[arg(long, default_value_t = 1)]
+    topics: u32,
+    /// Queues per topic.
+    #[arg(long, default_value_t = 4)]
+    queues: u32,
+    /// Concurrent writer threads.
+    #[arg(long, default_value_t = 1)]
+    writers: u32,
+    /// Messages per append call (a batch shares one lock and one flush).
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// Flush policy.
+    #[arg(long, value_enum)]
+    flush: FlushArg,
+    /// CommitLog segment size in bytes (new stores only).
+    #[arg(long, default_value_t = 1 << 30)]
+    segment_size: u64,
+    /// Write one JSON line per acknowledged message to FILE.
+    #[arg(long, value_name = "FILE")]
+    ack_log: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a benchmark.
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Store(args) => bench_store(args),
+    }
+}
+
+/// What one writer thread measured.
+struct WriterResult {
+    latencies: hdrhistogram::Histogram<u64>,
+    appended: u64,
+    flush_timeouts: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.writers > 0 && args.topics > 0 && args.queues > 0 && args.batch > 0, "--writers, --topics, --queues and --batch must be positive");
+    let config = StoreConfig { flush: args.flush.mode(), segment_size: args.segment_size, ..StoreConfig::new(&args.data_dir) };
+    let store = Arc::new(Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?);
+    let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
+    let body = bytes::Bytes::from((0..args.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = crate::cmd::progress_bar(args.count, args.json);
+
+    let started = Instant::now();
+    let writers: Vec<_> = (0..args.writers)
+        .map(|w| {
+            let share = args.count / u64::from(args.writers) + u64::from(u64::from(w) < args.count % u64::from(args.writers));
+            let (store, ack_log, body, done) = (store.clone(), ack_log.clone(), body.clone(), done.clone());
+            let (topics, queues, batch) = (args.topics, args.queues, args.batch as usize);
+            std::thread::Builder::new().name(format!("bench-writer-{w}")).spawn(move || {
+                let mut result = WriterResult { latencies: histogram(), appended: 0, flush_timeouts: 0, errors: 0, first_error: None };
+                let mut sent = 0u64;
+                while sent < share {
+                    let n = (batch as u64).min(share - sent) as usize;
+                    let messages: Vec<Message> = (0..n as u64)
+                        .map(|i| {
+                            let seq = u64::from(w) * share + sent + i;
+                            Message {
+                                topic: format!("bench-{}", seq % u64::from(topics)),
+                                queue_id: (seq / u64::from(topics) % u64::from(queues)) as u32,
+                                tag: "bench".into(),
+                                keys: Vec::new(),
+                                properties: Vec::new(),
+                                body: body.clone(),
+                                born_timestamp_ms: weir_storage::now_ms(),
+                                born_host: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                                flags: 0,
+                            }
+                        })
+                        .collect();
+                    let t0 = Instant::now();
+                    let outcome = store.append_batch(&messages);
+                    let micros = t0.elapsed().as_micros().max(1) as u64;
+                    sent += n as u64;
+                    match outcome {
+                        Ok(results) => {
+                            for (r, m) in results.iter().zip(&messages) {
+                                let _ = result.latencies.record(micros);
+                                result.appended += 1;
+                                if r.status == AppendStatus::FlushDiskTimeout {
+                                    result.flush_timeouts += 1;
+                                    continue;
+                                }
+                                if let Some(log) = &ack_log {
+                                    let ack = Ack { msg_id: r.msg_id.to_string(), topic: m.topic.clone(), queue_id: r.queue_id, queue_offset: r.queue_offset };
+                                    if let Err(err) = log.record(&ack) {
+                                        result.first_error.get_or_insert(err.to_string());
+                                    }
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            result.errors += n as u64;
+                            result.first_error.get_or_insert(err.to_string());
+                        }
+                    }
+                    done.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                result
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    while done.load(Ordering::Relaxed) < args.count && writers.iter().any(|w| !w.is_finished()) {
+        progress.set_position(done.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut latencies = histogram();
+    let (mut appended, mut flush_timeouts, mut errors, mut first_error) = (0, 0, 0, None);
+    for writer in writers {
+        let r = writer.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))?;
+        latencies.add(&r.latencies)?;
+        appended += r.appended;
+        flush_timeouts += r.flush_timeouts;
+        errors += r.errors;
+        first_error = first_error.or(r.first_error);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    store.close().context("closing the store")?;
+
+    let p = Percentiles::from(&latencies);
+    let msgs_per_sec = appended as f64 / seconds;
+    let mb_per_sec = msgs_per_sec * args.size as f64 / 1e6;
+    let flush = match args.flush {
+        FlushArg::Async => "async",
+        FlushArg::Sync => "sync",
+    };
+    if args.json {
+        let summary = serde_json::json!({
+            "appended": appended, "errors": errors, "flush_timeouts": flush_timeouts, "seconds": seconds,
+            "msgs_per_sec": msgs_per_sec, "mb_per_sec": mb_per_sec,
+            "p50_us": p.p50, "p99_us": p.p99, "p999_us": p.p999, "max_us": p.max,
+            "size": args.size, "writers": args.writers, "batch": args.batch, "flush": flush,
+        });
+        println!("{summary}");
+    } else {
+        println!("appended {appended} messages of {} B in {seconds:.2} s with {} writer(s), {flush} flush", args.size, args.writers);
+        println!("  {:<14}{:>14.0}", "msgs/s", msgs_per_sec);
+        println!("  {:<14}{:>14.1}", "MB/s", mb_per_sec);
+        println!("  {:<14}{:>11} µs", "p50 latency", p.p50);
+        println!("  {:<14}{:>11} µs", "p99 latency", p.p99);
+        println!("  {:<14}{:>11} µs", "p99.9 latency", p.p999);
+        println!("  {:<14}{:>14}", "flush timeouts", flush_timeouts);
+        println!("  {:<14}{:>14}", "errors", errors);
+    }
+    if let Some(err) = first_error {
+        eprintln!("error: {errors} append(s) failed; first error: {err}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
