@@ -1,21 +1,33 @@
 //! Evaluating a compiled filter allocates nothing: a counting global
 //! allocator (in this test binary only) sees no allocation across many
-//! evaluations of `region = 'SH' AND amount > 100`.
+//! evaluations of `region = 'SH' AND amount > 100`. Counts are per thread, so
+//! tests running in parallel do not disturb each other.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use weir_sql92::{Filter, Truth};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    // `try_with` fails only while the thread is being torn down.
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator, which
 // upholds the `GlobalAlloc` contract; counting has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: the caller's guarantees for `layout` are passed on as is.
         unsafe { System.alloc(layout) }
     }
@@ -26,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: `ptr` came from `System` with `layout`; the caller upholds
         // the rest of `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -47,14 +59,14 @@ fn evaluation_allocates_nothing() {
     ];
     let expected = [Ok(Truth::True), Ok(Truth::False), Err(()), Ok(Truth::Null)];
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let mut results = [Ok(Truth::Null); 4];
     for _ in 0..10_000 {
         for (result, message) in results.iter_mut().zip(messages) {
             *result = filter.evaluate(message).map_err(drop);
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
 
     assert_eq!(results, expected);
     assert_eq!(allocations, 0, "evaluation allocated {allocations} times");
@@ -62,8 +74,8 @@ fn evaluation_allocates_nothing() {
 
 #[test]
 fn the_counter_sees_allocations() {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let filter = std::hint::black_box(Filter::parse("a = 'x'").expect("valid"));
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
+    assert!(allocations() > before);
     drop(filter);
 }
