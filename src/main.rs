@@ -30,6 +30,9 @@ enum Command {
     /// Offline tools for a store's data directory.
     #[command(subcommand)]
     Store(cmd::store::StoreCommand),
+    /// Try SQL92 subscriptions against messages.
+    #[command(subcommand)]
+    Filter(cmd::filter::FilterCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(command) => cmd::bench::run(command),
         Command::Store(command) => cmd::store::run(command),
+        Command::Filter(command) => cmd::filter::run(command),
     };
     match result {
         Ok(code) => code,

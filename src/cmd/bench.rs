@@ -72,6 +72,9 @@ pub struct StoreBenchArgs {
     /// CommitLog segment size in bytes (new stores only).
     #[arg(long, default_value_t = 1 << 30)]
     segment_size: u64,
+    /// Largest accepted body in bytes (new stores only need segments of at least twice this).
+    #[arg(long, default_value_t = 4 << 20)]
+    max_message_size: usize,
     /// Write one JSON line per acknowledged message to FILE.
     #[arg(long, value_name = "FILE")]
     ack_log: Option<PathBuf>,
@@ -98,7 +101,12 @@ struct WriterResult {
 
 fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.writers > 0 && args.topics > 0 && args.queues > 0 && args.batch > 0, "--writers, --topics, --queues and --batch must be positive");
-    let config = StoreConfig { flush: args.flush.mode(), segment_size: args.segment_size, ..StoreConfig::new(&args.data_dir) };
+    let config = StoreConfig {
+        flush: args.flush.mode(),
+        segment_size: args.segment_size,
+        max_message_size: args.max_message_size,
+        ..StoreConfig::new(&args.data_dir)
+    };
     let store = Arc::new(Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?);
     let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
     let body = bytes::Bytes::from((0..args.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod filter;
 pub mod store;
 
 /// A progress bar with rate and ETA on stderr; hidden for `--json` runs and

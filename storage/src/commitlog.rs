@@ -181,15 +181,13 @@ impl CommitLog {
                 index += 1;
                 continue;
             }
-            report.truncated_bytes += data_len(&raw[pos..]);
             if sealed {
                 pos = raw.len();
             }
-            w.truncate(pos)?;
+            report.truncated_bytes += w.truncate(pos)?;
             report.valid_end = start + pos as u64;
-            for dropped in writers.drain(index + 1..) {
-                let mut dropped = dropped;
-                report.truncated_bytes += data_len(dropped.raw_from(0));
+            for mut dropped in writers.drain(index + 1..) {
+                report.truncated_bytes += dropped.data_len_from(0) as u64;
                 std::fs::remove_file(dropped.file().path())?;
             }
             return Ok(report);
@@ -366,11 +364,6 @@ impl CommitLog {
             let _ = thread.join();
         }
     }
-}
-
-/// Bytes up to and including the last non-zero byte: how much data a region holds.
-fn data_len(bytes: &[u8]) -> u64 {
-    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
 }
 
 /// Creates the next segment in the background.

@@ -107,8 +107,7 @@ impl ConsumeQueue {
             let used = if i + 1 < listed.len() {
                 file_size as usize
             } else {
-                let raw = w.raw_from(0);
-                raw.chunks_exact(ENTRY_LEN).rposition(|e| e.iter().any(|&b| b != 0)).map_or(0, |i| (i + 1) * ENTRY_LEN)
+                w.data_len_from(0).div_ceil(ENTRY_LEN) * ENTRY_LEN
             };
             w.truncate(used)?;
             files.push(w.file().clone());

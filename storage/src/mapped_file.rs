@@ -23,7 +23,7 @@ pub struct MappedFile {
     map: MmapRaw,
     /// Bytes `[0, published)` are written and immutable.
     published: AtomicUsize,
-    _file: File,
+    file: File,
 }
 
 /// The unique write handle of a [`MappedFile`].
@@ -76,7 +76,7 @@ impl MappedFile {
 
     fn map(path: PathBuf, start: u64, file: File, published: usize) -> std::io::Result<FileWriter> {
         let map = MmapRaw::map_raw(&file)?;
-        let file = Arc::new(MappedFile { path, start, map, published: AtomicUsize::new(published), _file: file });
+        let file = Arc::new(MappedFile { path, start, map, published: AtomicUsize::new(published), file });
         Ok(FileWriter { file, pos: published })
     }
 
@@ -116,6 +116,17 @@ impl MappedFile {
     pub fn bytes(self: &Arc<Self>, pos: usize, len: usize) -> Option<Bytes> {
         let end = pos.checked_add(len)?;
         (end <= self.published()).then(|| Bytes::from_owner(FileSlice { file: self.clone(), pos, len }))
+    }
+
+    /// End of the region from `from` that may hold data: the next hole as the
+    /// file system reports it (ext4, xfs and tmpfs report pre-allocated blocks
+    /// that were never written as holes), or the file's end where it cannot tell.
+    fn data_end(&self, from: usize) -> usize {
+        use std::os::fd::AsRawFd;
+        let Ok(offset) = libc::off_t::try_from(from) else { return self.size() };
+        // SAFETY: plain FFI call on the open file descriptor this struct owns.
+        let hole = unsafe { libc::lseek(self.file.as_raw_fd(), offset, libc::SEEK_HOLE) };
+        usize::try_from(hole).map_or(self.size(), |hole| hole.clamp(from, self.size()))
     }
 
     /// Forces published bytes `[from, to)` to disk.
@@ -160,16 +171,22 @@ impl FileWriter {
 
     /// Recovery only, before the file is shared with readers: sets the write
     /// position and zeroes everything after it, discarding a torn tail.
-    pub fn truncate(&mut self, pos: usize) -> std::io::Result<()> {
+    /// Returns how many bytes of data (through the last non-zero byte) were discarded.
+    pub fn truncate(&mut self, pos: usize) -> std::io::Result<u64> {
         assert!(pos <= self.file.size());
-        let dirty = self.file.size() - pos;
+        let data = self.data_len_from(pos);
         self.pos = pos;
-        let tail = self.reserve(dirty);
-        let nonzero = tail.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        tail[..nonzero].fill(0);
-        self.file.flush_range(pos, pos + nonzero)?;
+        self.reserve(data).fill(0);
+        self.file.flush_range(pos, pos + data)?;
         self.publish();
-        Ok(())
+        Ok(data as u64)
+    }
+
+    /// Bytes from `from` through the last non-zero byte of the file.
+    pub fn data_len_from(&mut self, from: usize) -> usize {
+        let end = self.file.data_end(from);
+        let region = &self.raw_from(from)[..end - from.min(end)];
+        region.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
     }
 
     /// Recovery only: the raw bytes from `pos` to the end of the file, written or not.

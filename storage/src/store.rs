@@ -206,11 +206,11 @@ impl Store {
 
     /// Like [`open`](Self::open), with extra dispatch hooks (replayed during recovery).
     pub fn open_with_hooks(mut config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
-        config.validate()?;
         let dir = &config.data_dir.clone();
         std::fs::create_dir_all(dir).at(dir)?;
         let lock = lock_dir(dir)?;
         let store_id = load_or_create_meta(dir, &mut config)?;
+        config.validate()?;
         let abort = dir.join(ABORT_FILE);
         let clean_shutdown = !abort.exists();
         std::fs::write(&abort, b"").at(&abort)?;
@@ -608,11 +608,18 @@ fn load_or_create_meta(dir: &Path, config: &mut StoreConfig) -> Result<u32, Open
                 tracing::info!(segment_size = meta.1, consume_queue_entries = meta.2, "using the file sizes the store was created with");
                 config.segment_size = meta.1;
                 config.consume_queue_entries_per_file = meta.2;
+                // The segments bound the message size: a record may take at most half a segment.
+                let fits = (meta.1 / 2).saturating_sub(4096) as usize;
+                if config.max_message_size > fits {
+                    tracing::info!(max_message_size = fits, "lowering max_message_size to fit the store's segments");
+                    config.max_message_size = fits;
+                }
                 config.validate()?;
             }
             Ok(meta.0)
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            config.validate()?;
             if std::fs::read_dir(dir.join("commitlog")).is_ok_and(|mut d| d.next().is_some()) {
                 return Err(OpenError::Format { path, reason: "missing while CommitLog segments exist".into() });
             }
