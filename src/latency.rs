@@ -22,6 +22,11 @@ pub struct Percentiles {
 
 impl From<&Histogram<u64>> for Percentiles {
     fn from(h: &Histogram<u64>) -> Self {
-        Self { p50: h.value_at_quantile(0.5), p99: h.value_at_quantile(0.99), p999: h.value_at_quantile(0.999), max: h.max() }
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
     }
 }

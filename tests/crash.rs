@@ -21,7 +21,8 @@ fn check(data_dir: &Path, ack_log: &Path) -> (serde_json::Value, bool) {
         .output()
         .expect("run weir store check");
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let last =
+        stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&out.stderr)));
     (serde_json::from_str(last).expect("JSON report"), out.status.success())
 }
 
@@ -91,7 +92,10 @@ fn store_check_fails_when_an_acknowledged_message_is_missing() {
     assert!(status.success());
     let (report, ok) = check(&data_dir, &ack_log);
     assert!(ok, "{report}");
-    assert_eq!((report["acked"].as_u64(), report["missing"].as_u64(), report["records"].as_u64()), (Some(100), Some(0), Some(100)));
+    assert_eq!(
+        (report["acked"].as_u64(), report["missing"].as_u64(), report["records"].as_u64()),
+        (Some(100), Some(0), Some(100))
+    );
     // An ack for a message that was never stored must be reported.
     let mut text = std::fs::read_to_string(&ack_log).expect("read");
     let first = text.lines().next().expect("a line").to_owned();

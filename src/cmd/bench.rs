@@ -100,14 +100,18 @@ struct WriterResult {
 }
 
 fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.writers > 0 && args.topics > 0 && args.queues > 0 && args.batch > 0, "--writers, --topics, --queues and --batch must be positive");
+    anyhow::ensure!(
+        args.writers > 0 && args.topics > 0 && args.queues > 0 && args.batch > 0,
+        "--writers, --topics, --queues and --batch must be positive"
+    );
     let config = StoreConfig {
         flush: args.flush.mode(),
         segment_size: args.segment_size,
         max_message_size: args.max_message_size,
         ..StoreConfig::new(&args.data_dir)
     };
-    let store = Arc::new(Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?);
+    let store =
+        Arc::new(Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?);
     let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
     let body = bytes::Bytes::from((0..args.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
     let done = Arc::new(AtomicU64::new(0));
@@ -116,11 +120,18 @@ fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let writers: Vec<_> = (0..args.writers)
         .map(|w| {
-            let share = args.count / u64::from(args.writers) + u64::from(u64::from(w) < args.count % u64::from(args.writers));
+            let share =
+                args.count / u64::from(args.writers) + u64::from(u64::from(w) < args.count % u64::from(args.writers));
             let (store, ack_log, body, done) = (store.clone(), ack_log.clone(), body.clone(), done.clone());
             let (topics, queues, batch) = (args.topics, args.queues, args.batch as usize);
             std::thread::Builder::new().name(format!("bench-writer-{w}")).spawn(move || {
-                let mut result = WriterResult { latencies: histogram(), appended: 0, flush_timeouts: 0, errors: 0, first_error: None };
+                let mut result = WriterResult {
+                    latencies: histogram(),
+                    appended: 0,
+                    flush_timeouts: 0,
+                    errors: 0,
+                    first_error: None,
+                };
                 let mut sent = 0u64;
                 while sent < share {
                     let n = (batch as u64).min(share - sent) as usize;
@@ -154,7 +165,12 @@ fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
                                     continue;
                                 }
                                 if let Some(log) = &ack_log {
-                                    let ack = Ack { msg_id: r.msg_id.to_string(), topic: m.topic.clone(), queue_id: r.queue_id, queue_offset: r.queue_offset };
+                                    let ack = Ack {
+                                        msg_id: r.msg_id.to_string(),
+                                        topic: m.topic.clone(),
+                                        queue_id: r.queue_id,
+                                        queue_offset: r.queue_offset,
+                                    };
                                     if let Err(err) = log.record(&ack) {
                                         result.first_error.get_or_insert(err.to_string());
                                     }
@@ -207,7 +223,10 @@ fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{summary}");
     } else {
-        println!("appended {appended} messages of {} B in {seconds:.2} s with {} writer(s), {flush} flush", args.size, args.writers);
+        println!(
+            "appended {appended} messages of {} B in {seconds:.2} s with {} writer(s), {flush} flush",
+            args.size, args.writers
+        );
         println!("  {:<14}{:>14.0}", "msgs/s", msgs_per_sec);
         println!("  {:<14}{:>14.1}", "MB/s", mb_per_sec);
         println!("  {:<14}{:>11} µs", "p50 latency", p.p50);

@@ -24,7 +24,7 @@ fn order(topic: &str, queue_id: u32, n: u64, region: &str) -> Message {
     Message {
         topic: topic.into(),
         queue_id,
-        tag: if n % 3 == 0 { "paid".into() } else { "created".into() },
+        tag: if n.is_multiple_of(3) { "paid".into() } else { "created".into() },
         keys: vec![format!("order-{n}")],
         properties: vec![("region".into(), region.into()), ("amount".into(), (n * 37 % 500).to_string())],
         body: format!("{{\"order\":{n},\"region\":\"{region}\"}}").into_bytes().into(),
@@ -47,7 +47,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for n in 0..12u64 {
         let r = store.append(&order("orders", (n % 4) as u32, n, regions[n as usize % 3]))?;
         ids.push(r.msg_id);
-        println!("   order-{n:<3} -> queue {} offset {}  id {}  {}", r.queue_id, r.queue_offset, r.msg_id, r.status.as_str());
+        println!(
+            "   order-{n:<3} -> queue {} offset {}  id {}  {}",
+            r.queue_id,
+            r.queue_offset,
+            r.msg_id,
+            r.status.as_str()
+        );
     }
     for n in 100..103u64 {
         store.append(&order("payments", 0, n, "SH"))?;
@@ -58,7 +64,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let page = store.read_queue("orders", 1, 0, 32)?;
     for m in &page.messages {
         let v = m.record.view();
-        println!("   offset {}  tag {:<8} region {}  body {}", m.queue_offset, v.tag(), v.property("region").unwrap_or("-"), String::from_utf8_lossy(v.body()));
+        println!(
+            "   offset {}  tag {:<8} region {}  body {}",
+            m.queue_offset,
+            v.tag(),
+            v.property("region").unwrap_or("-"),
+            String::from_utf8_lossy(v.body())
+        );
     }
 
     println!("4. Lookups");
@@ -69,7 +81,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!("5. Appending a burst of {} x 128-byte messages (async flush)", args.burst);
-    let burst: Vec<Message> = (0..256).map(|i| Message { keys: Vec::new(), body: vec![b'x'; 128].into(), ..order("burst", i % 8, u64::from(i), "SH") }).collect();
+    let burst: Vec<Message> = (0..256)
+        .map(|i| Message {
+            keys: Vec::new(),
+            body: vec![b'x'; 128].into(),
+            ..order("burst", i % 8, u64::from(i), "SH")
+        })
+        .collect();
     let started = Instant::now();
     let mut appended = 0;
     while appended < args.burst {
@@ -86,10 +104,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let crash_dir = dir.path().join("crash");
     let acks = dir.path().join("acks.jsonl");
     let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["bench", "store", "--json", "--flush", "sync", "--writers", "16", "--size", "256", "--count", "100000000"])
-        .arg("--data-dir").arg(&crash_dir)
-        .arg("--ack-log").arg(&acks)
-        .arg("--segment-size").arg((64u64 << 20).to_string())
+        .args([
+            "bench",
+            "store",
+            "--json",
+            "--flush",
+            "sync",
+            "--writers",
+            "16",
+            "--size",
+            "256",
+            "--count",
+            "100000000",
+        ])
+        .arg("--data-dir")
+        .arg(&crash_dir)
+        .arg("--ack-log")
+        .arg(&acks)
+        .arg("--segment-size")
+        .arg((64u64 << 20).to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the child writer")?;
@@ -102,7 +135,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let intact = acked.iter().filter(|a| reopened.message_by_id(&a.msg_id).is_ok()).count();
     println!(
         "   previous shutdown: {}; verified {} records; cut {} torn bytes",
-        if rec.clean_shutdown { "clean" } else { "crash" }, rec.records_verified, rec.truncated_bytes
+        if rec.clean_shutdown { "clean" } else { "crash" },
+        rec.records_verified,
+        rec.truncated_bytes
     );
     println!("   acknowledged before the kill: {}; found intact after recovery: {intact}", acked.len());
     reopened.close()?;

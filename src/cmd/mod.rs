@@ -13,8 +13,7 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} ETA {eta}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} ETA {eta}").expect("valid template"),
     );
     bar
 }

@@ -37,7 +37,11 @@ pub fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.data_dir.join("store.meta").exists(), "{} is not a Weir store (no store.meta)", args.data_dir.display());
+    anyhow::ensure!(
+        args.data_dir.join("store.meta").exists(),
+        "{} is not a Weir store (no store.meta)",
+        args.data_dir.display()
+    );
     let acks = args.ack_log.as_deref().map(crate::ack_log::read).transpose()?;
     let config = StoreConfig { recovery: RecoveryMode::Full, ..StoreConfig::new(&args.data_dir) };
     let store = Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?;

@@ -121,7 +121,10 @@ impl CommitLog {
             writers.push(MappedFile::open(&path, start, segment_size)?);
         }
         let recovery = Self::verify(&mut writers, verify_from)?;
-        for stale in list_files(dir)?.into_iter().filter(|(start, _)| *start >= recovery.valid_end && writers.iter().all(|w| w.file().start() != *start)) {
+        for stale in list_files(dir)?
+            .into_iter()
+            .filter(|(start, _)| *start >= recovery.valid_end && writers.iter().all(|w| w.file().start() != *start))
+        {
             std::fs::remove_file(&stale.1)?;
         }
         let writer = match writers.pop() {

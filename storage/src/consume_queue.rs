@@ -301,7 +301,9 @@ impl ConsumeQueue {
         }
         // Skip entries of the first file that point at deleted CommitLog data.
         let mut min = self.min_offset();
-        while min < self.max_offset() && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min) {
+        while min < self.max_offset()
+            && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
+        {
             min += 1;
         }
         self.min_offset.fetch_max(min, Ordering::AcqRel);
@@ -330,7 +332,9 @@ impl ConsumeQueueTable {
             }
             for queue_dir in std::fs::read_dir(topic_dir.path())? {
                 let queue_dir = queue_dir?;
-                let Some(queue_id) = queue_dir.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+                let Some(queue_id) = queue_dir.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
                 let queue = ConsumeQueue::open(queue_dir.path(), topic.clone(), queue_id, entries_per_file)?;
                 queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
             }

@@ -91,7 +91,12 @@ pub struct Replay {
 
 impl Dispatcher {
     /// A dispatcher over `log` writing to `queues`, `index` and `hooks`.
-    pub fn new(log: Arc<CommitLog>, queues: ConsumeQueueTable, index: KeyIndex, hooks: Vec<Arc<dyn DispatchHook>>) -> Self {
+    pub fn new(
+        log: Arc<CommitLog>,
+        queues: ConsumeQueueTable,
+        index: KeyIndex,
+        hooks: Vec<Arc<dyn DispatchHook>>,
+    ) -> Self {
         Self {
             log,
             queues,
@@ -174,7 +179,11 @@ impl Dispatcher {
 
     fn dispatch(&self, record: &StoredRecord, fill_gaps: bool) -> std::io::Result<bool> {
         let view = record.view();
-        let entry = CqEntry { commitlog_offset: view.commitlog_offset(), size: view.len() as u32, tag_hash: tag_hash(view.tag()) };
+        let entry = CqEntry {
+            commitlog_offset: view.commitlog_offset(),
+            size: view.len() as u32,
+            tag_hash: tag_hash(view.tag()),
+        };
         let queue = self.queues.get_or_create(view.topic(), view.queue_id())?;
         match queue.put(view.queue_offset(), entry)? {
             PutOutcome::Appended | PutOutcome::AlreadyPresent => {}

@@ -69,7 +69,8 @@ impl IndexFile {
     fn open(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
-        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
+        let invalid =
+            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
         if len < 8 * HEADER_WORDS as u64 || len % 8 != 0 {
             return Err(invalid("bad size"));
         }
@@ -172,12 +173,23 @@ impl KeyIndex {
                 }
             }
         }
-        let index = Self { dir: dir.to_owned(), slots: slots as usize, capacity: capacity as usize, files: RwLock::new(files), write: Mutex::new(()) };
+        let index = Self {
+            dir: dir.to_owned(),
+            slots: slots as usize,
+            capacity: capacity as usize,
+            files: RwLock::new(files),
+            write: Mutex::new(()),
+        };
         Ok((index, replay_from))
     }
 
     /// Indexes the keys of the record at `commitlog_offset`; records already covered are skipped.
-    pub fn add<'a>(&self, topic: &str, keys: impl Iterator<Item = &'a str>, commitlog_offset: u64) -> std::io::Result<()> {
+    pub fn add<'a>(
+        &self,
+        topic: &str,
+        keys: impl Iterator<Item = &'a str>,
+        commitlog_offset: u64,
+    ) -> std::io::Result<()> {
         let _guard = self.write.lock();
         let last = self.files.read().last().cloned();
         if last.as_ref().is_some_and(|f| commitlog_offset < f.end_offset()) {

@@ -478,7 +478,8 @@ pub(crate) mod tests {
         buf
     }
 
-    const PLACEMENT: Placement = Placement { queue_offset: 7, commitlog_offset: 4096, store_timestamp_ms: 1_700_000_000_123 };
+    const PLACEMENT: Placement =
+        Placement { queue_offset: 7, commitlog_offset: 4096, store_timestamp_ms: 1_700_000_000_123 };
 
     #[test]
     fn round_trips_every_field() {

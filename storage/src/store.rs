@@ -231,14 +231,20 @@ impl Store {
             KeyIndex::open(&index_dir, config.index_slots, config.index_entries, clean_shutdown).at(&index_dir)?;
         // A queue that existed at the last checkpoint but has no files now must be rebuilt
         // from the whole CommitLog; replaying from the checkpoint would not see its old records.
-        let queue_lost = checkpoint_file.manifest().load().into_iter().any(|(topic, queue_id, _)| queues.get(&topic, queue_id).is_none());
+        let queue_lost = checkpoint_file
+            .manifest()
+            .load()
+            .into_iter()
+            .any(|(topic, queue_id, _)| queues.get(&topic, queue_id).is_none());
         let replay_from = match checkpoint {
             Some(cp) if !queue_lost && !queues.all().is_empty() => cp.dispatched,
             _ => 0,
         };
         let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks));
         let replay = dispatcher.recover(log_recovery.valid_end, replay_from, index_from).at(&cq_dir)?;
-        log.set_queue_offsets(dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())));
+        log.set_queue_offsets(
+            dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())),
+        );
         let recovery = RecoveryReport {
             clean_shutdown,
             records_verified: log_recovery.records,
@@ -247,7 +253,11 @@ impl Store {
             rebuilt_queues: replay.rebuilt,
         };
         if log_recovery.truncated_bytes > 0 {
-            tracing::info!(bytes = log_recovery.truncated_bytes, at = log_recovery.valid_end, "discarded an invalid CommitLog tail");
+            tracing::info!(
+                bytes = log_recovery.truncated_bytes,
+                at = log_recovery.valid_end,
+                "discarded an invalid CommitLog tail"
+            );
         }
 
         let flush = FlushService::new(log.committed());
@@ -318,7 +328,11 @@ impl Store {
             .collect::<Result<Vec<_>, AppendError>>()?;
         let total: u64 = sized.iter().map(|(_, len)| *len as u64).sum();
         if total > self.config.segment_size / 2 {
-            return Err(crate::error::InvalidMessage::TooLarge { size: total as usize, max: (self.config.segment_size / 2) as usize }.into());
+            return Err(crate::error::InvalidMessage::TooLarge {
+                size: total as usize,
+                max: (self.config.segment_size / 2) as usize,
+            }
+            .into());
         }
         let placed = self.log.append(&sized, now_ms())?;
         self.dispatcher.notify();
@@ -369,7 +383,12 @@ impl Store {
 
     /// Every queue with its `(topic, queue_id, min_offset, max_offset)`.
     pub fn queues(&self) -> Vec<(String, u32, u64, u64)> {
-        self.dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.min_offset(), q.max_offset())).collect()
+        self.dispatcher
+            .queues()
+            .all()
+            .iter()
+            .map(|q| (q.topic().to_owned(), q.queue_id(), q.min_offset(), q.max_offset()))
+            .collect()
     }
 
     /// Up to `max` ConsumeQueue entries from `offset` on, without touching the CommitLog
@@ -396,10 +415,18 @@ impl Store {
     /// A corrupt record ends the page before it; if it is the first one, the read fails.
     pub fn read_queue(&self, topic: &str, queue_id: u32, offset: u64, max: usize) -> Result<QueueRead, ReadError> {
         let Some(queue) = self.dispatcher.queues().get(topic, queue_id) else {
-            return Ok(QueueRead { status: ReadStatus::NoSuchQueue, messages: Vec::new(), next_offset: 0, min_offset: 0, max_offset: 0 });
+            return Ok(QueueRead {
+                status: ReadStatus::NoSuchQueue,
+                messages: Vec::new(),
+                next_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            });
         };
         let (min, max_offset) = (queue.min_offset(), queue.max_offset());
-        let page = |status, next_offset, messages| Ok(QueueRead { status, messages, next_offset, min_offset: min, max_offset });
+        let page = |status, next_offset, messages| {
+            Ok(QueueRead { status, messages, next_offset, min_offset: min, max_offset })
+        };
         if offset < min {
             return page(ReadStatus::OffsetTooSmall, min, Vec::new());
         }
@@ -522,7 +549,12 @@ impl Store {
                     view.topic() == queue.topic() && view.queue_id() == queue.queue_id() && view.queue_offset() == q
                 });
                 if !intact {
-                    tracing::error!(topic = queue.topic(), queue_id = queue.queue_id(), queue_offset = q, "ConsumeQueue entry points at no valid record");
+                    tracing::error!(
+                        topic = queue.topic(),
+                        queue_id = queue.queue_id(),
+                        queue_offset = q,
+                        "ConsumeQueue entry points at no valid record"
+                    );
                     report.corrupt += 1;
                 }
             });
@@ -551,8 +583,14 @@ impl Store {
         self.dispatcher.flush()?;
         // The flusher thread has exited; account for the final flush ourselves.
         let queues = self.dispatcher.queues().all();
-        self.checkpoint.manifest().store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
-        let checkpoint = Checkpoint { commitlog_flushed: self.log.committed(), dispatched: self.dispatcher.durable(), written_at_ms: now_ms() };
+        self.checkpoint
+            .manifest()
+            .store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
+        let checkpoint = Checkpoint {
+            commitlog_flushed: self.log.committed(),
+            dispatched: self.dispatcher.durable(),
+            written_at_ms: now_ms(),
+        };
         self.checkpoint.store(&checkpoint)?;
         if self.flush.failure().is_none() {
             std::fs::remove_file(self.config.data_dir.join(ABORT_FILE))?;
@@ -569,13 +607,19 @@ impl Drop for Store {
     }
 }
 
-fn write_checkpoint(log: &CommitLog, flush: &FlushService, dispatcher: &Dispatcher, file: &CheckpointFile) -> std::io::Result<()> {
+fn write_checkpoint(
+    log: &CommitLog,
+    flush: &FlushService,
+    dispatcher: &Dispatcher,
+    file: &CheckpointFile,
+) -> std::io::Result<()> {
     let dispatched = dispatcher.flush()?;
     let queues = dispatcher.queues().all();
     file.manifest().store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
     let commitlog_flushed = flush.flushed().min(log.committed());
     // Derived entries are only durable up to what the CommitLog itself has on disk.
-    let checkpoint = Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
+    let checkpoint =
+        Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
     file.store(&checkpoint)
 }
 
@@ -605,7 +649,11 @@ fn load_or_create_meta(dir: &Path, config: &mut StoreConfig) -> Result<u32, Open
                 reason: "not a version-1 Weir store (expected `weir-store 1`, a store id and file sizes)".into(),
             })?;
             if (meta.1, meta.2) != (config.segment_size, config.consume_queue_entries_per_file) {
-                tracing::info!(segment_size = meta.1, consume_queue_entries = meta.2, "using the file sizes the store was created with");
+                tracing::info!(
+                    segment_size = meta.1,
+                    consume_queue_entries = meta.2,
+                    "using the file sizes the store was created with"
+                );
                 config.segment_size = meta.1;
                 config.consume_queue_entries_per_file = meta.2;
                 // The segments bound the message size: a record may take at most half a segment.
@@ -678,21 +726,22 @@ impl DiskWatch {
 
 /// Starts the retention and disk-usage thread.
 fn spawn_cleaner(store: &Store) -> std::io::Result<JoinHandle<()>> {
-        let (config, log, dispatcher, disk) = (store.config.clone(), store.log.clone(), store.dispatcher.clone(), store.disk.clone());
-        std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
-            loop {
-                if let Err(err) = clean(&config, &log, &dispatcher, &disk) {
-                    tracing::error!(%err, "retention failed");
-                }
-                let mut stop = disk.stop.lock();
-                if !*stop {
-                    disk.wake.wait_for(&mut stop, config.clean_interval);
-                }
-                if *stop {
-                    return;
-                }
+    let (config, log, dispatcher, disk) =
+        (store.config.clone(), store.log.clone(), store.dispatcher.clone(), store.disk.clone());
+    std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
+        loop {
+            if let Err(err) = clean(&config, &log, &dispatcher, &disk) {
+                tracing::error!(%err, "retention failed");
             }
-        })
+            let mut stop = disk.stop.lock();
+            if !*stop {
+                disk.wake.wait_for(&mut stop, config.clean_interval);
+            }
+            if *stop {
+                return;
+            }
+        }
+    })
 }
 
 /// Total and available bytes of the file system holding `dir`.
@@ -746,7 +795,9 @@ fn clean(config: &StoreConfig, log: &CommitLog, dispatcher: &Dispatcher, disk: &
     let usage = disk_usage(&config.data_dir)?;
     let mut refusing = disk.refusing.lock();
     match (*refusing, usage >= config.disk_high_water) {
-        (None, true) => tracing::error!(usage, limit = config.disk_high_water, "disk above the high-water mark: refusing writes"),
+        (None, true) => {
+            tracing::error!(usage, limit = config.disk_high_water, "disk above the high-water mark: refusing writes")
+        }
         (Some(_), false) => tracing::info!(usage, "disk usage back below the high-water mark: accepting writes"),
         _ => {}
     }

@@ -75,7 +75,8 @@ fn round_trip_across_segments_and_reopen() {
     assert!(store.recovery().clean_shutdown);
     for q in 0..3u32 {
         let got = read_all(&store, "orders", q);
-        let want: Vec<_> = (0..600).filter(|n| n % 3 == q as usize).enumerate().map(|(i, n)| (i as u64, n.to_string())).collect();
+        let want: Vec<_> =
+            (0..600).filter(|n| n % 3 == q as usize).enumerate().map(|(i, n)| (i as u64, n.to_string())).collect();
         assert_eq!(got, want);
     }
     let record = store.message_by_id(&ids[123]).expect("by id");
@@ -120,7 +121,10 @@ fn lookups_by_key_and_time() {
     assert_eq!(found[0].view().property("n"), Some("77"));
     assert_eq!(store.messages_by_key("pay", "shared", 5).len(), 5);
     assert!(store.messages_by_key("other", "key-77", 10).is_empty());
-    assert_eq!(store.offset_at_time("pay", 0, stamps[151]), stamps.iter().position(|&s| s >= stamps[151]).expect("found") as u64);
+    assert_eq!(
+        store.offset_at_time("pay", 0, stamps[151]),
+        stamps.iter().position(|&s| s >= stamps[151]).expect("found") as u64
+    );
     assert_eq!(store.offset_at_time("pay", 0, 0), 0);
     assert_eq!(store.offset_at_time("pay", 0, i64::MAX), 300);
 }
@@ -184,7 +188,8 @@ fn a_second_process_cannot_open_the_same_store() {
 fn refuses_writes_above_the_disk_high_water_mark() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Any real file system is fuller than 0.0001 %.
-    let store = Store::open(StoreConfig { disk_high_water: 0.000_001, disk_clean_forcibly: 1.0, ..config(dir.path()) }).expect("open");
+    let store = Store::open(StoreConfig { disk_high_water: 0.000_001, disk_clean_forcibly: 1.0, ..config(dir.path()) })
+        .expect("open");
     store.clean().expect("clean");
     let err = store.append(&message("t", 0, 0)).expect_err("disk full");
     assert!(matches!(err, AppendError::DiskFull { .. }), "{err}");
@@ -225,7 +230,8 @@ fn populate(dir: &Path, count: usize) -> Vec<u64> {
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("commitlog")).expect("dir").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir.join("commitlog")).expect("dir").map(|e| e.expect("entry").path()).collect();
     files.sort();
     files
 }
@@ -339,8 +345,9 @@ fn a_queue_missing_entries_is_rebuilt_on_open() {
 fn reopening_with_other_file_sizes_keeps_the_original_geometry() {
     let dir = tempfile::tempdir().expect("tempdir");
     populate(dir.path(), 300);
-    let store = Store::open(StoreConfig { segment_size: 1 << 20, consume_queue_entries_per_file: 1000, ..config(dir.path()) })
-        .expect("reopen");
+    let store =
+        Store::open(StoreConfig { segment_size: 1 << 20, consume_queue_entries_per_file: 1000, ..config(dir.path()) })
+            .expect("reopen");
     assert_eq!(store.config().segment_size, 64 * 1024);
     assert_eq!((0..3).map(|q| read_all(&store, "t", q).len()).sum::<usize>(), 300);
 }
