@@ -27,6 +27,9 @@ pub enum DecodeError {
     /// Reserved flag bits are set.
     #[error("record has unknown flag bits")]
     Flags,
+    /// A field breaks a format rule (named).
+    #[error("record has an invalid {0}")]
+    Invalid(&'static str),
 }
 
 /// Why a message cannot be appended as given.
