@@ -130,6 +130,8 @@ impl FrameKind {
 ///
 /// Turn it into a typed value with [`Request::decode`](crate::Request::decode) or
 /// [`Response::decode`](crate::Response::decode).
+///
+/// Format: the 12-byte header (see the module docs), then `payload`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// What the payload holds.

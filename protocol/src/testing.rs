@@ -38,36 +38,39 @@ pub(crate) fn encoded_len<T: Wire>(value: &T) -> usize {
     dst.len()
 }
 
-/// Checks that `request` encodes (to `golden`, if given) and decodes back to itself, and
-/// that its payload cut short or extended is a typed error.
+/// Checks that `request` encodes (to `golden`, if given) as a frame of its kind and
+/// decodes back to itself, that the response decoder refuses it, and that its payload cut
+/// short or extended is a typed error.
 pub(crate) fn check_request(request: &Request, golden: Option<&[u8]>) -> Result<(), TestCaseError> {
-    check_frame(request, golden, Request::encode, Request::decode)?;
-    let mut dst = BytesMut::new();
-    request.encode(&mut dst).unwrap();
-    let frame = decode_frame(dst.freeze(), u32::MAX).unwrap();
-    prop_assert_eq!(frame.kind, FrameKind::Request(request.kind()));
+    let frame = check_frame(request, FrameKind::Request(request.kind()), golden, Request::encode, Request::decode)?;
     let kind = frame.kind;
     prop_assert_eq!(Response::decode(frame), Err(DecodeError::UnexpectedKind { kind }));
     Ok(())
 }
 
-/// Like [`check_request`], for responses.
+/// Like [`check_request`], for responses (which the request decoder refuses).
 pub(crate) fn check_response(response: &Response, golden: Option<&[u8]>) -> Result<(), TestCaseError> {
-    check_frame(response, golden, Response::encode, Response::decode)
+    let frame = check_frame(response, response.kind(), golden, Response::encode, Response::decode)?;
+    let kind = frame.kind;
+    prop_assert_eq!(Request::decode(frame), Err(DecodeError::UnexpectedKind { kind }));
+    Ok(())
 }
 
+/// The shared round-trip, truncation and trailing-byte checks; returns the encoded frame.
 fn check_frame<T: Clone + Debug + PartialEq>(
     value: &T,
+    kind: FrameKind,
     golden: Option<&[u8]>,
     encode: impl Fn(&T, &mut BytesMut) -> Result<(), EncodeError>,
     decode: impl Fn(Frame) -> Result<T, DecodeError>,
-) -> Result<(), TestCaseError> {
+) -> Result<Frame, TestCaseError> {
     let mut dst = BytesMut::new();
     encode(value, &mut dst).unwrap();
     if let Some(golden) = golden {
         prop_assert_eq!(&dst[..], golden, "encoding differs from the golden bytes");
     }
     let frame = decode_frame(dst.freeze(), u32::MAX).unwrap();
+    prop_assert_eq!(frame.kind, kind);
     prop_assert_eq!(decode(frame.clone()), Ok(value.clone()));
 
     for len in 0..frame.payload.len() {
@@ -85,7 +88,7 @@ fn check_frame<T: Clone + Debug + PartialEq>(
     longer.push(0);
     let extended = Frame { kind: frame.kind, payload: Bytes::from(longer) };
     prop_assert_eq!(decode(extended), Err(DecodeError::TrailingBytes { count: 1 }));
-    Ok(())
+    Ok(frame)
 }
 
 fn arb_string() -> impl Strategy<Value = String> + Clone {
