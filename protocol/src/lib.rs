@@ -12,7 +12,7 @@
 //! frame and finishes. Reading either side:
 //!
 //! ```
-//! use bytes::BytesMut;
+//! use weir_protocol::bytes::BytesMut;
 //! use weir_protocol::{Decoded, FrameDecoder, Request};
 //!
 //! let mut wire = BytesMut::new();
