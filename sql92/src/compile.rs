@@ -45,6 +45,22 @@ pub(crate) enum Predicate {
         values: Box<[Box<str>]>,
         negated: bool,
     },
+    /// `Equal` of a property and a string constant, the commonest test:
+    /// exact text equality, or `when_missing` without the property (NULL with
+    /// the property on the left, FALSE with it on the right).
+    PropertyIs {
+        property: Box<str>,
+        value: Box<str>,
+        when_missing: Truth,
+    },
+    /// `Order` of a property and a numeric constant, normalised to the property
+    /// on the left: NULL without the property, else the value parsed as the
+    /// constant's type.
+    PropertyOrder {
+        property: Box<str>,
+        op: Order,
+        bound: Number,
+    },
     /// The needle is never empty: an empty needle folds to FALSE.
     TextMatch {
         operand: Operand,
@@ -67,6 +83,25 @@ pub(crate) enum Operand {
     Negate(Box<Operand>),
 }
 
+/// A numeric constant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    Int(i32),
+    Long(i64),
+    Double(f64),
+}
+
+impl Number {
+    fn of(literal: &Literal) -> Option<Number> {
+        match literal {
+            Literal::Int(value) => Some(Number::Int(*value)),
+            Literal::Long(value) => Some(Number::Long(*value)),
+            Literal::Double(value) => Some(Number::Double(*value)),
+            _ => None,
+        }
+    }
+}
+
 /// The ordering operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {
@@ -77,6 +112,16 @@ pub(crate) enum Order {
 }
 
 impl Order {
+    /// The operator with its operands swapped: `1 < a` is `a > 1`.
+    fn mirrored(self) -> Order {
+        match self {
+            Order::Less => Order::Greater,
+            Order::LessOrEqual => Order::GreaterOrEqual,
+            Order::Greater => Order::Less,
+            Order::GreaterOrEqual => Order::LessOrEqual,
+        }
+    }
+
     /// Whether `ordering` (left compared with right) satisfies the operator.
     pub(crate) fn accepts(self, ordering: std::cmp::Ordering) -> bool {
         match self {
@@ -100,12 +145,12 @@ pub(crate) fn predicate(expr: &Expr) -> Predicate {
         Expr::Compare { op, left, right } => {
             let (left, right) = (operand(left), operand(right));
             match op {
-                CompareOp::Equal => Predicate::Equal(left, right),
-                CompareOp::NotEqual => Predicate::Not(Box::new(fold(Predicate::Equal(left, right)))),
-                CompareOp::Less => Predicate::Order { op: Order::Less, left, right },
-                CompareOp::LessOrEqual => Predicate::Order { op: Order::LessOrEqual, left, right },
-                CompareOp::Greater => Predicate::Order { op: Order::Greater, left, right },
-                CompareOp::GreaterOrEqual => Predicate::Order { op: Order::GreaterOrEqual, left, right },
+                CompareOp::Equal => specialize_equal(left, right),
+                CompareOp::NotEqual => Predicate::Not(Box::new(fold(specialize_equal(left, right)))),
+                CompareOp::Less => specialize_order(Order::Less, left, right),
+                CompareOp::LessOrEqual => specialize_order(Order::LessOrEqual, left, right),
+                CompareOp::Greater => specialize_order(Order::Greater, left, right),
+                CompareOp::GreaterOrEqual => specialize_order(Order::GreaterOrEqual, left, right),
             }
         }
         Expr::IsNull { operand: inner, negated } => Predicate::IsNull { operand: operand(inner), negated: *negated },
@@ -128,6 +173,35 @@ pub(crate) fn predicate(expr: &Expr) -> Predicate {
         },
     };
     fold(lowered)
+}
+
+/// `left = right`, as [`Predicate::PropertyIs`] when it is a property against
+/// a string constant.
+fn specialize_equal(left: Operand, right: Operand) -> Predicate {
+    match (left, right) {
+        (Operand::Property(property), Operand::Const(Literal::String(value))) => {
+            Predicate::PropertyIs { property, value: value.into(), when_missing: Truth::Null }
+        }
+        (Operand::Const(Literal::String(value)), Operand::Property(property)) => {
+            Predicate::PropertyIs { property, value: value.into(), when_missing: Truth::False }
+        }
+        (left, right) => Predicate::Equal(left, right),
+    }
+}
+
+/// `left op right`, as [`Predicate::PropertyOrder`] when it is a property
+/// against a numeric constant (either way round: the comparison is a total
+/// order, so mirroring is exact, errors included).
+fn specialize_order(op: Order, left: Operand, right: Operand) -> Predicate {
+    match (&left, &right) {
+        (Operand::Property(property), Operand::Const(literal)) if let Some(bound) = Number::of(literal) => {
+            Predicate::PropertyOrder { property: property.clone(), op, bound }
+        }
+        (Operand::Const(literal), Operand::Property(property)) if let Some(bound) = Number::of(literal) => {
+            Predicate::PropertyOrder { property: property.clone(), op: op.mirrored(), bound }
+        }
+        _ => Predicate::Order { op, left, right },
+    }
 }
 
 /// Lowers `expr` used as a value.
@@ -206,7 +280,7 @@ impl Predicate {
             Predicate::Between { operand, low, high, .. } => {
                 operand.is_constant() && low.is_constant() && high.is_constant()
             }
-            Predicate::In { .. } => false,
+            Predicate::In { .. } | Predicate::PropertyIs { .. } | Predicate::PropertyOrder { .. } => false,
         }
     }
 }
@@ -218,6 +292,42 @@ impl Operand {
             Operand::Property(_) => false,
             Operand::Predicate(inner) => inner.is_constant(),
             Operand::Negate(inner) => inner.is_constant(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The specialised nodes give exactly what the generic ones give.
+    #[test]
+    fn specialised_comparisons_match_the_generic_ones() {
+        let values = [None, Some("10"), Some("+10"), Some("3000000000"), Some("1.5"), Some("x"), Some("-0"), Some("")];
+        let constants = [
+            Literal::Int(10),
+            Literal::Long(3_000_000_000),
+            Literal::Double(1.5),
+            Literal::Double(-0.0),
+            Literal::String("10".into()),
+        ];
+        let property = || Operand::Property("p".into());
+        for value in values {
+            let message: Vec<(&str, &str)> = value.map(|v| ("p", v)).into_iter().collect();
+            for constant in &constants {
+                let constant = || Operand::Const(constant.clone());
+                let pairs = [(property(), constant()), (constant(), property())];
+                for (left, right) in pairs {
+                    let generic = Predicate::Equal(left.clone(), right.clone());
+                    let special = specialize_equal(left.clone(), right.clone());
+                    assert_eq!(special.evaluate(&message[..]), generic.evaluate(&message[..]), "{special:?}");
+                    for op in [Order::Less, Order::LessOrEqual, Order::Greater, Order::GreaterOrEqual] {
+                        let generic = Predicate::Order { op, left: left.clone(), right: right.clone() };
+                        let special = specialize_order(op, left.clone(), right.clone());
+                        assert_eq!(special.evaluate(&message[..]), generic.evaluate(&message[..]), "{special:?}");
+                    }
+                }
+            }
         }
     }
 }

@@ -139,6 +139,8 @@ pub(crate) fn when_true(node: &Predicate) -> Condition {
             Condition::any(values.iter().map(|value| Condition::equals(property, value)))
         }
         Predicate::In { property, negated: true, .. } => Condition::has(property),
+        Predicate::PropertyIs { property, value, .. } => Condition::equals(property, value),
+        Predicate::PropertyOrder { property, .. } => Condition::has(property),
         Predicate::TextMatch { operand, .. } => when_present(operand),
     }
 }

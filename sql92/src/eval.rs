@@ -6,6 +6,7 @@ use crate::compile::{Operand, Order, Predicate};
 use crate::error::EvalError;
 use crate::filter::Truth;
 use crate::properties::Properties;
+use crate::value::compare_text;
 use crate::value::{Value, java_compare, java_double_compare, java_equals, parse_double};
 
 impl Predicate {
@@ -67,6 +68,14 @@ impl Predicate {
             Predicate::In { property, values, negated } => match message.property(property) {
                 None => Truth::Null,
                 Some(value) => Truth::from(values.iter().any(|candidate| **candidate == *value) != *negated),
+            },
+            Predicate::PropertyIs { property, value, when_missing } => match message.property(property) {
+                None => *when_missing,
+                Some(text) => Truth::from(text == &**value),
+            },
+            Predicate::PropertyOrder { property, op, bound } => match message.property(property) {
+                None => Truth::Null,
+                Some(text) => Truth::from(op.accepts(compare_text(text, *bound)?)),
             },
             Predicate::TextMatch { operand, kind, needle, negated } => {
                 match operand.evaluate(message)? {

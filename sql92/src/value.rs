@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 
 use crate::ast::Literal;
+use crate::compile::Number;
 use crate::error::{EvalError, NumberType};
 
 /// A value during evaluation; strings borrow from the message or the filter.
@@ -61,15 +62,25 @@ pub(crate) fn java_compare(left: Value<'_>, right: Value<'_>) -> Result<Ordering
         (Bool(l), Bool(r)) => l.cmp(&r),
         // Java's String.compareTo orders UTF-16 code units.
         (Str(l), Str(r)) => l.encode_utf16().cmp(r.encode_utf16()),
-        (Int(l), Str(r)) => l.cmp(&parse_int(r)?),
-        (Long(l), Str(r)) => l.cmp(&parse_long(r)?),
-        (Double(l), Str(r)) => java_double_compare(l, parse_double(r)?),
-        (Str(l), Int(r)) => parse_int(l)?.cmp(&r),
-        (Str(l), Long(r)) => parse_long(l)?.cmp(&r),
-        (Str(l), Double(r)) => java_double_compare(parse_double(l)?, r),
+        (Int(l), Str(r)) => compare_text(r, Number::Int(l))?.reverse(),
+        (Long(l), Str(r)) => compare_text(r, Number::Long(l))?.reverse(),
+        (Double(l), Str(r)) => compare_text(r, Number::Double(l))?.reverse(),
+        (Str(l), Int(r)) => compare_text(l, Number::Int(r))?,
+        (Str(l), Long(r)) => compare_text(l, Number::Long(r))?,
+        (Str(l), Double(r)) => compare_text(l, Number::Double(r))?,
         (Str(l), Bool(r)) => l.eq_ignore_ascii_case("true").cmp(&r),
         (Bool(_), Str(_)) => return Err(EvalError::BooleanBeforeString),
         _ => Ordering::Less,
+    })
+}
+
+/// A string compared with a number: the string is parsed as the number's
+/// type (Java `valueOf`), then compared.
+pub(crate) fn compare_text(text: &str, number: Number) -> Result<Ordering, EvalError> {
+    Ok(match number {
+        Number::Int(value) => parse_int(text)?.cmp(&value),
+        Number::Long(value) => parse_long(text)?.cmp(&value),
+        Number::Double(value) => java_double_compare(parse_double(text)?, value),
     })
 }
 
