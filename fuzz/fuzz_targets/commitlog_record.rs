@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weir_storage::record::{self, Placement, Slot};
+use weir_storage::record::{self, Check, Placement, Slot};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let crc = crc32c::crc32c(&bytes[12..end]);
         bytes[8..12].copy_from_slice(&crc.to_le_bytes());
     }
-    if let Ok(Slot::Record(view)) = record::read_slot(&bytes) {
+    if let Ok(Slot::Record(view)) = record::read_slot(&bytes, Check::Crc) {
         let message = view.to_message();
         let placement = Placement {
             queue_offset: view.queue_offset(),

@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{AppendError, DecodeError, ReadError};
 use crate::mapped_file::{FileWriter, MappedFile, list_files};
-use crate::record::{self, Message, Placement, RecordView, Slot};
+use crate::record::{self, Check, Message, Placement, RecordView, Slot};
 
 /// A record read from the CommitLog: verified bytes shared with the mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl CommitLog {
             let mut pos = 0usize;
             let raw = w.raw_from(0);
             let sealed = loop {
-                match record::read_slot(&raw[pos..]) {
+                match record::read_slot(&raw[pos..], Check::Crc) {
                     Ok(Slot::Record(view)) if view.commitlog_offset() == start + pos as u64 => {
                         report.records += 1;
                         pos += view.len();
@@ -283,12 +283,12 @@ impl CommitLog {
         Ok(())
     }
 
-    /// What lies at `offset`.
-    pub fn step(&self, offset: u64) -> Step {
+    /// What lies at `offset`, checked as `check` says.
+    pub fn step(&self, offset: u64, check: Check) -> Step {
         let Some(segment) = self.segment_at(offset) else { return Step::End };
         let bytes = segment.read_from((offset - segment.start()) as usize);
         let unpublished_tail = segment.published() < segment.size();
-        match record::read_slot(bytes) {
+        match record::read_slot(bytes, check) {
             Ok(Slot::Record(view)) => {
                 let local = (offset - segment.start()) as usize;
                 let record = StoredRecord { bytes: segment.bytes(local, view.len()).expect("published") };
@@ -317,7 +317,7 @@ impl CommitLog {
 
     /// Reads the record at `offset` without knowing its size (lookup by message id).
     pub fn read_at(&self, offset: u64) -> Result<StoredRecord, ReadError> {
-        match self.step(offset) {
+        match self.step(offset, Check::Crc) {
             Step::Record { record, .. } if record.view().commitlog_offset() == offset => Ok(record),
             Step::Corrupt(source) => Err(ReadError::Corrupt { offset, source }),
             _ => Err(ReadError::OffsetOutOfRange(offset)),

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use crate::commitlog::{CommitLog, Step, StoredRecord};
 use crate::consume_queue::{ConsumeQueueTable, CqEntry, PutOutcome};
 use crate::index::{KeyIndex, fnv1a};
+use crate::record::Check;
 
 /// Hash of a tag as stored in ConsumeQueue entries (FNV-1a 64; 0 for no tag).
 ///
@@ -57,6 +58,10 @@ pub trait DispatchHook: Send + Sync {
 
 /// How often derived files are flushed and the checkpoint written.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the dispatcher looks for new records while traffic flows.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Empty polls after which the dispatcher sleeps until an append wakes it.
+const IDLE_POLLS_BEFORE_SLEEP: u32 = 100;
 
 /// State shared between the dispatcher thread and the store.
 pub struct Dispatcher {
@@ -69,6 +74,8 @@ pub struct Dispatcher {
     /// Records below this offset are dispatched *and* flushed.
     durable: AtomicU64,
     thread: Mutex<Option<Thread>>,
+    /// Set while the thread sleeps until woken; the appender only wakes it then.
+    sleeping: AtomicBool,
     stop: AtomicBool,
     /// Serialises dispatching between the thread and callers that wait for it.
     step_lock: Mutex<()>,
@@ -105,6 +112,7 @@ impl Dispatcher {
             dispatched: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             thread: Mutex::new(None),
+            sleeping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             step_lock: Mutex::new(()),
         }
@@ -157,7 +165,7 @@ impl Dispatcher {
         let _guard = self.step_lock.lock();
         let mut pos = self.dispatched();
         loop {
-            match self.log.step(pos) {
+            match self.log.step(pos, Check::Structure) {
                 Step::Record { record, next } => {
                     if !self.dispatch(&record, fill_gaps)? {
                         return Ok(false);
@@ -215,11 +223,39 @@ impl Dispatcher {
         Ok(upto)
     }
 
-    /// Wakes the dispatcher thread (called after each append).
+    /// Wakes the dispatcher thread if it sleeps (called after each append).
+    ///
+    /// While records keep coming the thread polls every [`POLL_INTERVAL`]
+    /// instead, as RocketMQ's ReputMessageService does, so a busy appender
+    /// pays no wake-up system call per append.
     pub fn notify(&self) {
+        // Pairs with the fence in `idle`: either we see `sleeping`, or the
+        // thread sees the CommitLog position we just published.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
         if let Some(thread) = &*self.thread.lock() {
             thread.unpark();
         }
+    }
+
+    /// Waits for new records: polls while traffic is recent, then sleeps until woken.
+    fn idle(&self, idle_polls: &mut u32) {
+        if *idle_polls < IDLE_POLLS_BEFORE_SLEEP {
+            *idle_polls += 1;
+            std::thread::park_timeout(POLL_INTERVAL);
+            return;
+        }
+        self.sleeping.store(true, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.dispatched() >= self.log.committed() && !self.stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(CHECKPOINT_INTERVAL);
+        }
+        self.sleeping.store(false, Ordering::Relaxed);
     }
 
     /// Starts the dispatcher thread; `on_tick` runs about once per
@@ -228,6 +264,7 @@ impl Dispatcher {
         let dispatcher = self.clone();
         let handle = std::thread::Builder::new().name("weir-dispatch".into()).spawn(move || {
             let mut last_tick = Instant::now();
+            let mut idle_polls = 0;
             while !dispatcher.stop.load(Ordering::Acquire) {
                 if let Err(err) = dispatcher.run_until_caught_up(true) {
                     tracing::error!(%err, "dispatch failed; retrying");
@@ -238,7 +275,9 @@ impl Dispatcher {
                     last_tick = Instant::now();
                 }
                 if dispatcher.dispatched() >= dispatcher.log.committed() {
-                    std::thread::park_timeout(Duration::from_millis(100));
+                    dispatcher.idle(&mut idle_polls);
+                } else {
+                    idle_polls = 0;
                 }
             }
             let _ = dispatcher.run_until_caught_up(true);
@@ -251,6 +290,6 @@ impl Dispatcher {
     /// Asks the thread to finish dispatching, run a last tick and exit.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        self.notify();
+        self.wake();
     }
 }

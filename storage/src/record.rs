@@ -223,10 +223,19 @@ pub enum Slot<'a> {
     End,
 }
 
-/// Reads whatever starts at `buf[0]`, validating length, magic, structure and CRC.
+/// How thoroughly to check a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Structure and CRC: for bytes read back from disk.
+    Crc,
+    /// Structure only: for bytes this process published and has not let go of.
+    Structure,
+}
+
+/// Reads whatever starts at `buf[0]`, validating length, magic, structure and (per `check`) CRC.
 ///
 /// `buf` runs to the end of the segment (or of written data).
-pub fn read_slot(buf: &[u8]) -> Result<Slot<'_>, DecodeError> {
+pub fn read_slot(buf: &[u8], check: Check) -> Result<Slot<'_>, DecodeError> {
     if buf.len() < MIN_HEADER_LEN {
         return Ok(Slot::End);
     }
@@ -236,7 +245,8 @@ pub fn read_slot(buf: &[u8]) -> Result<Slot<'_>, DecodeError> {
         (0, 0) => Ok(Slot::End),
         (len, BLANK_MAGIC) if len == buf.len() => Ok(Slot::Blank),
         (_, BLANK_MAGIC) => Err(DecodeError::BadBlank),
-        (_, RECORD_MAGIC_V1) => RecordView::parse(buf).map(Slot::Record),
+        (_, RECORD_MAGIC_V1) if check == Check::Crc => RecordView::parse(buf).map(Slot::Record),
+        (_, RECORD_MAGIC_V1) => RecordView::parse_verified(buf).map(Slot::Record),
         (_, other) => Err(DecodeError::BadMagic(other)),
     }
 }
@@ -531,18 +541,18 @@ pub(crate) mod tests {
         for i in 0..buf.len() {
             let mut damaged = buf.clone();
             damaged[i] ^= 0x40;
-            assert!(!matches!(read_slot(&damaged), Ok(Slot::Record(_))), "flip at {i} went unnoticed");
+            assert!(!matches!(read_slot(&damaged, Check::Crc), Ok(Slot::Record(_))), "flip at {i} went unnoticed");
         }
     }
 
     #[test]
     fn reads_blank_and_end() {
         let mut buf = vec![0u8; 32];
-        assert_eq!(read_slot(&buf), Ok(Slot::End));
-        assert_eq!(read_slot(&buf[..7]), Ok(Slot::End));
+        assert_eq!(read_slot(&buf, Check::Crc), Ok(Slot::End));
+        assert_eq!(read_slot(&buf[..7], Check::Crc), Ok(Slot::End));
         encode_blank(&mut buf);
-        assert_eq!(read_slot(&buf), Ok(Slot::Blank));
-        assert_eq!(read_slot(&buf[..16]), Err(DecodeError::BadBlank));
+        assert_eq!(read_slot(&buf, Check::Crc), Ok(Slot::Blank));
+        assert_eq!(read_slot(&buf[..16], Check::Crc), Err(DecodeError::BadBlank));
     }
 
     pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
@@ -585,7 +595,7 @@ pub(crate) mod tests {
         let mut buf = encode_vec(&sample("orders", 1, b"x"), PLACEMENT);
         buf[71] = b'/'; // first topic byte
         patch_crc(&mut buf);
-        assert_eq!(read_slot(&buf), Err(DecodeError::Invalid("topic")));
+        assert_eq!(read_slot(&buf, Check::Crc), Err(DecodeError::Invalid("topic")));
     }
 
     proptest! {
@@ -608,7 +618,7 @@ pub(crate) mod tests {
             if fix_crc {
                 patch_crc(&mut bytes);
             }
-            if let Ok(Slot::Record(view)) = read_slot(&bytes) {
+            if let Ok(Slot::Record(view)) = read_slot(&bytes, Check::Crc) {
                 let placement = Placement {
                     queue_offset: view.queue_offset(),
                     commitlog_offset: view.commitlog_offset(),

@@ -17,7 +17,7 @@ use crate::dispatch::{DispatchHook, Dispatcher};
 use crate::error::{AppendError, IoContext, OpenError, ReadError};
 use crate::flush::{Durability, FlushService};
 use crate::index::KeyIndex;
-use crate::record::{self, Message};
+use crate::record::{self, Check, Message};
 
 /// Global identity of a stored message: the store it lives in and its CommitLog offset.
 ///
@@ -523,7 +523,7 @@ impl Store {
         let mut report = VerifyReport::default();
         let mut pos = self.log.min_offset();
         loop {
-            match self.log.step(pos) {
+            match self.log.step(pos, Check::Crc) {
                 Step::Record { next, .. } => {
                     report.records += 1;
                     pos = next;
