@@ -1,0 +1,1 @@
+//! The Weir broker: QUIC endpoint, request handlers, topics, offsets, long polling.

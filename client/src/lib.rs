@@ -1,0 +1,1 @@
+//! The Weir client library: producers and consumers over QUIC.
