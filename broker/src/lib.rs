@@ -1,1 +1,128 @@
-//! The Weir broker: QUIC endpoint, request handlers, topics, offsets, long polling.
+//! The Weir broker: a QUIC endpoint in front of the storage engine.
+//!
+//! Layout:
+//! - `config`: [`BrokerConfig`] (TOML + flags).
+//! - `tls`: configured or generated self-signed certificates.
+//! - `server`: the quinn driver (connections, one task per request stream, shutdown).
+//! - `handler`: requests to storage operations and back.
+//! - `topics`: topic metadata; `offsets`: consumer offsets; `persist`: their JSON files.
+//! - `long_poll`: wake-ups for pulls held until a message arrives.
+//!
+//! **Boundary**: wire types stay in `handler`; the storage engine never sees them.
+
+mod config;
+mod error;
+mod handler;
+mod long_poll;
+mod offsets;
+mod persist;
+mod server;
+mod tls;
+mod topics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::{BrokerConfig, FlushKind};
+pub use error::BrokerError;
+use tokio::task::JoinHandle;
+use weir_storage::Store;
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    local_addr: SocketAddr,
+    cert_path: PathBuf,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<()>,
+    ctx: Arc<handler::Context>,
+    offsets_task: JoinHandle<()>,
+}
+
+impl Broker {
+    /// Opens the store (recovering after a crash), loads metadata and TLS
+    /// material, binds the endpoint and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |source| BrokerError::Io { what, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
+        let arrivals = Arc::new(long_poll::ArrivalNotifier::default());
+        let store_config = config.store_config();
+        let hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = vec![arrivals.clone()];
+        let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, hooks))
+            .await
+            .map_err(|err| BrokerError::Config(format!("store open task failed: {err}")))??;
+        let topics =
+            topics::TopicTable::open(config.data_dir.join("topics.json")).map_err(io("loading topics.json"))?;
+        let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
+            .map_err(io("loading consumer_offsets.json"))?;
+        let server_config = tls::server_config(&config)?;
+        let endpoint =
+            quinn::Endpoint::server(server_config, config.listen).map_err(io("binding the QUIC endpoint"))?;
+        let local_addr = endpoint.local_addr().map_err(io("reading the bound address"))?;
+        let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
+        let cert_path = config.tls_paths().0;
+        let ctx = Arc::new(handler::Context {
+            config,
+            store: Arc::new(store),
+            topics,
+            offsets,
+            arrivals,
+            started: Instant::now(),
+            connections: Default::default(),
+            shutting_down: shutting_down.clone(),
+        });
+        let offsets_task = tokio::spawn(persist_offsets(ctx.clone(), shutting_down.clone()));
+        let server = tokio::spawn(server::serve(endpoint, ctx.clone(), shutting_down));
+        tracing::info!(%local_addr, data_dir = %ctx.config.data_dir.display(), "broker started");
+        Ok(Self { local_addr, cert_path, shutdown, server, ctx, offsets_task })
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The PEM certificate clients should trust.
+    pub fn cert_path(&self) -> &std::path::Path {
+        &self.cert_path
+    }
+
+    /// Stops accepting, answers held pulls, finishes in-flight requests,
+    /// persists consumer offsets and closes the store (flushing it).
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let _ = self.shutdown.send(true);
+        self.ctx.arrivals.wake_all();
+        let _ = self.server.await;
+        let _ = self.offsets_task.await;
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |source| BrokerError::Io { what, source }
+        };
+        self.ctx.offsets.persist().map_err(io("persisting consumer offsets"))?;
+        let store = self.ctx.store.clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|err| BrokerError::Config(format!("store close task failed: {err}")))?
+            .map_err(io("closing the store"))?;
+        tracing::info!("broker stopped");
+        Ok(())
+    }
+}
+
+/// Writes consumer offsets every few seconds until shutdown.
+async fn persist_offsets(ctx: Arc<handler::Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(offsets::PERSIST_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(err) = ctx.offsets.persist() {
+            tracing::error!(%err, "cannot persist consumer offsets");
+        }
+    }
+}

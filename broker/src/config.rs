@@ -1,0 +1,138 @@
+//! Broker configuration: one typed struct, read from a TOML file and
+//! overridden by command-line flags. Every field has a production default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weir_storage::{FlushMode, StoreConfig};
+
+use crate::error::BrokerError;
+
+/// When a send is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushKind {
+    /// After the page cache; flushed every `flush_interval_ms`.
+    #[default]
+    Async,
+    /// After fsync, with group commit.
+    Sync,
+}
+
+/// Everything that tunes a broker. TOML keys are the field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Data directory (default `./weir-data`).
+    pub data_dir: PathBuf,
+    /// UDP address to listen on (default `127.0.0.1:7420`).
+    pub listen: SocketAddr,
+    /// Flush policy (default `async`).
+    pub flush: FlushKind,
+    /// Background flush interval under async flush, in ms (default 500).
+    pub flush_interval_ms: u64,
+    /// How long a sync-flush send waits for its fsync before answering `FLUSH_DISK_TIMEOUT`, in ms (default 5000).
+    pub flush_timeout_ms: u64,
+    /// CommitLog segment size in bytes (default 1 GiB; fixed when the store is created).
+    pub segment_size: u64,
+    /// Largest message body in bytes (default 4 MiB).
+    pub max_message_size: usize,
+    /// Retention of sealed CommitLog segments, in hours (default 72).
+    pub retention_hours: u64,
+    /// Disk-usage fraction above which sends are refused (default 0.90).
+    pub disk_high_water: f64,
+    /// PEM certificate chain to present; default: `<data_dir>/tls/cert.pem`, generated self-signed on first start.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`; default `<data_dir>/tls/key.pem`.
+    pub tls_key: Option<PathBuf>,
+    /// Concurrent request streams per connection (QUIC stream credit, default 1024).
+    pub max_streams_per_connection: u32,
+    /// Concurrent client connections (default 10 000); more are refused.
+    pub max_connections: usize,
+    /// Longest a pull may be held by long polling, in ms (default 30 000).
+    pub max_pull_wait_ms: u32,
+    /// Most messages one pull returns (default 1024).
+    pub max_pull_messages: u32,
+    /// A connection with no traffic is closed after this many ms (default 60 000; clients keep it alive).
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self::new("weir-data")
+    }
+}
+
+impl BrokerConfig {
+    /// The defaults with `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7420)),
+            flush: FlushKind::Async,
+            flush_interval_ms: 500,
+            flush_timeout_ms: 5000,
+            segment_size: 1 << 30,
+            max_message_size: 4 << 20,
+            retention_hours: 72,
+            disk_high_water: 0.90,
+            tls_cert: None,
+            tls_key: None,
+            max_streams_per_connection: 1024,
+            max_connections: 10_000,
+            max_pull_wait_ms: 30_000,
+            max_pull_messages: 1024,
+            idle_timeout_ms: 60_000,
+        }
+    }
+
+    /// Reads a TOML file; missing keys take their defaults, unknown keys are an error.
+    pub fn load(path: &Path) -> Result<Self, BrokerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| BrokerError::Io { what: format!("reading {}", path.display()), source })?;
+        toml::from_str(&text).map_err(|err| BrokerError::Config(format!("{}: {err}", path.display())))
+    }
+
+    /// The storage engine's configuration.
+    pub fn store_config(&self) -> StoreConfig {
+        let flush = match self.flush {
+            FlushKind::Async => FlushMode::Async { interval: Duration::from_millis(self.flush_interval_ms) },
+            FlushKind::Sync => FlushMode::Sync { timeout: Duration::from_millis(self.flush_timeout_ms) },
+        };
+        StoreConfig {
+            segment_size: self.segment_size,
+            max_message_size: self.max_message_size,
+            flush,
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            disk_high_water: self.disk_high_water,
+            disk_clean_forcibly: self.disk_high_water.min(0.85),
+            ..StoreConfig::new(&self.data_dir)
+        }
+    }
+
+    /// Certificate and key paths, defaulting into the data directory.
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
+        let dir = self.data_dir.join("tls");
+        (
+            self.tls_cert.clone().unwrap_or_else(|| dir.join("cert.pem")),
+            self.tls_key.clone().unwrap_or_else(|| dir.join("key.pem")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let config: BrokerConfig = toml::from_str("flush = \"sync\"\nlisten = \"0.0.0.0:9000\"\n").expect("parse");
+        assert_eq!(config.flush, FlushKind::Sync);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.max_message_size, 4 << 20);
+        assert!(toml::from_str::<BrokerConfig>("flsuh = \"sync\"").is_err());
+        assert!(matches!(config.store_config().flush, FlushMode::Sync { .. }));
+    }
+}

@@ -1,0 +1,304 @@
+//! Request handlers: one decoded [`Request`] in, one [`Response`] out.
+//!
+//! Handlers translate between wire types and the storage engine's types and
+//! map every failure to a typed error response; nothing here panics on input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use weir_protocol::{
+    BrokerStatus, CommitOffsetRequest, Delivery, ErrorCode, ErrorResponse, FetchOffsetRequest, FetchOffsetResponse,
+    FilterExpression, MessageQuery, OffsetByTimestampRequest, OffsetByTimestampResponse, PullRequest, PullResponse,
+    PullStatus, QueryMessageResponse, QueueOffsetsRequest, QueueOffsetsResponse, Request, Response, SendRequest,
+    SendResponse, SendResult, SendStatus, StoredMessage,
+};
+use weir_storage::{AppendError, AppendStatus, InvalidMessage, ReadError, ReadStatus, Store, StoredRecord};
+
+use crate::config::{BrokerConfig, FlushKind};
+use crate::long_poll::ArrivalNotifier;
+use crate::offsets::ConsumerOffsets;
+use crate::topics::{Topic, TopicTable};
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub struct Context {
+    /// The configuration the broker started with.
+    pub config: BrokerConfig,
+    /// The storage engine.
+    pub store: Arc<Store>,
+    /// Topic metadata.
+    pub topics: TopicTable,
+    /// Consumer offsets.
+    pub offsets: ConsumerOffsets,
+    /// Wake-ups for held pulls.
+    pub arrivals: Arc<ArrivalNotifier>,
+    /// When the broker started.
+    pub started: Instant,
+    /// Open client connections.
+    pub connections: AtomicU32,
+    /// Set when the broker is shutting down: held pulls return at once.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+type Outcome<T> = Result<T, ErrorResponse>;
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
+    ErrorResponse::new(code, message)
+}
+
+/// Answers one request.
+pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> Response {
+    let outcome = match request {
+        Request::CreateTopic(config) => ctx.topics.create(&config).map(Response::CreateTopic),
+        Request::UpdateTopic(config) => ctx.topics.update(&config).map(Response::UpdateTopic),
+        Request::DeleteTopic(req) => ctx.topics.delete(&req.topic).map(|()| Response::DeleteTopic),
+        Request::ListTopics(req) => {
+            Ok(Response::ListTopics(weir_protocol::ListTopicsResponse { topics: ctx.topics.list(req.include_system) }))
+        }
+        Request::Send(req) => send(ctx, req, peer).await.map(Response::Send),
+        Request::Pull(req) => pull(ctx, req).await.map(Response::Pull),
+        Request::QueryMessage(query) => query_message(ctx, query).map(Response::QueryMessage),
+        Request::QueueOffsets(req) => queue_offsets(ctx, &req).map(Response::QueueOffsets),
+        Request::OffsetByTimestamp(req) => offset_by_timestamp(ctx, &req).map(Response::OffsetByTimestamp),
+        Request::CommitOffset(req) => commit_offset(ctx, &req).map(|()| Response::CommitOffset),
+        Request::FetchOffset(req) => Ok(Response::FetchOffset(fetch_offset(ctx, &req))),
+        Request::Status => Ok(Response::Status(status(ctx))),
+    };
+    outcome.unwrap_or_else(Response::Error)
+}
+
+fn existing_topic(ctx: &Context, name: &str) -> Outcome<Topic> {
+    ctx.topics.get(name).ok_or_else(|| error(ErrorCode::UnknownTopic, format!("no topic {name}")))
+}
+
+fn readable_queue(ctx: &Context, topic: &str, queue_id: u32) -> Outcome<()> {
+    let t = existing_topic(ctx, topic)?;
+    if !t.readable {
+        return Err(error(ErrorCode::BadRequest, format!("topic {topic} is not readable")));
+    }
+    if queue_id >= t.read_queues {
+        return Err(error(
+            ErrorCode::BadRequest,
+            format!("topic {topic} has {} read queues; no queue {queue_id}", t.read_queues),
+        ));
+    }
+    Ok(())
+}
+
+async fn send(ctx: &Arc<Context>, req: SendRequest, peer: SocketAddr) -> Outcome<SendResponse> {
+    if req.messages.is_empty() {
+        return Err(error(ErrorCode::BadRequest, "empty send batch"));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in req.messages {
+        let topic = existing_topic(ctx, &m.topic)?;
+        if !topic.writable {
+            return Err(error(ErrorCode::BadRequest, format!("topic {} is not writable", m.topic)));
+        }
+        let queue_id = match m.queue_id {
+            Some(q) if q < topic.write_queues => q,
+            Some(q) => {
+                return Err(error(
+                    ErrorCode::BadRequest,
+                    format!("topic {} has {} write queues; no queue {q}", m.topic, topic.write_queues),
+                ));
+            }
+            None => ctx.topics.pick_queue(&topic),
+        };
+        if m.delivery != Delivery::Immediate {
+            return Err(error(ErrorCode::BadRequest, "delayed delivery is not supported by this broker yet"));
+        }
+        messages.push(weir_storage::Message {
+            topic: m.topic,
+            queue_id,
+            tag: m.tag.unwrap_or_default(),
+            keys: m.keys,
+            properties: m.properties,
+            body: m.body,
+            born_timestamp_ms: i64::try_from(m.born_timestamp_ms).unwrap_or(i64::MAX),
+            born_host: peer,
+            flags: m.flags,
+        });
+    }
+    let appended = match ctx.config.flush {
+        // A page-cache append takes microseconds: do it on this task.
+        FlushKind::Async => ctx.store.append_batch(&messages),
+        // A sync append waits for its fsync: keep it off the async workers.
+        FlushKind::Sync => {
+            let store = ctx.store.clone();
+            tokio::task::spawn_blocking(move || store.append_batch(&messages))
+                .await
+                .map_err(|err| error(ErrorCode::Internal, format!("append task failed: {err}")))?
+        }
+    };
+    let results = appended.map_err(append_error)?;
+    Ok(SendResponse {
+        results: results
+            .into_iter()
+            .map(|r| SendResult {
+                msg_id: r.msg_id.to_string(),
+                queue_id: r.queue_id,
+                queue_offset: r.queue_offset,
+                status: match r.status {
+                    AppendStatus::SendOk => SendStatus::SendOk,
+                    AppendStatus::FlushDiskTimeout => SendStatus::FlushDiskTimeout,
+                },
+            })
+            .collect(),
+    })
+}
+
+fn append_error(err: AppendError) -> ErrorResponse {
+    let code = match &err {
+        AppendError::Invalid(InvalidMessage::TooLarge { .. }) => ErrorCode::MessageTooLarge,
+        AppendError::Invalid(_) => ErrorCode::BadRequest,
+        AppendError::DiskFull { .. } => ErrorCode::DiskFull,
+        AppendError::Failed(_) | AppendError::Closed => ErrorCode::StoreUnavailable,
+        _ => ErrorCode::Internal,
+    };
+    error(code, err.to_string())
+}
+
+/// Wire bytes a pulled message adds to a response, besides its body (a generous bound).
+fn wire_overhead(record: &StoredRecord) -> usize {
+    256 + record.bytes().len() - record.view().body().len()
+}
+
+async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<PullResponse> {
+    readable_queue(ctx, &req.topic, req.queue_id)?;
+    if req.filter != FilterExpression::All {
+        return Err(error(ErrorCode::BadRequest, "tag and SQL92 subscriptions are not supported by this broker yet"));
+    }
+    let max = req.max_messages.clamp(1, ctx.config.max_pull_messages) as usize;
+    let wait = Duration::from_millis(req.max_wait_ms.min(ctx.config.max_pull_wait_ms).into());
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut shutting_down = ctx.shutting_down.clone();
+    loop {
+        let notify = ctx.arrivals.watch(&req.topic, req.queue_id);
+        let arrived = notify.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        let page = read_page(ctx, &req.topic, req.queue_id, req.offset, max)?;
+        let idle = matches!(page.status, PullStatus::NoNewMessage);
+        if !idle || tokio::time::Instant::now() >= deadline || *shutting_down.borrow() {
+            return Ok(page);
+        }
+        tokio::select! {
+            _ = &mut arrived => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutting_down.changed() => {}
+        }
+    }
+}
+
+/// One page of a queue, capped so the response fits in a frame.
+fn read_page(ctx: &Context, topic: &str, queue_id: u32, offset: u64, max: usize) -> Outcome<PullResponse> {
+    let read = ctx.store.read_queue(topic, queue_id, offset, max).map_err(read_error)?;
+    let status = match read.status {
+        ReadStatus::Found if read.messages.is_empty() => PullStatus::NoMatchedMessage,
+        ReadStatus::Found => PullStatus::Found,
+        ReadStatus::NoNewMessage | ReadStatus::NoSuchQueue => PullStatus::NoNewMessage,
+        ReadStatus::OffsetTooSmall => PullStatus::OffsetMoved,
+        ReadStatus::OffsetOverflow => PullStatus::OffsetIllegal,
+    };
+    let budget = weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64;
+    let mut used = 0;
+    let mut next_offset = read.next_offset;
+    let mut messages = Vec::with_capacity(read.messages.len());
+    for m in read.messages {
+        let size = m.record.view().body().len() + wire_overhead(&m.record);
+        if used + size > budget && !messages.is_empty() {
+            next_offset = m.queue_offset;
+            break;
+        }
+        used += size;
+        messages.push(to_wire(ctx, &m.record));
+    }
+    Ok(PullResponse { status, next_offset, min_offset: read.min_offset, max_offset: read.max_offset, messages })
+}
+
+fn read_error(err: ReadError) -> ErrorResponse {
+    let code = match err {
+        ReadError::Corrupt { .. } => ErrorCode::StoreUnavailable,
+        ReadError::BadMessageId(_) => ErrorCode::BadRequest,
+        _ => ErrorCode::NotFound,
+    };
+    error(code, err.to_string())
+}
+
+/// A stored record as a wire message.
+fn to_wire(ctx: &Context, record: &StoredRecord) -> StoredMessage {
+    let v = record.view();
+    StoredMessage {
+        msg_id: weir_storage::MessageId { store_id: ctx.store.store_id(), commitlog_offset: v.commitlog_offset() }
+            .to_string(),
+        topic: v.topic().to_owned(),
+        queue_id: v.queue_id(),
+        queue_offset: v.queue_offset(),
+        commitlog_offset: v.commitlog_offset(),
+        born_timestamp_ms: u64::try_from(v.born_timestamp_ms()).unwrap_or(0),
+        store_timestamp_ms: u64::try_from(v.store_timestamp_ms()).unwrap_or(0),
+        born_host: v.born_host().to_string(),
+        flags: v.flags(),
+        reconsume_times: 0,
+        tag: (!v.tag().is_empty()).then(|| v.tag().to_owned()),
+        keys: v.keys().map(str::to_owned).collect(),
+        properties: v.properties().map(|(k, val)| (k.to_owned(), val.to_owned())).collect(),
+        body: record.body(),
+    }
+}
+
+fn query_message(ctx: &Context, query: MessageQuery) -> Outcome<QueryMessageResponse> {
+    let records = match query {
+        MessageQuery::ById { msg_id } => vec![ctx.store.message_by_id(&msg_id).map_err(read_error)?],
+        MessageQuery::ByKey { topic, key, max_results } => {
+            existing_topic(ctx, &topic)?;
+            ctx.store.messages_by_key(&topic, &key, max_results.clamp(1, 64) as usize)
+        }
+    };
+    Ok(QueryMessageResponse { messages: records.iter().map(|r| to_wire(ctx, r)).collect() })
+}
+
+fn queue_offsets(ctx: &Context, req: &QueueOffsetsRequest) -> Outcome<QueueOffsetsResponse> {
+    readable_queue(ctx, &req.topic, req.queue_id)?;
+    let (min_offset, max_offset) = ctx.store.queue_offsets(&req.topic, req.queue_id);
+    Ok(QueueOffsetsResponse { min_offset, max_offset })
+}
+
+fn offset_by_timestamp(ctx: &Context, req: &OffsetByTimestampRequest) -> Outcome<OffsetByTimestampResponse> {
+    readable_queue(ctx, &req.topic, req.queue_id)?;
+    let ts = i64::try_from(req.timestamp_ms).unwrap_or(i64::MAX);
+    Ok(OffsetByTimestampResponse { offset: ctx.store.offset_at_time(&req.topic, req.queue_id, ts) })
+}
+
+fn commit_offset(ctx: &Context, req: &CommitOffsetRequest) -> Outcome<()> {
+    readable_queue(ctx, &req.topic, req.queue_id)?;
+    if req.consumer_group.is_empty() {
+        return Err(error(ErrorCode::BadRequest, "consumer group must not be empty"));
+    }
+    ctx.offsets.commit(&req.consumer_group, &req.topic, req.queue_id, req.offset);
+    Ok(())
+}
+
+fn fetch_offset(ctx: &Context, req: &FetchOffsetRequest) -> FetchOffsetResponse {
+    FetchOffsetResponse { offset: ctx.offsets.fetch(&req.consumer_group, &req.topic, req.queue_id) }
+}
+
+fn status(ctx: &Context) -> BrokerStatus {
+    let stats = ctx.store.stats();
+    let mut status = BrokerStatus::default();
+    status.version = env!("CARGO_PKG_VERSION").to_owned();
+    status.uptime_ms = ctx.started.elapsed().as_millis() as u64;
+    status.data_dir = ctx.config.data_dir.display().to_string();
+    status.flush_mode = match ctx.config.flush {
+        FlushKind::Async => weir_protocol::FlushMode::Async,
+        FlushKind::Sync => weir_protocol::FlushMode::Sync,
+    };
+    status.topic_count = ctx.topics.list(false).len() as u32;
+    status.commitlog_size_bytes = stats.commitlog_bytes;
+    status.commitlog_max_offset = stats.max_offset;
+    status.connections = ctx.connections.load(Ordering::Relaxed);
+    status
+}

@@ -1,0 +1,133 @@
+//! The QUIC driver: accepts connections, runs one task per request stream,
+//! and shuts down gracefully.
+//!
+//! Each bidirectional stream carries one request frame and one response frame
+//! (see `protocol/README.md`). A malformed or oversized frame gets an error
+//! frame and a `STOP_SENDING` on that stream only; a panic in a handler kills
+//! only its stream's task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use tokio::task::JoinSet;
+use weir_protocol::{DecodeError, Decoded, ErrorResponse, FrameDecoder, Request, Response};
+
+use crate::handler::{self, Context};
+
+/// Accepts connections until `shutdown` flips, then waits for every connection to finish.
+pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                if ctx.connections.load(Ordering::Relaxed) as usize >= ctx.config.max_connections {
+                    tracing::warn!(peer = %incoming.remote_address(), "connection limit reached; refusing");
+                    incoming.refuse();
+                    continue;
+                }
+                connections.spawn(connection(incoming, ctx.clone(), shutdown.clone()));
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Stop accepting; let open connections finish their in-flight requests.
+    endpoint.set_server_config(None);
+    while connections.join_next().await.is_some() {}
+    endpoint.close(0u32.into(), b"broker shutting down");
+    endpoint.wait_idle().await;
+}
+
+async fn connection(incoming: quinn::Incoming, ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let peer = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::debug!(%peer, %err, "handshake failed");
+            return;
+        }
+    };
+    ctx.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%peer, "connection open");
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    streams.spawn(request_stream(ctx.clone(), send, recv, peer));
+                }
+                Err(err) => {
+                    tracing::debug!(%peer, %err, "connection closed");
+                    break;
+                }
+            },
+            _ = shutdown.changed() => break,
+            Some(joined) = streams.join_next(), if !streams.is_empty() => {
+                if let Err(err) = joined && err.is_panic() {
+                    tracing::error!(%peer, "a request handler panicked; its stream was reset");
+                }
+            }
+        }
+    }
+    // Finish what is in flight (held pulls return at once on shutdown), then close.
+    while streams.join_next().await.is_some() {}
+    conn.close(0u32.into(), b"bye");
+    ctx.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Reads the stream's one request frame; a bad frame becomes the error to answer with.
+async fn read_request(recv: &mut quinn::RecvStream, max_payload: u32) -> Result<Request, ErrorResponse> {
+    let mut decoder = FrameDecoder::with_max_payload_len(max_payload);
+    let mut frame = None;
+    loop {
+        match recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => {
+                if let Decoded::Frame(f) = decoder.decode(&chunk.bytes).map_err(ErrorResponse::from)? {
+                    frame = Some(f);
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                return Err(ErrorResponse::new(weir_protocol::ErrorCode::BadRequest, format!("stream failed: {err}")));
+            }
+        }
+    }
+    decoder.finish().map_err(ErrorResponse::from)?;
+    let frame = frame.ok_or_else(|| {
+        ErrorResponse::from(DecodeError::TruncatedFrame { received: 0, expected: weir_protocol::HEADER_LEN })
+    })?;
+    Request::decode(frame).map_err(ErrorResponse::from)
+}
+
+async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
+    let max_payload = frame_limit(&ctx);
+    let response = match read_request(&mut recv, max_payload).await {
+        Ok(request) => handler::handle(&ctx, request, peer).await,
+        Err(err) => {
+            tracing::debug!(%peer, code = %err.code, message = %err.message, "bad request frame");
+            let _ = recv.stop(u32::from(err.code.to_u16()).into());
+            Response::Error(err)
+        }
+    };
+    let mut buf = BytesMut::new();
+    if let Err(err) = response.encode(&mut buf) {
+        tracing::error!(%peer, %err, "response cannot be encoded");
+        buf.clear();
+        let fallback =
+            Response::Error(ErrorResponse::new(weir_protocol::ErrorCode::Internal, "response too large to encode"));
+        fallback.encode(&mut buf).expect("a short error response always encodes");
+    }
+    if send.write_all(&buf).await.is_ok() {
+        let _ = send.finish();
+    }
+}
+
+/// Largest request payload: a batch of messages at the size limit, plus headers.
+fn frame_limit(ctx: &Context) -> u32 {
+    let limit =
+        ctx.config.max_message_size.saturating_add(1 << 20).max(weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize);
+    u32::try_from(limit).unwrap_or(u32::MAX)
+}

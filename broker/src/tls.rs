@@ -1,0 +1,82 @@
+//! TLS for the QUIC endpoint: configured certificates, or a self-signed one
+//! generated on first start (SANs `localhost`, `127.0.0.1`, `::1`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+
+/// Loads the certificate and key, generating a self-signed pair when both default paths are missing.
+pub fn load_or_generate(
+    config: &BrokerConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), BrokerError> {
+    let (cert, key) = config.tls_paths();
+    if config.tls_cert.is_none() && !cert.exists() && !key.exists() {
+        generate(&cert, &key)?;
+    }
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| BrokerError::Tls(format!("{}: {err}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(BrokerError::Tls(format!("{}: no certificate", cert.display())));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&key).map_err(|err| BrokerError::Tls(format!("{}: {err}", key.display())))?;
+    Ok((certs, key))
+}
+
+fn generate(cert: &Path, key: &Path) -> Result<(), BrokerError> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let generated = rcgen::generate_simple_self_signed(names).map_err(|err| BrokerError::Tls(err.to_string()))?;
+    let io = |what: &str, path: &Path| {
+        let what = format!("{what} {}", path.display());
+        move |source| BrokerError::Io { what, source }
+    };
+    let dir = cert.parent().expect("certificate path has a directory");
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    std::fs::write(cert, generated.cert.pem()).map_err(io("writing", cert))?;
+    write_private(key, generated.signing_key.serialize_pem().as_bytes()).map_err(io("writing", key))?;
+    tracing::info!(cert = %cert.display(), "generated a self-signed certificate");
+    Ok(())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The QUIC server configuration: TLS 1.3 with ALPN `weir/1`, stream credit and idle timeout.
+pub fn server_config(config: &BrokerConfig) -> Result<quinn::ServerConfig, BrokerError> {
+    let (certs, key) = load_or_generate(config)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| BrokerError::Tls(err.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| BrokerError::Tls(err.to_string()))?;
+    tls.alpn_protocols = vec![weir_protocol::ALPN.to_vec()];
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|err| BrokerError::Tls(err.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(config.max_streams_per_connection.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .max_idle_timeout(Some(
+            Duration::from_millis(config.idle_timeout_ms)
+                .try_into()
+                .map_err(|_| BrokerError::Config("idle_timeout_ms is too large".into()))?,
+        ));
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}
