@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a broker in the foreground until SIGINT/SIGTERM.
+    Broker(cmd::broker::BrokerArgs),
     /// Run a short, visible demonstration in a temporary directory.
     Demo(cmd::demo::DemoArgs),
     /// Load generators.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Broker(args) => cmd::broker::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(command) => cmd::bench::run(command),
         Command::Store(command) => cmd::store::run(command),

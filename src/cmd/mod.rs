@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod bench;
+pub mod broker;
 pub mod demo;
 pub mod filter;
 pub mod store;
