@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use weir_filters::TagFilter;
 use weir_protocol::{
     BrokerStatus, CommitOffsetRequest, Delivery, ErrorCode, ErrorResponse, FetchOffsetRequest, FetchOffsetResponse,
     FilterExpression, MessageQuery, OffsetByTimestampRequest, OffsetByTimestampResponse, PullRequest, PullResponse,
     PullStatus, QueryMessageResponse, QueueOffsetsRequest, QueueOffsetsResponse, Request, Response, SendRequest,
     SendResponse, SendResult, SendStatus, StoredMessage,
 };
-use weir_storage::{AppendError, AppendStatus, InvalidMessage, ReadError, ReadStatus, Store, StoredRecord};
+use weir_storage::{AppendError, AppendStatus, InvalidMessage, ReadError, Store, StoredRecord};
 
 use crate::config::{BrokerConfig, FlushKind};
 use crate::long_poll::ArrivalNotifier;
@@ -161,62 +162,106 @@ fn append_error(err: AppendError) -> ErrorResponse {
     error(code, err.to_string())
 }
 
-/// Wire bytes a pulled message adds to a response, besides its body (a generous bound).
-fn wire_overhead(record: &StoredRecord) -> usize {
-    256 + record.bytes().len() - record.view().body().len()
-}
-
 async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<PullResponse> {
     readable_queue(ctx, &req.topic, req.queue_id)?;
-    if req.filter != FilterExpression::All {
-        return Err(error(ErrorCode::BadRequest, "tag and SQL92 subscriptions are not supported by this broker yet"));
-    }
+    let filter = match &req.filter {
+        FilterExpression::All => TagFilter::ALL,
+        FilterExpression::Tag(expression) => {
+            TagFilter::parse(expression).map_err(|err| error(ErrorCode::BadRequest, err.to_string()))?
+        }
+        FilterExpression::Sql(_) => {
+            return Err(error(ErrorCode::BadRequest, "SQL92 subscriptions are not supported by this broker yet"));
+        }
+    };
     let max = req.max_messages.clamp(1, ctx.config.max_pull_messages) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.min(ctx.config.max_pull_wait_ms).into());
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutting_down = ctx.shutting_down.clone();
+    let mut offset = req.offset;
     loop {
         let notify = ctx.arrivals.watch(&req.topic, req.queue_id);
         let arrived = notify.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
-        let page = read_page(ctx, &req.topic, req.queue_id, req.offset, max)?;
-        let idle = matches!(page.status, PullStatus::NoNewMessage);
-        if !idle || tokio::time::Instant::now() >= deadline || *shutting_down.borrow() {
-            return Ok(page);
-        }
-        tokio::select! {
-            _ = &mut arrived => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutting_down.changed() => {}
+        let page = read_page(ctx, &req.topic, req.queue_id, offset, max, &filter)?;
+        let out_of_time = tokio::time::Instant::now() >= deadline || *shutting_down.borrow();
+        match page.status {
+            // Nothing matched in this stretch: scan on while there is time.
+            PullStatus::NoMatchedMessage if !out_of_time => offset = page.next_offset,
+            PullStatus::NoNewMessage if !out_of_time => {
+                tokio::select! {
+                    _ = &mut arrived => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = shutting_down.changed() => {}
+                }
+            }
+            _ => return Ok(page),
         }
     }
 }
 
-/// One page of a queue, capped so the response fits in a frame.
-fn read_page(ctx: &Context, topic: &str, queue_id: u32, offset: u64, max: usize) -> Outcome<PullResponse> {
-    let read = ctx.store.read_queue(topic, queue_id, offset, max).map_err(read_error)?;
-    let status = match read.status {
-        ReadStatus::Found if read.messages.is_empty() => PullStatus::NoMatchedMessage,
-        ReadStatus::Found => PullStatus::Found,
-        ReadStatus::NoNewMessage | ReadStatus::NoSuchQueue => PullStatus::NoNewMessage,
-        ReadStatus::OffsetTooSmall => PullStatus::OffsetMoved,
-        ReadStatus::OffsetOverflow => PullStatus::OffsetIllegal,
-    };
+/// ConsumeQueue entries one filtered read looks at.
+const FILTER_SCAN_ENTRIES: usize = 4096;
+
+/// One page of a queue, filtered and capped so the response fits in a frame.
+fn read_page(
+    ctx: &Context,
+    topic: &str,
+    queue_id: u32,
+    offset: u64,
+    max: usize,
+    filter: &TagFilter,
+) -> Outcome<PullResponse> {
+    let (min_offset, max_offset) = ctx.store.queue_offsets(topic, queue_id);
+    let page =
+        |status, next_offset, messages| Ok(PullResponse { status, next_offset, min_offset, max_offset, messages });
+    if offset < min_offset {
+        return page(PullStatus::OffsetMoved, min_offset, Vec::new());
+    }
+    if offset > max_offset {
+        return page(PullStatus::OffsetIllegal, max_offset, Vec::new());
+    }
+    if offset == max_offset {
+        return page(PullStatus::NoNewMessage, offset, Vec::new());
+    }
+    // Stage one on the ConsumeQueue alone: the tag hash. Only survivors touch the CommitLog.
+    let scan = if filter.is_all() { max } else { FILTER_SCAN_ENTRIES };
+    let entries = ctx.store.queue_entries(topic, queue_id, offset, scan);
     let budget = weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64;
-    let mut used = 0;
-    let mut next_offset = read.next_offset;
-    let mut messages = Vec::with_capacity(read.messages.len());
-    for m in read.messages {
-        let size = m.record.view().body().len() + wire_overhead(&m.record);
+    let (mut used, mut next_offset) = (0, offset + scan as u64);
+    let mut messages = Vec::new();
+    for (queue_offset, entry) in entries {
+        if messages.len() == max {
+            next_offset = queue_offset;
+            break;
+        }
+        if !filter.may_match_hash(entry.tag_hash) {
+            continue;
+        }
+        let record = match ctx.store.read_entry(&entry) {
+            Ok(record) => record,
+            // Retention removed the segment under us: skip, as RocketMQ does.
+            Err(ReadError::OffsetOutOfRange(_)) => continue,
+            Err(err) if messages.is_empty() => return Err(read_error(err)),
+            Err(_) => {
+                next_offset = queue_offset;
+                break;
+            }
+        };
+        if !filter.matches(record.view().tag()) {
+            continue;
+        }
+        let size = record.bytes().len() + 256;
         if used + size > budget && !messages.is_empty() {
-            next_offset = m.queue_offset;
+            next_offset = queue_offset;
             break;
         }
         used += size;
-        messages.push(to_wire(ctx, &m.record));
+        messages.push(to_wire(ctx, &record));
     }
-    Ok(PullResponse { status, next_offset, min_offset: read.min_offset, max_offset: read.max_offset, messages })
+    let next_offset = next_offset.min(max_offset);
+    let status = if messages.is_empty() { PullStatus::NoMatchedMessage } else { PullStatus::Found };
+    page(status, next_offset, messages)
 }
 
 fn read_error(err: ReadError) -> ErrorResponse {

@@ -266,3 +266,32 @@ async fn restart_keeps_messages_topics_and_committed_offsets() {
     assert_eq!(&page.messages[0].body[..], b"b");
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn tag_subscriptions_deliver_only_matching_tags() {
+    let h = start(FlushKind::Async).await;
+    create_topic(&h.conn, "t", 1).await;
+    let tagged = |i: usize| {
+        let mut m = message("t", 0, &i.to_string());
+        m.tag = Some(if i.is_multiple_of(3) { "TagB".into() } else { "TagA".into() });
+        m
+    };
+    let batch: Vec<_> = (0..30).map(tagged).collect();
+    assert!(matches!(call(&h.conn, Request::Send(SendRequest { messages: batch })).await, Response::Send(_)));
+    let mut request = PullRequest {
+        consumer_group: "g".into(),
+        topic: "t".into(),
+        queue_id: 0,
+        offset: 0,
+        max_messages: 100,
+        max_wait_ms: 5_000,
+        filter: FilterExpression::Tag("TagB || TagC".into()),
+    };
+    let Response::Pull(page) = call(&h.conn, Request::Pull(request.clone())).await else { panic!("pull failed") };
+    let bodies: Vec<String> = page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+    assert_eq!(bodies, (0..30usize).filter(|i| i.is_multiple_of(3)).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert_eq!(page.next_offset, 30);
+    request.filter = FilterExpression::Tag("A ||".into());
+    assert_eq!(error_code(&call(&h.conn, Request::Pull(request)).await), Some(ErrorCode::BadRequest));
+    h.broker.shutdown().await.expect("shutdown");
+}
