@@ -1,1 +1,69 @@
 //! The Weir client library: producers and consumers over QUIC.
+//!
+//! A [`Client`] holds one QUIC connection (TLS 1.3, ALPN `weir/1`) to a broker; every
+//! request travels on its own stream, so a long poll never delays a send. Build a
+//! [`Producer`], a [`PullConsumer`] or a [`PushConsumer`] on a shared client.
+//!
+//! ```no_run
+//! use weir_client::{Client, ClientConfig, ConsumeStatus, Message, Producer, PushConsumer, StoredMessage};
+//!
+//! # async fn run() -> Result<(), weir_client::Error> {
+//! // WEIR_BROKER / WEIR_CA, or 127.0.0.1:7420 and ./weir-data/tls/cert.pem.
+//! let client = Client::connect(ClientConfig::from_env()).await?;
+//!
+//! let producer = Producer::new(client.clone());
+//! let mut message = Message::new("orders", "order #1 created");
+//! message.tag = Some("created".to_owned());
+//! message.keys.push("order-1".to_owned());
+//! let sent = producer.send(message).await?;
+//! println!("stored as {} at queue {} offset {}", sent.msg_id, sent.queue_id, sent.queue_offset);
+//!
+//! let consumer = PushConsumer::builder(client, "billing", "orders")
+//!     .start(|message: StoredMessage| async move {
+//!         println!("{:?}", message.body);
+//!         ConsumeStatus::Success
+//!     })
+//!     .await?;
+//! tokio::signal::ctrl_c().await.ok();
+//! consumer.shutdown().await?; // commits what was consumed
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`ClientConfig`], [`CaSource`], defaults and environment variables.
+//! - `connection`: TLS, dialing and redialing, one request per stream.
+//! - `client`: [`Client`] and the admin calls (topics, offsets, lookups, status).
+//! - `producer`: [`Producer`], [`ProducerConfig`], retries; `batch` splits batches to the
+//!   frame limit; `route` caches each topic's write queue count.
+//! - `selector`: [`QueueSelector`] for ordered sends, [`HashSelector`].
+//! - `pull`: [`PullConsumer`].
+//! - `push`: [`PushConsumer`] with flow control and offset commits.
+//! - `error`: [`Error`], with the broker's [`ErrorCode`]s and retry classification.
+//!
+//! Message and result types are the protocol's ([`weir_protocol`]), re-exported here.
+
+mod batch;
+mod client;
+pub mod config;
+mod connection;
+mod error;
+mod producer;
+mod pull;
+mod push;
+mod route;
+mod selector;
+
+pub use weir_protocol::bytes::Bytes;
+pub use weir_protocol::{
+    BrokerStatus, Delivery, ErrorCode, FilterExpression, FlushMode, Message, PullResponse, PullStatus, SendResult,
+    SendStatus, StoredMessage, TopicConfig, TopicPermissions,
+};
+
+pub use crate::client::Client;
+pub use crate::config::{CaSource, ClientConfig};
+pub use crate::error::Error;
+pub use crate::producer::{Producer, ProducerConfig};
+pub use crate::pull::PullConsumer;
+pub use crate::push::{ConsumeStatus, MessageListener, PushConsumer, PushConsumerBuilder, StartPosition};
+pub use crate::selector::{HashSelector, QueueSelector};

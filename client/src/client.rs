@@ -1,0 +1,195 @@
+//! [`Client`]: the shared handle on a broker connection, and the admin calls.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_protocol::{
+    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, ErrorCode, FetchOffsetRequest, ListTopicsRequest,
+    MessageQuery, OffsetByTimestampRequest, PullRequest, PullResponse, QueueOffsetsRequest, Request, Response,
+    SendResult, StoredMessage, TopicConfig,
+};
+
+use crate::config::ClientConfig;
+use crate::connection::{Connection, EncodedRequest};
+use crate::error::Error;
+
+/// A connection to one broker, shared by producers and consumers.
+///
+/// Cloning is cheap: clones share the QUIC connection, on which every request gets its
+/// own stream. A lost connection is redialed by the next request.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connection: Connection,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// Connects to the broker in `config`, trusting the configured certificates.
+    ///
+    /// Fails when the CA cannot be loaded, the address cannot be resolved, or no broker
+    /// completes the QUIC handshake within the connect timeout.
+    pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        let connection = Connection::open(&config).await?;
+        Ok(Client { inner: Arc::new(Inner { connection, config }) })
+    }
+
+    /// The configuration this client was connected with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Closes the connection and waits until the broker has been told. Requests made
+    /// afterwards dial a new connection.
+    pub async fn close(&self) {
+        self.inner.connection.close().await;
+    }
+
+    /// Creates a topic; returns it as the broker stored it.
+    pub async fn create_topic(&self, topic: TopicConfig) -> Result<TopicConfig, Error> {
+        match self.call(&Request::CreateTopic(topic)).await? {
+            Response::CreateTopic(topic) => Ok(topic),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces an existing topic's queue counts and permissions; returns the new
+    /// settings.
+    pub async fn update_topic(&self, topic: TopicConfig) -> Result<TopicConfig, Error> {
+        match self.call(&Request::UpdateTopic(topic)).await? {
+            Response::UpdateTopic(topic) => Ok(topic),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
+        match self.call(&Request::DeleteTopic(DeleteTopicRequest { topic: topic.to_owned() })).await? {
+            Response::DeleteTopic => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The broker's topics; with `include_system`, also the retry, dead-letter and
+    /// other system topics.
+    pub async fn list_topics(&self, include_system: bool) -> Result<Vec<TopicConfig>, Error> {
+        match self.call(&Request::ListTopics(ListTopicsRequest { include_system })).await? {
+            Response::ListTopics(list) => Ok(list.topics),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One topic's settings; [`ErrorCode::UnknownTopic`] when the broker has no such
+    /// topic.
+    pub async fn topic(&self, topic: &str) -> Result<TopicConfig, Error> {
+        self.list_topics(true).await?.into_iter().find(|config| config.name == topic).ok_or_else(|| Error::Broker {
+            code: ErrorCode::UnknownTopic,
+            message: format!("topic `{topic}` is not in the broker's topic list"),
+        })
+    }
+
+    /// The offsets of the messages a queue holds: `min..max`, where `max` is the offset
+    /// the next message will get.
+    pub async fn queue_offsets(&self, topic: &str, queue_id: u32) -> Result<Range<u64>, Error> {
+        let request = QueueOffsetsRequest { topic: topic.to_owned(), queue_id };
+        match self.call(&Request::QueueOffsets(request)).await? {
+            Response::QueueOffsets(offsets) => Ok(offsets.min_offset..offsets.max_offset),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp_ms` (Unix
+    /// milliseconds); the queue's max offset when every message is older.
+    pub async fn offset_by_timestamp(&self, topic: &str, queue_id: u32, timestamp_ms: u64) -> Result<u64, Error> {
+        let request = OffsetByTimestampRequest { topic: topic.to_owned(), queue_id, timestamp_ms };
+        match self.call(&Request::OffsetByTimestamp(request)).await? {
+            Response::OffsetByTimestamp(response) => Ok(response.offset),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The message with id `msg_id` (as returned by a send or pull);
+    /// [`ErrorCode::NotFound`] when there is none.
+    pub async fn message_by_id(&self, msg_id: &str) -> Result<StoredMessage, Error> {
+        let messages = self.query(MessageQuery::ById { msg_id: msg_id.to_owned() }).await?;
+        messages.into_iter().next().ok_or_else(|| Error::Broker {
+            code: ErrorCode::NotFound,
+            message: format!("the broker returned no message for id `{msg_id}`"),
+        })
+    }
+
+    /// Messages of `topic` carrying `key`, newest first, at most `max_results`.
+    pub async fn messages_by_key(&self, topic: &str, key: &str, max_results: u32) -> Result<Vec<StoredMessage>, Error> {
+        self.query(MessageQuery::ByKey { topic: topic.to_owned(), key: key.to_owned(), max_results }).await
+    }
+
+    async fn query(&self, query: MessageQuery) -> Result<Vec<StoredMessage>, Error> {
+        match self.call(&Request::QueryMessage(query)).await? {
+            Response::QueryMessage(response) => Ok(response.messages),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Records that `group` has processed `topic`'s queue `queue_id` up to, not
+    /// including, `offset`.
+    pub async fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) -> Result<(), Error> {
+        let request =
+            CommitOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id, offset };
+        match self.call(&Request::CommitOffset(request)).await? {
+            Response::CommitOffset => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The offset `group` last committed for the queue, `None` if it never committed one.
+    pub async fn fetch_offset(&self, group: &str, topic: &str, queue_id: u32) -> Result<Option<u64>, Error> {
+        let request = FetchOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id };
+        match self.call(&Request::FetchOffset(request)).await? {
+            Response::FetchOffset(response) => Ok(response.offset),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The broker's status: version, uptime, data directory, flush mode, CommitLog size.
+    pub async fn status(&self) -> Result<BrokerStatus, Error> {
+        match self.call(&Request::Status).await? {
+            Response::Status(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends an encoded `Send` request; one result per message, in order.
+    pub(crate) async fn send(&self, request: &EncodedRequest) -> Result<Vec<SendResult>, Error> {
+        match self.inner.connection.request(request, self.inner.config.request_timeout).await? {
+            Response::Send(response) => Ok(response.results),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Pulls, allowing the broker to hold the request for its long-polling wait on top of
+    /// the request timeout.
+    pub(crate) async fn pull(&self, request: PullRequest) -> Result<PullResponse, Error> {
+        let timeout = self.inner.config.request_timeout + Duration::from_millis(request.max_wait_ms.into());
+        let request = EncodedRequest::new(&Request::Pull(request))?;
+        match self.inner.connection.request(&request, timeout).await? {
+            Response::Pull(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn call(&self, request: &Request) -> Result<Response, Error> {
+        let request = EncodedRequest::new(request)?;
+        self.inner.connection.request(&request, self.inner.config.request_timeout).await
+    }
+}
+
+/// A successful response of another kind than the request's (error frames never get
+/// here: the connection turns them into [`Error::Broker`]).
+fn unexpected(response: &Response) -> Error {
+    Error::UnexpectedResponse { response: response.kind() }
+}
