@@ -2,8 +2,14 @@
 //!
 //! Under `async` flush a background thread flushes every interval. Under
 //! `sync` flush each appender waits until its bytes are flushed; whoever is
-//! waiting when the flusher wakes shares that one flush (group commit),
+//! waiting when the flusher starts shares that one flush (group commit),
 //! because the flusher always flushes everything published so far.
+//!
+//! Group commit is adaptive: before a flush, the flusher waits (at most half
+//! the previous flush's duration) until as many appenders wait as the previous
+//! flush released. Many concurrent writers then share each flush instead of
+//! the first one after a flush triggering the next alone; a lone writer is
+//! flushed at once.
 //!
 //! A failed flush is fatal (fail-stop): the store refuses appends until it is
 //! reopened, since the kernel may have dropped the dirty pages.
@@ -26,7 +32,16 @@ struct FlushState {
     /// Set after a failed flush.
     failed: Option<String>,
     shutdown: bool,
+    /// Appenders blocked in `wait_durable`.
+    waiting: usize,
+    /// How many appenders the previous flush covered: the batch to wait for.
+    expected_batch: usize,
+    /// How long the previous flush took.
+    last_flush: Duration,
 }
+
+/// Longest the flusher waits for a batch to gather.
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 /// Whether a waiting append saw its bytes reach the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,21 +86,23 @@ impl FlushService {
     pub fn wait_durable(&self, end: u64, timeout: Duration) -> Durability {
         let deadline = Instant::now() + timeout;
         let mut state = self.state.lock();
-        if state.requested < end {
-            state.requested = end;
-            self.wake_flusher.notify_one();
-        }
-        loop {
+        state.requested = state.requested.max(end);
+        state.waiting += 1;
+        // Wake the flusher even when it is already requested: it counts waiters to size the batch.
+        self.wake_flusher.notify_one();
+        let outcome = loop {
             if let Some(failure) = &state.failed {
-                return Durability::Failed(failure.clone());
+                break Durability::Failed(failure.clone());
             }
             if state.flushed >= end {
-                return Durability::Flushed;
+                break Durability::Flushed;
             }
             if self.progress.wait_until(&mut state, deadline).timed_out() && state.flushed < end {
-                return Durability::TimedOut;
+                break Durability::TimedOut;
             }
-        }
+        };
+        state.waiting -= 1;
+        outcome
     }
 
     /// Starts the flusher thread for `mode`.
@@ -108,8 +125,16 @@ impl FlushService {
                             break;
                         }
                     }
+                    // Let the expected batch gather, bounded by half the last flush time.
+                    let gather_until = Instant::now() + (state.last_flush / 2).min(MAX_GATHER);
+                    while state.waiting < state.expected_batch && !state.shutdown {
+                        if self.wake_flusher.wait_until(&mut state, gather_until).timed_out() {
+                            break;
+                        }
+                    }
                 }
             }
+            let covered = state.waiting;
             let shutdown = state.shutdown;
             if state.failed.is_some() {
                 return;
@@ -117,8 +142,11 @@ impl FlushService {
             let from = state.flushed;
             drop(state);
             let to = log.committed();
+            let started = Instant::now();
             let result = log.flush(from, to);
             state = self.state.lock();
+            state.last_flush = started.elapsed();
+            state.expected_batch = covered.max(1);
             match result {
                 Ok(()) => state.flushed = state.flushed.max(to),
                 Err(err) => {
