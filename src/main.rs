@@ -7,6 +7,7 @@
 mod ack_log;
 mod cmd;
 mod latency;
+mod render;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,17 @@ enum Command {
     /// Offline tools for a store's data directory.
     #[command(subcommand)]
     Store(cmd::store::StoreCommand),
+    /// Create, update, delete and list topics.
+    Topic(cmd::topic::TopicArgs),
+    /// Send one message.
+    Send(cmd::send::SendArgs),
+    /// Print a topic's messages as a consumer group.
+    Consume(cmd::consume::ConsumeArgs),
+    /// Look messages up by id or key.
+    #[command(subcommand)]
+    Message(cmd::message::MessageCommand),
+    /// Show the broker's status (exits non-zero when no broker answers).
+    Status(cmd::status::StatusArgs),
     /// Try SQL92 subscriptions against messages.
     #[command(subcommand)]
     Filter(cmd::filter::FilterCommand),
@@ -49,6 +61,11 @@ fn main() -> ExitCode {
         Command::Bench(command) => cmd::bench::run(command),
         Command::Store(command) => cmd::store::run(command),
         Command::Filter(command) => cmd::filter::run(command),
+        Command::Topic(args) => cmd::block_on(cmd::topic::run(args)),
+        Command::Send(args) => cmd::block_on(cmd::send::run(args)),
+        Command::Consume(args) => cmd::block_on(cmd::consume::run(args)),
+        Command::Message(command) => cmd::block_on(cmd::message::run(command)),
+        Command::Status(args) => cmd::block_on(cmd::status::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,8 @@ use std::time::Instant;
 
 pub use config::{BrokerConfig, FlushKind};
 pub use error::BrokerError;
+/// The QUIC server settings the broker uses (for transport benchmarks).
+pub use tls::server_config as quic_server_config;
 use tokio::task::JoinHandle;
 use weir_storage::Store;
 

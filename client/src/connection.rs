@@ -169,8 +169,8 @@ async fn resolve(broker: &str, address: &BrokerAddress, ipv6: Option<bool>) -> R
 }
 
 /// QUIC client settings: TLS 1.3 trusting exactly the configured certificates, ALPN
-/// `weir/1`, keep-alives.
-fn quic_config(ca: &CaSource, keep_alive_interval: Duration) -> Result<quinn::ClientConfig, Error> {
+/// `weir/1`, keep-alives. Public so transport benchmarks measure exactly these settings.
+pub fn quic_config(ca: &CaSource, keep_alive_interval: Duration) -> Result<quinn::ClientConfig, Error> {
     let pem = match ca {
         CaSource::File(path) => std::fs::read(path).map_err(|source| Error::CaFile { path: path.clone(), source })?,
         CaSource::Pem(pem) => pem.clone(),

@@ -191,6 +191,18 @@ impl SendStatus {
     }
 }
 
+/// RocketMQ's names: `SEND_OK`, `FLUSH_DISK_TIMEOUT`, `FLUSH_SLAVE_TIMEOUT`, `SLAVE_NOT_AVAILABLE`.
+impl std::fmt::Display for SendStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendStatus::SendOk => "SEND_OK",
+            SendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+            SendStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+            SendStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+        })
+    }
+}
+
 /// Where and how one sent message was stored.
 ///
 /// Format: string msg_id, `u32` queue_id, `u64` queue_offset, `u8` [`SendStatus`].

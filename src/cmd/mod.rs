@@ -1,10 +1,69 @@
-//! One module per command family.
+//! One module per command family, plus what they share: how to reach a
+//! broker, the async runtime, and the progress bar.
 
 pub mod bench;
 pub mod broker;
+pub mod consume;
 pub mod demo;
 pub mod filter;
+pub mod message;
+pub mod send;
+pub mod status;
 pub mod store;
+pub mod topic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use weir_client::{Client, ClientConfig};
+
+/// How a command reaches the broker: flags, else `WEIR_BROKER` / `WEIR_CA`,
+/// else the local default (`127.0.0.1:7420`, `./weir-data/tls/cert.pem`).
+#[derive(Debug, Clone, Args)]
+pub struct BrokerAddr {
+    /// Broker address `host:port` [env: WEIR_BROKER] [default: 127.0.0.1:7420].
+    #[arg(long, global = true)]
+    pub broker: Option<String>,
+    /// PEM file with the certificate(s) to trust [env: WEIR_CA] [default: ./weir-data/tls/cert.pem].
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+}
+
+impl BrokerAddr {
+    /// The client configuration these flags and the environment select.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::from_env();
+        if let Some(broker) = &self.broker {
+            config = config.with_broker(broker.clone());
+        }
+        if let Some(ca) = &self.ca {
+            config = config.with_ca_file(ca.clone());
+        }
+        config
+    }
+
+    /// Connects to the broker.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let config = self.config();
+        let broker = config.broker.clone();
+        Client::connect(config).await.with_context(|| format!("cannot reach the broker at {broker}"))
+    }
+}
+
+/// Runs an async command on a fresh multi-threaded runtime.
+pub fn block_on(future: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(future)
+}
+
+/// Parses `k=v`.
+pub fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
 
 /// A progress bar with rate and ETA on stderr; hidden for `--json` runs and
 /// when stderr is not a terminal.

@@ -1,5 +1,3 @@
-//! `weir bench`: load generators.
-//!
 //! `weir bench store` appends straight into the storage engine (no network)
 //! from several writer threads and reports throughput and append latency.
 
@@ -10,37 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
-use weir_storage::{AppendStatus, FlushMode, Message, Store, StoreConfig};
+use clap::Args;
+use weir_storage::{AppendStatus, Message, Store, StoreConfig};
 
+use super::FlushArg;
 use crate::ack_log::{Ack, AckLog};
 use crate::latency::{Percentiles, histogram};
-
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Append straight into the storage engine and measure throughput and latency.
-    Store(StoreBenchArgs),
-}
-
-/// Flush policy named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FlushArg {
-    /// Acknowledge after the page cache; flush in the background.
-    Async,
-    /// Acknowledge after fsync, with group commit.
-    Sync,
-}
-
-impl FlushArg {
-    /// The storage flush mode with default interval/timeout.
-    pub fn mode(self) -> FlushMode {
-        match self {
-            FlushArg::Async => FlushMode::ASYNC,
-            FlushArg::Sync => FlushMode::SYNC,
-        }
-    }
-}
 
 /// Arguments of `weir bench store`.
 #[derive(Debug, Args)]
@@ -83,13 +56,6 @@ pub struct StoreBenchArgs {
     json: bool,
 }
 
-/// Runs a benchmark.
-pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        BenchCommand::Store(args) => bench_store(args),
-    }
-}
-
 /// What one writer thread measured.
 struct WriterResult {
     latencies: hdrhistogram::Histogram<u64>,
@@ -99,7 +65,8 @@ struct WriterResult {
     first_error: Option<String>,
 }
 
-fn bench_store(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs `weir bench store`.
+pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.writers > 0 && args.topics > 0 && args.queues > 0 && args.batch > 0,
         "--writers, --topics, --queues and --batch must be positive"

@@ -1,0 +1,109 @@
+//! `weir bench consume`: drain `--count` messages of a topic as a consumer
+//! group, every read queue in parallel, and report throughput and
+//! end-to-end latency (store time to receipt).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use weir_client::PullConsumer;
+
+use super::produce::print_summary;
+use crate::cmd::BrokerAddr;
+use crate::latency::{Percentiles, histogram};
+
+/// Arguments of `weir bench consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to drain.
+    #[arg(long)]
+    topic: String,
+    /// Consumer group (its committed offsets are the starting point; earliest when none).
+    #[arg(long)]
+    group: String,
+    /// Messages to receive before stopping.
+    #[arg(long)]
+    count: u64,
+    /// Messages per pull.
+    #[arg(long, default_value_t = 256)]
+    batch: u32,
+    /// Print the summary as one JSON object (last line).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Runs `weir bench consume`.
+pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let topic = client.topic(&args.topic).await?;
+    let received = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for queue_id in 0..topic.read_queues {
+        let consumer = PullConsumer::new(client.clone(), args.group.clone());
+        let mut offset = match consumer.fetch_offset(&args.topic, queue_id).await? {
+            Some(committed) => committed,
+            None => client.queue_offsets(&args.topic, queue_id).await?.start,
+        };
+        let (topic, received, bytes, count, batch) =
+            (args.topic.clone(), received.clone(), bytes.clone(), args.count, args.batch);
+        tasks.spawn(async move {
+            let mut latencies = histogram();
+            let mut errors = 0u64;
+            while received.load(Ordering::Relaxed) < count {
+                match consumer.pull(&topic, queue_id, offset, batch, Duration::from_millis(500)).await {
+                    Ok(page) => {
+                        let now = weir_storage::now_ms() as u64;
+                        for m in &page.messages {
+                            let _ = latencies.record(now.saturating_sub(m.store_timestamp_ms).max(1) * 1000);
+                            bytes.fetch_add(m.body.len() as u64, Ordering::Relaxed);
+                        }
+                        received.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+                        offset = page.next_offset;
+                    }
+                    Err(err) => {
+                        errors += 1;
+                        tracing::warn!(queue_id, %err, "pull failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            let _ = consumer.commit_offset(&topic, queue_id, offset).await;
+            (latencies, errors)
+        });
+    }
+    let progress = {
+        let received = received.clone();
+        let count = args.count;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let now = received.load(Ordering::Relaxed);
+                eprintln!("{:>6.1} s  {now}/{count}  {} msgs/s", started.elapsed().as_secs_f64(), now - last);
+                last = now;
+            }
+        })
+    };
+    let mut latencies = histogram();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (h, e) = joined?;
+        latencies.add(&h)?;
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.abort();
+    client.close().await;
+    let received = received.load(Ordering::Relaxed);
+    let size = (bytes.load(Ordering::Relaxed) / received.max(1)) as usize;
+    print_summary("received", received, errors, seconds, size, &Percentiles::from(&latencies), args.json);
+    Ok(ExitCode::SUCCESS)
+}

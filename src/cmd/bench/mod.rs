@@ -1,0 +1,53 @@
+//! `weir bench`: load generators for the storage engine, the broker and the transport.
+
+pub mod consume;
+pub mod produce;
+pub mod store;
+pub mod transport;
+
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+use weir_storage::FlushMode;
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append straight into the storage engine and measure throughput and latency.
+    Store(store::StoreBenchArgs),
+    /// Send messages to a broker with acknowledgements and measure throughput and latency.
+    Produce(produce::ProduceArgs),
+    /// Drain messages from a broker and measure throughput.
+    Consume(consume::ConsumeArgs),
+    /// Measure the QUIC transport's own bulk-transfer limit on loopback.
+    Transport(transport::TransportArgs),
+}
+
+/// Flush policy named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushArg {
+    /// Acknowledge after the page cache; flush in the background.
+    Async,
+    /// Acknowledge after fsync, with group commit.
+    Sync,
+}
+
+impl FlushArg {
+    /// The storage flush mode with default interval/timeout.
+    pub fn mode(self) -> FlushMode {
+        match self {
+            FlushArg::Async => FlushMode::ASYNC,
+            FlushArg::Sync => FlushMode::SYNC,
+        }
+    }
+}
+
+/// Runs a benchmark.
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Store(args) => store::run(args),
+        BenchCommand::Produce(args) => crate::cmd::block_on(produce::run(args)),
+        BenchCommand::Consume(args) => crate::cmd::block_on(consume::run(args)),
+        BenchCommand::Transport(args) => crate::cmd::block_on(transport::run(args)),
+    }
+}

@@ -1,0 +1,182 @@
+//! `weir bench produce`: acknowledged sends to a broker, `--concurrency` in
+//! flight, with throughput and latency percentiles.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use parking_lot::Mutex;
+use weir_client::{Error as ClientError, Producer};
+use weir_protocol::{ErrorCode, Message, TopicConfig, TopicPermissions};
+
+use crate::ack_log::{Ack, AckLog};
+use crate::cmd::{BrokerAddr, parse_property};
+use crate::latency::{Percentiles, histogram};
+
+/// Arguments of `weir bench produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic (created with 8 queues if missing).
+    #[arg(long)]
+    topic: String,
+    /// Messages to send.
+    #[arg(long)]
+    count: u64,
+    /// Body size in bytes.
+    #[arg(long)]
+    size: usize,
+    /// Sends in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u32,
+    /// Messages per send request.
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// User properties on every message: `k=v,k2=v2`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_property)]
+    props: Vec<(String, String)>,
+    /// Write one JSON line per acknowledged message to FILE.
+    #[arg(long, value_name = "FILE")]
+    ack_log: Option<PathBuf>,
+    /// Print the summary as one JSON object (last line).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Totals shared by the sender tasks.
+#[derive(Default)]
+struct Totals {
+    sent: AtomicU64,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+/// Runs `weir bench produce`.
+pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.concurrency > 0 && args.batch > 0, "--concurrency and --batch must be positive");
+    let client = args.broker.connect().await?;
+    let topic = TopicConfig {
+        name: args.topic.clone(),
+        read_queues: 8,
+        write_queues: 8,
+        permissions: TopicPermissions::READ_WRITE,
+    };
+    match client.create_topic(topic).await {
+        Ok(_) => {}
+        Err(err) if err.code() == Some(ErrorCode::TopicExists) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let producer = Arc::new(Producer::new(client.clone()));
+    let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
+    let mut template = Message::new(args.topic.clone(), vec![b'x'; args.size]);
+    template.properties = args.props.clone();
+    let totals = Arc::new(Totals::default());
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (producer, ack_log, template, totals, next) =
+            (producer.clone(), ack_log.clone(), template.clone(), totals.clone(), next.clone());
+        let (count, batch) = (args.count, u64::from(args.batch));
+        tasks.spawn(async move {
+            let mut latencies = histogram();
+            loop {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= count {
+                    return latencies;
+                }
+                let n = batch.min(count - first) as usize;
+                let t0 = Instant::now();
+                let outcome = if n == 1 {
+                    producer.send(template.clone()).await.map(|r| vec![r])
+                } else {
+                    producer.send_batch(vec![template.clone(); n]).await
+                };
+                let micros = t0.elapsed().as_micros().max(1) as u64;
+                match outcome {
+                    Ok(results) => {
+                        for r in &results {
+                            let _ = latencies.record(micros);
+                            if let Some(log) = &ack_log {
+                                let ack = Ack {
+                                    msg_id: r.msg_id.clone(),
+                                    topic: template.topic.clone(),
+                                    queue_id: r.queue_id,
+                                    queue_offset: r.queue_offset,
+                                };
+                                if let Err(err) = log.record(&ack) {
+                                    totals.first_error.lock().get_or_insert(err.to_string());
+                                }
+                            }
+                        }
+                        totals.sent.fetch_add(results.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(err) => record_error(&totals, n as u64, &err),
+                }
+            }
+        });
+    }
+    let progress = tokio::spawn(report_progress(totals.clone(), args.count));
+    let mut latencies = histogram();
+    while let Some(joined) = tasks.join_next().await {
+        latencies.add(&joined?)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.abort();
+    producer.close().await;
+    client.close().await;
+    let sent = totals.sent.load(Ordering::Relaxed);
+    let errors = totals.errors.load(Ordering::Relaxed);
+    print_summary("sent", sent, errors, seconds, args.size, &Percentiles::from(&latencies), args.json);
+    if let Some(err) = totals.first_error.lock().take() {
+        eprintln!("error: {errors} message(s) failed; first error: {err}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn record_error(totals: &Totals, n: u64, err: &ClientError) {
+    totals.errors.fetch_add(n, Ordering::Relaxed);
+    totals.first_error.lock().get_or_insert(err.to_string());
+}
+
+/// A progress line per second on stderr.
+async fn report_progress(totals: Arc<Totals>, count: u64) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let done = totals.sent.load(Ordering::Relaxed) + totals.errors.load(Ordering::Relaxed);
+        eprintln!("{:>6.1} s  {done}/{count}  {} msgs/s", started.elapsed().as_secs_f64(), done - last);
+        last = done;
+    }
+}
+
+/// Prints a benchmark summary: a table, or one JSON object with `key` (`sent`/`received`),
+/// `errors`, `seconds`, `msgs_per_sec`, `mb_per_sec`, `p50_ms`, `p99_ms`, `p999_ms`.
+pub fn print_summary(key: &str, done: u64, errors: u64, seconds: f64, size: usize, p: &Percentiles, json: bool) {
+    let msgs_per_sec = done as f64 / seconds;
+    let mb_per_sec = msgs_per_sec * size as f64 / 1e6;
+    let ms = |us: u64| us as f64 / 1000.0;
+    if json {
+        let mut out = serde_json::json!({
+            "errors": errors, "seconds": seconds, "msgs_per_sec": msgs_per_sec, "mb_per_sec": mb_per_sec,
+            "p50_ms": ms(p.p50), "p99_ms": ms(p.p99), "p999_ms": ms(p.p999), "max_ms": ms(p.max), "size": size,
+        });
+        out[key] = done.into();
+        println!("{out}");
+    } else {
+        println!("{key} {done} messages of {size} B in {seconds:.2} s ({errors} errors)");
+        println!("  {:<10}{:>12.0}", "msgs/s", msgs_per_sec);
+        println!("  {:<10}{:>12.1}", "MB/s", mb_per_sec);
+        println!("  {:<10}{:>9.3} ms", "p50", ms(p.p50));
+        println!("  {:<10}{:>9.3} ms", "p99", ms(p.p99));
+        println!("  {:<10}{:>9.3} ms", "p99.9", ms(p.p999));
+    }
+}
