@@ -1,108 +1,162 @@
 //! `weir demo`: a short, visible tour in a temporary directory.
 //!
-//! It opens a store, appends an order stream over several topics and queues,
-//! reads a queue back, finds messages by id and business key, measures a
-//! burst of appends, then kills a child process writing with sync flush and
-//! shows that recovery kept every message it acknowledged.
+//! It starts an embedded broker on a loopback port, then talks to it over
+//! QUIC with the client library: creates a topic, sends orders with tags,
+//! keys and properties, consumes them (all, then by tag), looks messages up,
+//! measures a burst of acknowledged sends and its consumption, and finally
+//! kills a child process writing with sync flush to show that recovery kept
+//! every message it acknowledged.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use weir_storage::{Message, Store, StoreConfig};
+use weir_broker::{Broker, BrokerConfig};
+use weir_client::{Client, ClientConfig, Producer, PullConsumer};
+use weir_protocol::{FilterExpression, Message, StoredMessage, TopicConfig, TopicPermissions};
+use weir_storage::{Store, StoreConfig};
+
+use crate::render::message_line;
 
 /// Arguments of `weir demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Messages in the throughput burst.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 20_000)]
     burst: u64,
 }
 
-fn order(topic: &str, queue_id: u32, n: u64, region: &str) -> Message {
-    Message {
-        topic: topic.into(),
-        queue_id,
-        tag: if n.is_multiple_of(3) { "paid".into() } else { "created".into() },
-        keys: vec![format!("order-{n}")],
-        properties: vec![("region".into(), region.into()), ("amount".into(), (n * 37 % 500).to_string())],
-        body: format!("{{\"order\":{n},\"region\":\"{region}\"}}").into_bytes().into(),
-        born_timestamp_ms: weir_storage::now_ms(),
-        born_host: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        flags: 0,
+fn order(n: u64) -> Message {
+    let regions = ["SH", "BJ", "SZ"];
+    let region = regions[n as usize % regions.len()];
+    let mut m = Message::new("orders", format!("{{\"order\":{n},\"region\":\"{region}\"}}").into_bytes());
+    m.tag = Some(if n.is_multiple_of(3) { "paid".into() } else { "created".into() });
+    m.keys = vec![format!("order-{n}")];
+    m.properties = vec![("region".into(), region.into()), ("amount".into(), (n * 37 % 500).to_string())];
+    m
+}
+
+/// Pulls every queue of `topic` from offset 0 until `want` messages arrived.
+async fn drain(consumer: &PullConsumer, topic: &str, queues: u32, want: usize) -> anyhow::Result<Vec<StoredMessage>> {
+    let mut offsets = vec![0u64; queues as usize];
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < want && Instant::now() < deadline {
+        for (queue_id, offset) in offsets.iter_mut().enumerate() {
+            let page = consumer.pull(topic, queue_id as u32, *offset, 256, Duration::from_millis(50)).await?;
+            *offset = page.next_offset;
+            out.extend(page.messages);
+        }
     }
+    Ok(out)
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    crate::cmd::block_on(demo(args))
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new().prefix("weir-demo-").tempdir()?;
-    let config = StoreConfig { segment_size: 64 << 20, ..StoreConfig::new(dir.path()) };
-    println!("1. Opening a store in {}", dir.path().display());
-    let store = Store::open(config.clone()).context("opening the demo store")?;
+    let mut config = BrokerConfig::new(dir.path().join("broker"));
+    config.listen = "127.0.0.1:0".parse()?;
+    config.segment_size = 256 << 20;
+    let broker = Broker::start(config).await.context("starting the embedded broker")?;
+    println!("1. Broker listening on {} (QUIC, TLS 1.3), data in {}", broker.local_addr(), dir.path().display());
 
-    println!("2. Appending 12 orders to topic `orders` (4 queues) and 3 to `payments`");
-    let regions = ["SH", "BJ", "SZ"];
-    let mut ids = Vec::new();
-    for n in 0..12u64 {
-        let r = store.append(&order("orders", (n % 4) as u32, n, regions[n as usize % 3]))?;
-        ids.push(r.msg_id);
-        println!(
-            "   order-{n:<3} -> queue {} offset {}  id {}  {}",
-            r.queue_id,
-            r.queue_offset,
-            r.msg_id,
-            r.status.as_str()
-        );
-    }
-    for n in 100..103u64 {
-        store.append(&order("payments", 0, n, "SH"))?;
-    }
-    store.wait_dispatched(std::time::Duration::from_secs(5));
-
-    println!("3. Reading queue orders/1 from offset 0 (ConsumeQueue -> CommitLog)");
-    let page = store.read_queue("orders", 1, 0, 32)?;
-    for m in &page.messages {
-        let v = m.record.view();
-        println!(
-            "   offset {}  tag {:<8} region {}  body {}",
-            m.queue_offset,
-            v.tag(),
-            v.property("region").unwrap_or("-"),
-            String::from_utf8_lossy(v.body())
-        );
+    let client_config =
+        ClientConfig::default().with_broker(broker.local_addr().to_string()).with_ca_file(broker.cert_path());
+    let client = Client::connect(client_config).await?;
+    let topic = TopicConfig {
+        name: "orders".into(),
+        read_queues: 4,
+        write_queues: 4,
+        permissions: TopicPermissions::READ_WRITE,
+    };
+    client.create_topic(topic).await?;
+    println!(
+        "2. Created topic `orders` with 4 queues; sending 12 orders (tag paid|created, key, region and amount properties)"
+    );
+    let producer = Producer::new(client.clone());
+    for n in 0..12 {
+        let r = producer.send(order(n)).await?;
+        println!("   order-{n:<3} -> queue {} offset {}  id {}  {}", r.queue_id, r.queue_offset, r.msg_id, r.status);
     }
 
-    println!("4. Lookups");
-    let by_id = store.message_by_id(&ids[5].to_string())?;
-    println!("   by id  {} -> {}", ids[5], String::from_utf8_lossy(by_id.view().body()));
-    for r in store.messages_by_key("orders", "order-7", 4) {
-        println!("   by key order-7 -> queue {} offset {}", r.view().queue_id(), r.view().queue_offset());
+    println!("3. Consuming everything (long-polling pulls over QUIC)");
+    let consumer = PullConsumer::new(client.clone(), "demo-all");
+    for m in drain(&consumer, "orders", 4, 12).await? {
+        println!("   {}", message_line(&m));
+    }
+    println!("4. Consuming with the tag subscription `paid` (filtered at the broker on ConsumeQueue tag hashes)");
+    let paid = PullConsumer::new(client.clone(), "demo-paid").with_filter(FilterExpression::Tag("paid".into()));
+    for m in drain(&paid, "orders", 4, 4).await? {
+        println!("   {}", message_line(&m));
     }
 
-    println!("5. Appending a burst of {} x 128-byte messages (async flush)", args.burst);
-    let burst: Vec<Message> = (0..256)
-        .map(|i| Message {
-            keys: Vec::new(),
-            body: vec![b'x'; 128].into(),
-            ..order("burst", i % 8, u64::from(i), "SH")
-        })
-        .collect();
+    println!("5. Lookups");
+    let by_key = client.messages_by_key("orders", "order-7", 4).await?;
+    for m in &by_key {
+        println!("   by key order-7 -> {}", message_line(m));
+    }
+    if let Some(m) = by_key.first() {
+        let by_id = client.message_by_id(&m.msg_id).await?;
+        println!("   by id  {} -> {}", m.msg_id, String::from_utf8_lossy(&by_id.body));
+    }
+
+    println!("6. Burst: {} x 1 KiB acknowledged sends, 16 in flight, then consuming them", args.burst);
+    let burst = TopicConfig {
+        name: "burst".into(),
+        read_queues: 8,
+        write_queues: 8,
+        permissions: TopicPermissions::READ_WRITE,
+    };
+    client.create_topic(burst).await?;
+    let producer = Arc::new(producer);
     let started = Instant::now();
-    let mut appended = 0;
-    while appended < args.burst {
-        let n = (args.burst - appended).min(burst.len() as u64) as usize;
-        store.append_batch(&burst[..n])?;
-        appended += n as u64;
+    let mut senders = tokio::task::JoinSet::new();
+    for task in 0..16u64 {
+        let producer = producer.clone();
+        let share = args.burst / 16 + u64::from(task < args.burst % 16);
+        senders.spawn(async move {
+            for _ in 0..share {
+                producer.send(Message::new("burst", vec![b'x'; 1024])).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = senders.join_next().await {
+        joined??;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("   {appended} messages in {secs:.3} s = {:.0} msgs/s", appended as f64 / secs);
+    println!(
+        "   sent {} in {secs:.2} s = {:.0} msgs/s ({:.1} MB/s)",
+        args.burst,
+        args.burst as f64 / secs,
+        args.burst as f64 * 1024.0 / secs / 1e6
+    );
+    let started = Instant::now();
+    let received =
+        drain(&PullConsumer::new(client.clone(), "demo-burst"), "burst", 8, args.burst as usize).await?.len();
+    let secs = started.elapsed().as_secs_f64();
+    println!("   consumed {received} in {secs:.2} s = {:.0} msgs/s", received as f64 / secs);
+    producer.close().await;
+    client.close().await;
+    broker.shutdown().await?;
+    println!("   broker stopped cleanly (offsets persisted, store flushed)");
 
-    store.close()?;
+    crash_test(dir.path())?;
+    println!("Done. Next: `weir broker` in one terminal, `weir send` / `weir consume` in another (see README).");
+    Ok(ExitCode::SUCCESS)
+}
 
-    println!("6. Crash test: a child process appends with sync flush and is killed with SIGKILL after 1 s");
-    let crash_dir = dir.path().join("crash");
-    let acks = dir.path().join("acks.jsonl");
+/// Kills a child `weir bench store --flush sync` with SIGKILL, then checks every ack.
+fn crash_test(dir: &std::path::Path) -> anyhow::Result<()> {
+    println!("7. Crash test: a child process appends with sync flush and is killed with SIGKILL after 1 s");
+    let crash_dir = dir.join("crash");
+    let acks = dir.join("acks.jsonl");
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args([
             "bench",
@@ -126,7 +180,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the child writer")?;
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(1));
     child.kill()?; // SIGKILL
     child.wait()?;
     let acked = crate::ack_log::read(&acks)?;
@@ -142,6 +196,5 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("   acknowledged before the kill: {}; found intact after recovery: {intact}", acked.len());
     reopened.close()?;
     anyhow::ensure!(intact == acked.len(), "{} acknowledged messages were lost", acked.len() - intact);
-    println!("Done. Run `weir bench store --help` for the storage benchmark.");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
