@@ -61,8 +61,8 @@ pub use weir_protocol::{
 };
 
 pub use crate::client::Client;
-pub use crate::connection::quic_config as quic_client_config;
 pub use crate::config::{CaSource, ClientConfig};
+pub use crate::connection::quic_config as quic_client_config;
 pub use crate::error::Error;
 pub use crate::producer::{Producer, ProducerConfig};
 pub use crate::pull::PullConsumer;
