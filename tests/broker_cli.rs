@@ -1,0 +1,166 @@
+//! The `weir` binary end to end: a real broker process on loopback, the CLI
+//! talking QUIC to it through `WEIR_BROKER`/`WEIR_CA`, graceful shutdown,
+//! and SIGKILL of the broker during sync-flush sends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn weir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// A `weir broker` child process and how to reach it.
+struct BrokerProcess {
+    child: Child,
+    addr: String,
+    ca: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl BrokerProcess {
+    fn start(data_dir: &Path, flush: &str) -> Self {
+        // A free UDP port: bind, read, release (a tiny race a test can live with).
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = weir()
+            .args(["broker", "--listen", &addr, "--flush", flush])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn broker");
+        let broker = Self { child, addr, ca: data_dir.join("tls/cert.pem"), data_dir: data_dir.to_owned() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !broker.cli(&["status"]).status.success() {
+            assert!(Instant::now() < deadline, "broker did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = weir();
+        cmd.args(args).env("WEIR_BROKER", &self.addr).env("WEIR_CA", &self.ca);
+        cmd
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run weir")
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "command failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), "async");
+    assert!(broker.cli(&["topic", "create", "orders", "--queues", "2"]).status.success());
+    let sent = stdout_lines(&broker.cli(&[
+        "send",
+        "--topic",
+        "orders",
+        "--tag",
+        "TagA",
+        "--key",
+        "o-1",
+        "--prop",
+        "region=SH",
+        "--json",
+        "hello weir",
+    ]));
+    assert_eq!(sent[0]["status"], "SEND_OK");
+    let consumed =
+        stdout_lines(&broker.cli(&["consume", "--topic", "orders", "--group", "g", "--count", "1", "--json"]));
+    let m = &consumed[0];
+    assert_eq!(
+        (m["topic"].as_str(), m["tag"].as_str(), m["body"].as_str()),
+        (Some("orders"), Some("TagA"), Some("hello weir"))
+    );
+    assert_eq!((m["keys"][0].as_str(), m["props"]["region"].as_str()), (Some("o-1"), Some("SH")));
+    assert_eq!(m["msg_id"], sent[0]["msg_id"]);
+    // The group's offset was committed: nothing is left for it.
+    let rest = broker.cli(&["consume", "--topic", "orders", "--group", "g", "--idle-exit", "0.5", "--json"]);
+    assert!(stdout_lines(&rest).is_empty());
+    let by_key = stdout_lines(&broker.cli(&["message", "get", "--topic", "orders", "--key", "o-1", "--json"]));
+    assert_eq!(by_key[0]["msg_id"], sent[0]["msg_id"]);
+    let status = stdout_lines(&broker.cli(&["status", "--json"]));
+    assert_eq!((status[0]["topics"].as_u64(), status[0]["flush"].as_str()), (Some(1), Some("async")));
+    // Errors are clear and non-zero.
+    let unknown = broker.cli(&["send", "--topic", "nope", "x"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).to_lowercase().contains("topic"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
+    broker.signal("TERM");
+    let status = broker.child.wait().expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let down = broker.cli(&["status"]);
+    assert!(!down.status.success(), "status fails when no broker answers");
+}
+
+#[test]
+fn sigkill_of_the_broker_during_sync_sends_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let ack_log = dir.path().join("acks.jsonl");
+    let broker = BrokerProcess::start(&data_dir, "sync");
+    let mut producer = broker
+        .command(&[
+            "bench",
+            "produce",
+            "--topic",
+            "crash",
+            "--count",
+            "100000000",
+            "--size",
+            "512",
+            "--concurrency",
+            "16",
+            "--json",
+        ])
+        .arg("--ack-log")
+        .arg(&ack_log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn producer");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut broker = broker;
+    broker.child.kill().expect("SIGKILL the broker");
+    broker.child.wait().expect("reap");
+    let _ = producer.kill();
+    let _ = producer.wait();
+
+    let out = weir()
+        .args(["store", "check", "--json"])
+        .arg("--data-dir")
+        .arg(&broker.data_dir)
+        .arg("--ack-log")
+        .arg(&ack_log)
+        .output()
+        .expect("check");
+    let report = &stdout_lines(&out)[0];
+    assert!(report["acked"].as_u64().expect("acked") > 0, "nothing was acknowledged before the kill: {report}");
+    assert_eq!((report["missing"].as_u64(), report["corrupt"].as_u64()), (Some(0), Some(0)), "{report}");
+}
