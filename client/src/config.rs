@@ -51,7 +51,8 @@ pub struct ClientConfig {
     /// broker's frame limit. Batches are split to fit; larger responses are an
     /// [`Error::ResponseTooLarge`](crate::Error::ResponseTooLarge).
     pub max_frame_payload: u32,
-    /// How often to ping an idle connection so neither side's idle timeout closes it.
+    /// How often to ping an idle connection so neither side's idle timeout closes it;
+    /// keep it well below the client's 15 s idle timeout.
     pub keep_alive_interval: Duration,
 }
 

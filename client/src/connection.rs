@@ -19,8 +19,10 @@ use weir_protocol::{ALPN, HEADER_LEN, Request, Response, decode_frame};
 use crate::config::{CaSource, ClientConfig};
 use crate::error::Error;
 
-/// Ceiling on silence before a connection is considered dead, when keep-alives stop.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Silence after which a connection is considered dead: a broker that vanished without
+/// closing it (killed, host gone) is noticed this long after its last packet, and the
+/// next request redials. Keep-alives hold healthy idle connections open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A request already encoded as its frame, ready to be written on a stream.
 #[derive(Debug, Clone)]
@@ -194,7 +196,7 @@ pub fn quic_config(ca: &CaSource, keep_alive_interval: Duration) -> Result<quinn
         .map_err(|error| Error::Config { reason: error.to_string() })?;
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(keep_alive_interval));
-    transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("30 s is a valid QUIC idle timeout")));
+    transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("15 s is a valid QUIC idle timeout")));
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
     Ok(config)
