@@ -45,6 +45,7 @@
 
 mod batch;
 mod client;
+mod coalesce;
 pub mod config;
 mod connection;
 mod error;

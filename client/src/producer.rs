@@ -9,6 +9,7 @@ use weir_protocol::{Message, Request, SendRequest, SendResult, SendStatus};
 
 use crate::batch;
 use crate::client::Client;
+use crate::coalesce::{Coalescer, Outcome, Waiter};
 use crate::connection::EncodedRequest;
 use crate::error::Error;
 use crate::route::TopicRoutes;
@@ -66,13 +67,18 @@ struct Shared {
     round_robin: RoundRobin,
     /// One-way sends still in flight, joined by [`Producer::close`].
     oneway: Mutex<JoinSet<()>>,
+    /// Single round-robin sends waiting to share a request.
+    coalescer: Coalescer,
 }
 
 /// Where the messages of a send go when they name no queue.
 #[derive(Debug, Clone, Copy)]
 enum Placement<'a> {
-    /// The topic's write queues in turn; a retry moves on to the next queue.
+    /// The topic's write queues in turn, one queue per request; a retry moves on to the next queue.
     RoundRobin,
+    /// The topic's write queues in turn, message by message (coalesced single sends, so
+    /// that sharing a request does not change how messages spread over queues).
+    EachRoundRobin,
     /// The selector's queue for this sharding key; a retry keeps it.
     ShardingKey(&'a str),
 }
@@ -91,14 +97,73 @@ impl Producer {
             routes: TopicRoutes::default(),
             round_robin: RoundRobin::default(),
             oneway: Mutex::new(JoinSet::new()),
+            coalescer: Coalescer::default(),
         };
         Producer { shared: Arc::new(shared) }
     }
 
     /// Sends one message and waits for the broker's result.
+    ///
+    /// Concurrent sends of messages that name no queue share requests (see the
+    /// `coalesce` module): while two requests are in flight, messages sent meanwhile
+    /// go together in the next one.
     pub async fn send(&self, message: Message) -> Result<SendResult, Error> {
+        if message.queue_id.is_some() {
+            return self.send_alone(message).await;
+        }
+        let (outcome, lead) = self.shared.coalescer.enqueue(message);
+        if lead {
+            self.lead().await;
+        }
+        match outcome.await {
+            Ok(Outcome::Sent(result)) => Ok(result),
+            Ok(Outcome::SendAlone(message)) => self.send_alone(message).await,
+            Err(_) => Err(Error::Stream { reason: "the request carrying this message was abandoned".to_owned() }),
+        }
+    }
+
+    async fn send_alone(&self, message: Message) -> Result<SendResult, Error> {
         let mut results = self.send_run(vec![message], Placement::RoundRobin).await?;
         Ok(results.remove(0))
+    }
+
+    /// Takes a request slot's first batch in this task; if more messages wait
+    /// afterwards, a background task keeps the slot and drains them, so the caller's
+    /// own send is not held up.
+    async fn lead(&self) {
+        let max_payload = self.shared.client.config().max_frame_payload as usize;
+        let Some(batch) = self.shared.coalescer.take_batch(max_payload) else { return };
+        self.send_coalesced(batch).await;
+        if let Some(mut batch) = self.shared.coalescer.take_batch(max_payload) {
+            let producer = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    producer.send_coalesced(batch).await;
+                    match producer.shared.coalescer.take_batch(max_payload) {
+                        Some(next) => batch = next,
+                        None => return,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Sends coalesced messages in one request and tells each waiter its outcome.
+    async fn send_coalesced(&self, batch: Vec<Waiter>) {
+        let (messages, waiters): (Vec<Message>, Vec<_>) = batch.into_iter().unzip();
+        match self.send_run(messages.clone(), Placement::EachRoundRobin).await {
+            Ok(results) => {
+                for (waiter, result) in waiters.into_iter().zip(results) {
+                    let _ = waiter.send(Outcome::Sent(result));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, count = messages.len(), "coalesced send failed; sending its messages alone");
+                for (waiter, message) in waiters.into_iter().zip(messages) {
+                    let _ = waiter.send(Outcome::SendAlone(message));
+                }
+            }
+        }
     }
 
     /// Sends one message to the queue the [`QueueSelector`] picks for `sharding_key`, so
@@ -198,8 +263,8 @@ impl Producer {
     }
 
     /// Sets the queue of each message marked `auto` (it named none): per topic one
-    /// round-robin queue for the whole request, or the selector's queue for the sharding
-    /// key. Topics without write queues are left to the broker to refuse.
+    /// round-robin queue for the whole request, a round-robin queue per message for
+    /// coalesced sends, or the selector's queue for the sharding key. Topics without write queues are left to the broker to refuse.
     async fn place(&self, messages: &mut [Message], auto: &[bool], placement: Placement<'_>) -> Result<(), Error> {
         let mut last: Option<(String, Option<u32>)> = None;
         for (message, _) in messages.iter_mut().zip(auto).filter(|(_, auto)| **auto) {
@@ -218,7 +283,7 @@ impl Producer {
 
     fn choose(&self, message: &Message, write_queues: NonZeroU32, placement: Placement<'_>) -> u32 {
         match placement {
-            Placement::RoundRobin => self.shared.round_robin.next(write_queues),
+            Placement::RoundRobin | Placement::EachRoundRobin => self.shared.round_robin.next(write_queues),
             Placement::ShardingKey(key) => {
                 self.shared.config.selector.select(message, key, write_queues) % write_queues.get()
             }

@@ -266,9 +266,13 @@ impl Dispatcher {
             let mut last_tick = Instant::now();
             let mut idle_polls = 0;
             while !dispatcher.stop.load(Ordering::Acquire) {
+                let before = dispatcher.dispatched();
                 if let Err(err) = dispatcher.run_until_caught_up(true) {
                     tracing::error!(%err, "dispatch failed; retrying");
                     std::thread::sleep(Duration::from_millis(100));
+                }
+                if dispatcher.dispatched() != before {
+                    idle_polls = 0;
                 }
                 if last_tick.elapsed() >= CHECKPOINT_INTERVAL {
                     on_tick(&dispatcher);
@@ -276,8 +280,6 @@ impl Dispatcher {
                 }
                 if dispatcher.dispatched() >= dispatcher.log.committed() {
                     dispatcher.idle(&mut idle_polls);
-                } else {
-                    idle_polls = 0;
                 }
             }
             let _ = dispatcher.run_until_caught_up(true);
