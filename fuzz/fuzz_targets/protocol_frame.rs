@@ -13,15 +13,7 @@ use weir_protocol::{
 
 /// Feeds `data` to a `FrameDecoder` in `chunk_len` pieces, as a stream would arrive.
 fn decode_in_chunks(data: &[u8], chunk_len: usize) -> Result<Frame, DecodeError> {
-    let mut decoder = FrameDecoder::new();
-    let mut frame = None;
-    for chunk in data.chunks(chunk_len) {
-        if let Decoded::Frame(decoded) = decoder.decode(chunk)? {
-            frame = Some(decoded);
-        }
-    }
-    decoder.finish()?;
-    Ok(frame.expect("finish succeeds only after the frame was returned"))
+    FrameDecoder::new().decode_all(data.chunks(chunk_len))
 }
 
 fuzz_target!(|data: &[u8]| {

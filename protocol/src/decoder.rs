@@ -92,6 +92,19 @@ impl FrameDecoder {
         Ok(Decoded::Frame(Frame { kind, payload }))
     }
 
+    /// Feeds every chunk, then [`finish`](Self::finish)es: the one frame of a stream
+    /// whose bytes arrived as `chunks`.
+    pub fn decode_all<'a>(mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Frame, DecodeError> {
+        let mut frame = None;
+        for chunk in chunks {
+            if let Decoded::Frame(decoded) = self.decode(chunk)? {
+                frame = Some(decoded);
+            }
+        }
+        self.finish()?;
+        Ok(frame.expect("finish succeeds only after the frame was returned"))
+    }
+
     /// Checks the stream once the peer has finished its side: `Ok` when the frame was
     /// returned, [`TruncatedFrame`](DecodeError::TruncatedFrame) when the stream ended
     /// before it was whole (including an empty stream).

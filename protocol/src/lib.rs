@@ -93,15 +93,7 @@ mod tests {
 
     /// Feeds `data` to a `FrameDecoder` in `chunk_len` pieces, as a stream would arrive.
     fn decode_in_chunks(data: &[u8], chunk_len: usize) -> Result<Frame, DecodeError> {
-        let mut decoder = FrameDecoder::new();
-        let mut frame = None;
-        for chunk in data.chunks(chunk_len) {
-            if let Decoded::Frame(decoded) = decoder.decode(chunk)? {
-                frame = Some(decoded);
-            }
-        }
-        decoder.finish()?;
-        Ok(frame.expect("finish succeeds only after the frame was returned"))
+        FrameDecoder::new().decode_all(data.chunks(chunk_len))
     }
 
     /// The fuzz target's property (`fuzz/fuzz_targets/protocol_frame.rs`): whatever the
