@@ -8,7 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use weir_protocol::bytes::{Bytes, BytesMut};
 use weir_protocol::{
-    DEFAULT_MAX_PAYLOAD_LEN, DecodeError, Decoded, Frame, FrameDecoder, Request, Response, decode_frame,
+    DEFAULT_MAX_PAYLOAD_LEN, DecodeError, Frame, FrameDecoder, Request, Response, decode_frame,
 };
 
 /// Feeds `data` to a `FrameDecoder` in `chunk_len` pieces, as a stream would arrive.
