@@ -9,6 +9,8 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use weir_sql92::{EvalError, Filter, ParseError, Truth, WithTag};
 
+use crate::cmd::parse_property;
+
 /// Subscription tools.
 #[derive(Debug, Subcommand)]
 pub enum FilterCommand {
@@ -72,11 +74,6 @@ struct Case {
     tag: Option<String>,
     #[serde(default)]
     props: BTreeMap<String, String>,
-}
-
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
-    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn check_one(sql: &str, tag: Option<&str>, props: &[(String, String)], json: bool) -> anyhow::Result<ExitCode> {
