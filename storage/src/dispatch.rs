@@ -71,8 +71,6 @@ pub struct Dispatcher {
     hooks: Vec<Arc<dyn DispatchHook>>,
     /// Records below this offset are dispatched.
     dispatched: AtomicU64,
-    /// Records below this offset are dispatched *and* flushed.
-    durable: AtomicU64,
     thread: Mutex<Option<Thread>>,
     /// Set while the thread sleeps until woken; the appender only wakes it then.
     sleeping: AtomicBool,
@@ -110,7 +108,6 @@ impl Dispatcher {
             index,
             hooks,
             dispatched: AtomicU64::new(0),
-            durable: AtomicU64::new(0),
             thread: Mutex::new(None),
             sleeping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -129,10 +126,6 @@ impl Dispatcher {
     /// Records below this offset are dispatched.
     pub fn dispatched(&self) -> u64 {
         self.dispatched.load(Ordering::Acquire)
-    }
-    /// Records below this offset have durable derived entries.
-    pub fn durable(&self) -> u64 {
-        self.durable.load(Ordering::Acquire)
     }
 
     /// Open-time recovery: cuts derived files back to `valid_end`, then replays
@@ -219,7 +212,6 @@ impl Dispatcher {
         for hook in &self.hooks {
             hook.flush()?;
         }
-        self.durable.fetch_max(upto, Ordering::AcqRel);
         Ok(upto)
     }
 

@@ -579,19 +579,9 @@ impl Store {
         for thread in self.threads.lock().drain(..) {
             let _ = thread.join();
         }
-        self.log.flush(0, self.log.committed())?;
-        self.dispatcher.flush()?;
-        // The flusher thread has exited; account for the final flush ourselves.
-        let queues = self.dispatcher.queues().all();
-        self.checkpoint
-            .manifest()
-            .store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
-        let checkpoint = Checkpoint {
-            commitlog_flushed: self.log.committed(),
-            dispatched: self.dispatcher.durable(),
-            written_at_ms: now_ms(),
-        };
-        self.checkpoint.store(&checkpoint)?;
+        // The flusher's last round flushed everything published and the dispatcher caught
+        // up before their threads exited: record that, unless a flush failed.
+        self.write_checkpoint()?;
         if self.flush.failure().is_none() {
             std::fs::remove_file(self.config.data_dir.join(ABORT_FILE))?;
         }
