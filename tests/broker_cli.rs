@@ -22,7 +22,10 @@ impl BrokerProcess {
     fn start(data_dir: &Path, flush: &str) -> Self {
         // A free UDP port: bind, read, release (a tiny race a test can live with).
         let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let addr = format!("127.0.0.1:{port}");
+        Self::start_on(data_dir, flush, format!("127.0.0.1:{port}"))
+    }
+
+    fn start_on(data_dir: &Path, flush: &str, addr: String) -> Self {
         let child = weir()
             .args(["broker", "--listen", &addr, "--flush", flush])
             .arg("--data-dir")
@@ -163,4 +166,24 @@ fn sigkill_of_the_broker_during_sync_sends_loses_no_acknowledged_message() {
     let report = &stdout_lines(&out)[0];
     assert!(report["acked"].as_u64().expect("acked") > 0, "nothing was acknowledged before the kill: {report}");
     assert_eq!((report["missing"].as_u64(), report["corrupt"].as_u64()), (Some(0), Some(0)), "{report}");
+}
+
+#[test]
+fn a_connected_client_recovers_at_once_when_a_killed_broker_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data_dir, "async");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = weir_client::ClientConfig::default().with_broker(broker.addr.clone()).with_ca_file(broker.ca.clone());
+    let client = runtime.block_on(weir_client::Client::connect(config)).expect("connect");
+    runtime.block_on(client.status()).expect("status before the crash");
+
+    broker.child.kill().expect("SIGKILL");
+    broker.child.wait().expect("reap");
+    let _restarted = BrokerProcess::start_on(&data_dir, "async", broker.addr.clone());
+    // The restarted broker signs stateless resets with the persisted key, so the stale
+    // connection is reset on its next packet (instead of hanging until the idle timeout,
+    // longer than the request timeout) and the client redials.
+    let recovered = (0..2).any(|_| runtime.block_on(client.status()).is_ok());
+    assert!(recovered, "the client did not reconnect to the restarted broker");
 }

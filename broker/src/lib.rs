@@ -63,8 +63,11 @@ impl Broker {
         let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
             .map_err(io("loading consumer_offsets.json"))?;
         let server_config = tls::server_config(&config)?;
+        let endpoint_config = tls::endpoint_config(&config)?;
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(io("binding the QUIC endpoint"))?;
         let endpoint =
-            quinn::Endpoint::server(server_config, config.listen).map_err(io("binding the QUIC endpoint"))?;
+            quinn::Endpoint::new(endpoint_config, Some(server_config), socket, Arc::new(quinn::TokioRuntime))
+                .map_err(io("starting the QUIC endpoint"))?;
         let local_addr = endpoint.local_addr().map_err(io("reading the bound address"))?;
         let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
         let cert_path = config.tls_paths().0;

@@ -54,6 +54,40 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The QUIC endpoint's identity across restarts: the key that signs stateless resets
+/// and the key of its connection ids, both derived from a secret kept in
+/// `<data_dir>/tls/reset.key`. A broker restarted after a crash then recognises its
+/// clients' old connection ids and resets those connections at once, instead of
+/// leaving the clients to find out through their idle timeout.
+pub fn endpoint_config(config: &BrokerConfig) -> Result<quinn::EndpointConfig, BrokerError> {
+    let secret = endpoint_secret(config)?;
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    let derived = ring::hmac::sign(&reset_key, b"weir connection ids");
+    let cid_key = u64::from_le_bytes(derived.as_ref()[..8].try_into().expect("HMAC-SHA256 gives 32 bytes"));
+    let mut endpoint = quinn::EndpointConfig::new(Arc::new(reset_key));
+    endpoint.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    Ok(endpoint)
+}
+
+fn endpoint_secret(config: &BrokerConfig) -> Result<Vec<u8>, BrokerError> {
+    let path = config.data_dir.join("tls").join("reset.key");
+    let secret = match std::fs::read(&path) {
+        Ok(secret) if secret.len() >= 32 => secret,
+        Ok(_) => return Err(BrokerError::Tls(format!("{}: shorter than 32 bytes", path.display()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = vec![0u8; 64];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+                .map_err(|_| BrokerError::Tls("no randomness for the reset key".into()))?;
+            let io = |source| BrokerError::Io { what: format!("writing {}", path.display()), source };
+            std::fs::create_dir_all(path.parent().expect("tls directory")).map_err(io)?;
+            write_private(&path, &secret).map_err(io)?;
+            secret
+        }
+        Err(source) => return Err(BrokerError::Io { what: format!("reading {}", path.display()), source }),
+    };
+    Ok(secret)
+}
+
 /// The QUIC server configuration: TLS 1.3 with ALPN `weir/1`, stream credit and idle timeout.
 pub fn server_config(config: &BrokerConfig) -> Result<quinn::ServerConfig, BrokerError> {
     let (certs, key) = load_or_generate(config)?;
