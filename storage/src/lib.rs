@@ -12,7 +12,9 @@
 //! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
 //! - `flush`: async flushing and sync group commit.
 //! - `checkpoint`: durable positions that bound recovery.
-//! - `store`: the [`Store`] facade, retention and disk watch.
+//! - `meta`: `store.meta` (format, id, geometry) and the process lock.
+//! - `retention`: segment retention, early cleanup and the disk high-water mark.
+//! - `store`: the [`Store`] facade and message ids.
 //!
 //! **Boundary**: the storage engine knows nothing about networks, filters or plugins.
 
@@ -25,7 +27,9 @@ mod error;
 mod flush;
 mod index;
 mod mapped_file;
+mod meta;
 pub mod record;
+mod retention;
 mod store;
 
 pub use commitlog::StoredRecord;

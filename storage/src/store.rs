@@ -1,13 +1,12 @@
 //! The store facade: open with recovery, append, read, look up, retain, close.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::commitlog::{CommitLog, Step, StoredRecord};
@@ -17,7 +16,9 @@ use crate::dispatch::{DispatchHook, Dispatcher};
 use crate::error::{AppendError, IoContext, OpenError, ReadError};
 use crate::flush::{Durability, FlushService};
 use crate::index::KeyIndex;
+use crate::meta;
 use crate::record::{self, Check, Message};
+use crate::retention::{self, DiskWatch};
 
 /// Global identity of a stored message: the store it lives in and its CommitLog offset.
 ///
@@ -168,9 +169,7 @@ pub struct VerifyReport {
     pub queue_entries: u64,
 }
 
-const META_FILE: &str = "store.meta";
 const ABORT_FILE: &str = "abort";
-const LOCK_FILE: &str = "lock";
 
 /// A running store: the CommitLog, its derived files and background services.
 pub struct Store {
@@ -208,8 +207,8 @@ impl Store {
     pub fn open_with_hooks(mut config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
         let dir = &config.data_dir.clone();
         std::fs::create_dir_all(dir).at(dir)?;
-        let lock = lock_dir(dir)?;
-        let store_id = load_or_create_meta(dir, &mut config)?;
+        let lock = meta::lock_dir(dir)?;
+        let store_id = meta::load_or_create(dir, &mut config)?;
         config.validate()?;
         let abort = dir.join(ABORT_FILE);
         let clean_shutdown = !abort.exists();
@@ -292,7 +291,7 @@ impl Store {
                 tracing::error!(%err, "checkpoint failed");
             }
         })?);
-        threads.push(spawn_cleaner(self)?);
+        threads.push(retention::spawn_cleaner(&self.config, &self.log, &self.dispatcher, &self.disk)?);
         Ok(())
     }
 
@@ -564,7 +563,7 @@ impl Store {
 
     /// Runs retention and the disk check now (the cleaner thread also does this periodically).
     pub fn clean(&self) -> std::io::Result<()> {
-        clean(&self.config, &self.log, &self.dispatcher, &self.disk)
+        retention::clean(&self.config, &self.log, &self.dispatcher, &self.disk)
     }
 
     /// Stops background services, flushes everything and marks a clean shutdown.
@@ -611,186 +610,4 @@ fn write_checkpoint(
     let checkpoint =
         Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
     file.store(&checkpoint)
-}
-
-/// Takes an exclusive advisory lock so two processes never open one store.
-fn lock_dir(dir: &Path) -> Result<std::fs::File, OpenError> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
-    // SAFETY: plain FFI call on a valid, open file descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(OpenError::Locked(dir.to_owned()));
-    }
-    Ok(file)
-}
-
-/// Reads the store's format version, id and file geometry, creating the file for a new store.
-///
-/// Format: text lines `weir-store 1`, `store-id XXXXXXXX`, `segment-size N`,
-/// `consume-queue-entries N`. The geometry of an existing store wins over the
-/// configuration: opening files with another size would misplace every offset.
-fn load_or_create_meta(dir: &Path, config: &mut StoreConfig) -> Result<u32, OpenError> {
-    let path = dir.join(META_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let meta = parse_meta(&text).ok_or_else(|| OpenError::Format {
-                path: path.clone(),
-                reason: "not a version-1 Weir store (expected `weir-store 1`, a store id and file sizes)".into(),
-            })?;
-            if (meta.1, meta.2) != (config.segment_size, config.consume_queue_entries_per_file) {
-                tracing::info!(
-                    segment_size = meta.1,
-                    consume_queue_entries = meta.2,
-                    "using the file sizes the store was created with"
-                );
-                config.segment_size = meta.1;
-                config.consume_queue_entries_per_file = meta.2;
-                // The segments bound the message size: a record may take at most half a segment.
-                let fits = (meta.1 / 2).saturating_sub(4096) as usize;
-                if config.max_message_size > fits {
-                    tracing::info!(max_message_size = fits, "lowering max_message_size to fit the store's segments");
-                    config.max_message_size = fits;
-                }
-                config.validate()?;
-            }
-            Ok(meta.0)
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            config.validate()?;
-            if std::fs::read_dir(dir.join("commitlog")).is_ok_and(|mut d| d.next().is_some()) {
-                return Err(OpenError::Format { path, reason: "missing while CommitLog segments exist".into() });
-            }
-            let id = random_store_id();
-            let text = format!(
-                "weir-store 1\nstore-id {id:08X}\nsegment-size {}\nconsume-queue-entries {}\n",
-                config.segment_size, config.consume_queue_entries_per_file
-            );
-            let tmp = dir.join("store.meta.tmp");
-            std::fs::write(&tmp, text).at(&tmp)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
-            std::fs::rename(&tmp, &path).at(&path)?;
-            crate::mapped_file::sync_dir(dir).at(dir)?;
-            Ok(id)
-        }
-        Err(err) => Err(OpenError::Io { path, source: err }),
-    }
-}
-
-/// `(store id, segment size, ConsumeQueue entries per file)`.
-fn parse_meta(text: &str) -> Option<(u32, u64, u64)> {
-    let mut lines = text.lines();
-    (lines.next()? == "weir-store 1").then_some(())?;
-    let id = u32::from_str_radix(lines.next()?.strip_prefix("store-id ")?, 16).ok()?;
-    let segment_size = lines.next()?.strip_prefix("segment-size ")?.parse().ok()?;
-    let entries = lines.next()?.strip_prefix("consume-queue-entries ")?.parse().ok()?;
-    Some((id, segment_size, entries))
-}
-
-fn random_store_id() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_i64(now_ms());
-    h.write_u32(std::process::id());
-    h.finish() as u32
-}
-
-/// Disk-usage state shared by the cleaner and the append path.
-#[derive(Debug, Default)]
-struct DiskWatch {
-    /// Usage fraction while writes are refused.
-    refusing: Mutex<Option<f64>>,
-    stop: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl DiskWatch {
-    fn refusing(&self) -> Option<f64> {
-        *self.refusing.lock()
-    }
-    fn stop(&self) {
-        *self.stop.lock() = true;
-        self.wake.notify_all();
-    }
-}
-
-/// Starts the retention and disk-usage thread.
-fn spawn_cleaner(store: &Store) -> std::io::Result<JoinHandle<()>> {
-    let (config, log, dispatcher, disk) =
-        (store.config.clone(), store.log.clone(), store.dispatcher.clone(), store.disk.clone());
-    std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
-        loop {
-            if let Err(err) = clean(&config, &log, &dispatcher, &disk) {
-                tracing::error!(%err, "retention failed");
-            }
-            let mut stop = disk.stop.lock();
-            if !*stop {
-                disk.wake.wait_for(&mut stop, config.clean_interval);
-            }
-            if *stop {
-                return;
-            }
-        }
-    })
-}
-
-/// Total and available bytes of the file system holding `dir`.
-fn file_system_space(dir: &Path) -> std::io::Result<(f64, f64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: `statvfs` is plain old data; zeroes are a valid initial value.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let block = stat.f_frsize as f64;
-    Ok((stat.f_blocks as f64 * block, stat.f_bavail as f64 * block))
-}
-
-/// Fraction of the file system holding `dir` that is in use.
-fn disk_usage(dir: &Path) -> std::io::Result<f64> {
-    let (total, available) = file_system_space(dir)?;
-    Ok(if total > 0.0 { 1.0 - available / total } else { 0.0 })
-}
-
-/// One retention pass: delete expired sealed segments (and, above the forced-clean
-/// mark, the oldest ones regardless of age), trim derived files, and decide
-/// whether writes must be refused.
-fn clean(config: &StoreConfig, log: &CommitLog, dispatcher: &Dispatcher, disk: &DiskWatch) -> std::io::Result<()> {
-    let mut usage = disk_usage(&config.data_dir)?;
-    let total = file_system_space(&config.data_dir)?.0.max(1.0);
-    let now = SystemTime::now();
-    let dispatched = dispatcher.dispatched();
-    let min = log.delete_oldest_while(|segment| {
-        // Never delete what the dispatcher has not indexed yet.
-        if segment.end() > dispatched {
-            return false;
-        }
-        let age = std::fs::metadata(segment.path()).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
-        let expired = age.is_some_and(|age| age >= config.retention);
-        let forced = usage >= config.disk_clean_forcibly;
-        if forced && !expired {
-            tracing::warn!(usage, segment = %segment.path().display(), "disk nearly full: deleting a segment before its retention time");
-        }
-        if expired || forced {
-            usage -= segment.size() as f64 / total;
-        }
-        expired || forced
-    })?;
-    for queue in dispatcher.queues().all() {
-        queue.delete_below(min)?;
-    }
-    dispatcher.index().delete_below(min)?;
-    let usage = disk_usage(&config.data_dir)?;
-    let mut refusing = disk.refusing.lock();
-    match (*refusing, usage >= config.disk_high_water) {
-        (None, true) => {
-            tracing::error!(usage, limit = config.disk_high_water, "disk above the high-water mark: refusing writes")
-        }
-        (Some(_), false) => tracing::info!(usage, "disk usage back below the high-water mark: accepting writes"),
-        _ => {}
-    }
-    *refusing = (usage >= config.disk_high_water).then_some(usage);
-    Ok(())
 }
