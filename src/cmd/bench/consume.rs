@@ -79,18 +79,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     }
     let progress = {
         let received = received.clone();
-        let count = args.count;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            let mut last = 0;
-            loop {
-                tick.tick().await;
-                let now = received.load(Ordering::Relaxed);
-                eprintln!("{:>6.1} s  {now}/{count}  {} msgs/s", started.elapsed().as_secs_f64(), now - last);
-                last = now;
-            }
-        })
+        super::report_progress(args.count, move || received.load(Ordering::Relaxed))
     };
     let mut latencies = histogram();
     let mut errors = 0;

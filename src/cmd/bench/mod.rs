@@ -42,6 +42,23 @@ impl FlushArg {
     }
 }
 
+/// Prints a progress line per second on stderr (elapsed, `done()`/`count`, rate)
+/// until the returned task is aborted.
+pub fn report_progress(count: u64, done: impl Fn() -> u64 + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.tick().await;
+        let mut last = 0;
+        loop {
+            tick.tick().await;
+            let now = done();
+            eprintln!("{:>6.1} s  {now}/{count}  {} msgs/s", started.elapsed().as_secs_f64(), now - last);
+            last = now;
+        }
+    })
+}
+
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
 use parking_lot::Mutex;
@@ -120,7 +120,12 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let progress = tokio::spawn(report_progress(totals.clone(), args.count));
+    let progress = {
+        let totals = totals.clone();
+        super::report_progress(args.count, move || {
+            totals.sent.load(Ordering::Relaxed) + totals.errors.load(Ordering::Relaxed)
+        })
+    };
     let mut latencies = histogram();
     while let Some(joined) = tasks.join_next().await {
         latencies.add(&joined?)?;
@@ -142,20 +147,6 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
 fn record_error(totals: &Totals, n: u64, err: &ClientError) {
     totals.errors.fetch_add(n, Ordering::Relaxed);
     totals.first_error.lock().get_or_insert(err.to_string());
-}
-
-/// A progress line per second on stderr.
-async fn report_progress(totals: Arc<Totals>, count: u64) {
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    let mut last = 0;
-    loop {
-        tick.tick().await;
-        let done = totals.sent.load(Ordering::Relaxed) + totals.errors.load(Ordering::Relaxed);
-        eprintln!("{:>6.1} s  {done}/{count}  {} msgs/s", started.elapsed().as_secs_f64(), done - last);
-        last = done;
-    }
 }
 
 /// Prints a benchmark summary: a table, or one JSON object with `key` (`sent`/`received`),
