@@ -6,16 +6,16 @@
 //! their starting byte (as RocketMQ). An all-zero entry (`size == 0`) is a
 //! filler for a queue offset whose record is gone; readers skip it.
 //!
-//! Only the dispatcher writes; readers see entries up to `max_offset`.
+//! Only the dispatcher writes; readers see entries up to `max_offset`. The
+//! files are an [`EntryFile`] of 20-byte entries.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
-use crate::mapped_file::{FileWriter, MappedFile, list_files};
+use crate::entry_file::EntryFile;
 
 /// Bytes per entry.
 pub const ENTRY_LEN: usize = 20;
@@ -78,54 +78,13 @@ pub enum PutOutcome {
 pub struct ConsumeQueue {
     topic: String,
     queue_id: u32,
-    dir: PathBuf,
-    file_size: u64,
-    files: RwLock<Vec<Arc<MappedFile>>>,
-    writer: Mutex<Option<FileWriter>>,
-    min_offset: AtomicU64,
-    max_offset: AtomicU64,
-    /// Byte position (global) up to which the queue is flushed.
-    flushed: AtomicU64,
+    entries: EntryFile,
 }
 
 impl ConsumeQueue {
     /// Opens (or prepares to create) the queue stored in `dir`.
     pub fn open(dir: PathBuf, topic: String, queue_id: u32, entries_per_file: u64) -> std::io::Result<Self> {
-        let file_size = entries_per_file * ENTRY_LEN as u64;
-        let listed = if dir.exists() { list_files(&dir)? } else { Vec::new() };
-        let mut files = Vec::with_capacity(listed.len());
-        let mut writer = None;
-        for (i, (start, path)) in listed.iter().enumerate() {
-            if start % file_size != 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not aligned to the ConsumeQueue file size", path.display()),
-                ));
-            }
-            let mut w = MappedFile::open(path, *start, file_size)?;
-            // Earlier files are full; the last one ends at its last non-zero entry.
-            let used = if i + 1 < listed.len() {
-                file_size as usize
-            } else {
-                w.data_len_from(0).div_ceil(ENTRY_LEN) * ENTRY_LEN
-            };
-            w.truncate(used)?;
-            files.push(w.file().clone());
-            writer = Some(w);
-        }
-        let min = files.first().map_or(0, |f| f.start() / ENTRY_LEN as u64);
-        let end = writer.as_ref().map_or(0, |w| w.file().start() + w.pos() as u64);
-        Ok(Self {
-            topic,
-            queue_id,
-            dir,
-            file_size,
-            files: RwLock::new(files),
-            writer: Mutex::new(writer),
-            min_offset: AtomicU64::new(min),
-            max_offset: AtomicU64::new(end / ENTRY_LEN as u64),
-            flushed: AtomicU64::new(end),
-        })
+        Ok(Self { topic, queue_id, entries: EntryFile::open(dir, ENTRY_LEN, entries_per_file)? })
     }
 
     /// Topic of the queue.
@@ -138,41 +97,21 @@ impl ConsumeQueue {
     }
     /// First queue offset that may still be served.
     pub fn min_offset(&self) -> u64 {
-        self.min_offset.load(Ordering::Acquire)
+        self.entries.min_offset()
     }
     /// One past the last entry.
     pub fn max_offset(&self) -> u64 {
-        self.max_offset.load(Ordering::Acquire)
+        self.entries.max_offset()
     }
 
     /// The entry at `queue_offset`, if written and retained.
     pub fn get(&self, queue_offset: u64) -> Option<CqEntry> {
-        let mut out = None;
-        self.scan(queue_offset, 1, |_, e| out = Some(e));
-        out
+        self.entries.read(queue_offset, CqEntry::decode)
     }
 
     /// Calls `f(queue_offset, entry)` for up to `max` entries from `from` on, fillers included.
     pub fn scan(&self, from: u64, max: usize, mut f: impl FnMut(u64, CqEntry)) {
-        let from = from.max(self.min_offset());
-        let end = self.max_offset().min(from.saturating_add(max as u64));
-        let files = self.files.read();
-        let mut q = from;
-        while q < end {
-            let byte = q * ENTRY_LEN as u64;
-            let Some(file) = files.iter().rev().find(|f| f.start() <= byte) else { return };
-            let local = (byte - file.start()) as usize;
-            for chunk in file.read_from(local).chunks_exact(ENTRY_LEN) {
-                if q >= end {
-                    return;
-                }
-                f(q, CqEntry::decode(chunk));
-                q += 1;
-            }
-            if byte + ENTRY_LEN as u64 > file.end() || q * ENTRY_LEN as u64 != file.end() {
-                return; // the next file is missing or this one is not fully published
-            }
-        }
+        self.entries.scan(from, max, |q, bytes| f(q, CqEntry::decode(bytes)));
     }
 
     /// Writes the entry for `queue_offset` if it is the next one, idempotently.
@@ -183,7 +122,7 @@ impl ConsumeQueue {
                 Some(existing) if existing == entry => Ok(PutOutcome::AlreadyPresent),
                 _ => {
                     // A stale entry from before a CommitLog truncation: cut the queue back.
-                    self.truncate_to_offset(queue_offset)?;
+                    self.entries.truncate(queue_offset)?;
                     self.put(queue_offset, entry)
                 }
             };
@@ -191,63 +130,13 @@ impl ConsumeQueue {
         if queue_offset > max {
             return Ok(PutOutcome::Behind { max_offset: max });
         }
-        self.append(&entry.encode())?;
+        self.entries.append(&entry.encode())?;
         Ok(PutOutcome::Appended)
     }
 
     /// Fills queue offsets `[max_offset, to)` with filler entries (their records are gone).
     pub fn fill_to(&self, to: u64) -> std::io::Result<()> {
-        while self.max_offset() < to {
-            self.append(&[0; ENTRY_LEN])?;
-        }
-        Ok(())
-    }
-
-    fn append(&self, bytes: &[u8; ENTRY_LEN]) -> std::io::Result<()> {
-        let mut guard = self.writer.lock();
-        let byte = self.max_offset() * ENTRY_LEN as u64;
-        if guard.as_ref().is_none_or(|w| w.remaining() < ENTRY_LEN) {
-            std::fs::create_dir_all(&self.dir)?;
-            let start = byte - byte % self.file_size;
-            let w = MappedFile::create(&self.dir, start, self.file_size)?;
-            let mut files = self.files.write();
-            if files.is_empty() {
-                self.min_offset.store(start / ENTRY_LEN as u64, Ordering::Release);
-                self.flushed.store(start, Ordering::Release);
-            }
-            files.push(w.file().clone());
-            *guard = Some(w);
-        }
-        let w = guard.as_mut().expect("writer ensured above");
-        // Entries before the first file's start (a queue created mid-way) are implied fillers.
-        let skip = (byte - (w.file().start() + w.pos() as u64)) as usize;
-        w.reserve(skip + ENTRY_LEN)[skip..].copy_from_slice(bytes);
-        w.advance(skip + ENTRY_LEN);
-        w.publish();
-        self.max_offset.store(self.max_offset() + 1, Ordering::Release);
-        Ok(())
-    }
-
-    /// Drops entries at and after `queue_offset`.
-    fn truncate_to_offset(&self, queue_offset: u64) -> std::io::Result<()> {
-        let byte = queue_offset * ENTRY_LEN as u64;
-        let mut guard = self.writer.lock();
-        let mut files = self.files.write();
-        while files.len() > 1 && files.last().is_some_and(|f| f.start() >= byte) {
-            let f = files.pop().expect("non-empty");
-            std::fs::remove_file(f.path())?;
-        }
-        let last = files.last().cloned();
-        drop(files);
-        if let Some(last) = last {
-            let mut w = MappedFile::open(last.path(), last.start(), self.file_size)?;
-            w.truncate(byte.saturating_sub(last.start()).min(self.file_size) as usize)?;
-            *self.files.write().last_mut().expect("non-empty") = w.file().clone();
-            *guard = Some(w);
-        }
-        self.max_offset.store(queue_offset.max(self.min_offset()), Ordering::Release);
-        self.flushed.fetch_min(byte, Ordering::AcqRel);
-        Ok(())
+        self.entries.fill_to(to)
     }
 
     /// Recovery: drops entries pointing at or past `commitlog_end`.
@@ -259,54 +148,26 @@ impl ConsumeQueue {
                 _ => keep -= 1,
             }
         }
-        if keep < self.max_offset() { self.truncate_to_offset(keep) } else { Ok(()) }
+        self.entries.truncate(keep)
     }
 
     /// Forces written entries to disk.
     pub fn flush(&self) -> std::io::Result<()> {
-        let end = self.max_offset() * ENTRY_LEN as u64;
-        let from = self.flushed.load(Ordering::Acquire);
-        if end <= from {
-            return Ok(());
-        }
-        for file in self.files.read().iter().filter(|f| f.end() > from && f.start() < end) {
-            let lo = from.saturating_sub(file.start()) as usize;
-            let hi = (end - file.start()).min(file.size() as u64) as usize;
-            file.flush_range(lo, hi.min(file.published()))?;
-        }
-        self.flushed.fetch_max(end, Ordering::AcqRel);
-        Ok(())
+        self.entries.flush()
     }
 
     /// Retention: deletes whole files whose entries all point below `commitlog_min`
     /// (never the last file), and moves `min_offset` to the first live entry.
     pub fn delete_below(&self, commitlog_min: u64) -> std::io::Result<()> {
-        loop {
-            let mut files = self.files.write();
-            if files.len() < 2 {
-                break;
-            }
-            let next_start = files[1].start() / ENTRY_LEN as u64;
-            drop(files);
-            match self.get(next_start - 1) {
-                Some(last) if last.is_filler() || last.end() <= commitlog_min => {
-                    files = self.files.write();
-                    let gone = files.remove(0);
-                    drop(files);
-                    std::fs::remove_file(gone.path())?;
-                    self.min_offset.fetch_max(next_start, Ordering::AcqRel);
-                }
-                _ => break,
-            }
-        }
+        let dead = |e: CqEntry| e.is_filler() || e.end() <= commitlog_min;
+        self.entries.delete_leading_files(|_, last| dead(CqEntry::decode(last)))?;
         // Skip entries of the first file that point at deleted CommitLog data.
         let mut min = self.min_offset();
-        while min < self.max_offset()
-            && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
+        while min < self.max_offset() && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
         {
             min += 1;
         }
-        self.min_offset.fetch_max(min, Ordering::AcqRel);
+        self.entries.advance_min_offset(min);
         Ok(())
     }
 }
@@ -374,6 +235,7 @@ impl ConsumeQueueTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapped_file::list_files;
 
     fn entry(i: u64) -> CqEntry {
         CqEntry { commitlog_offset: i * 100, size: 100, tag_hash: i ^ 0xabc }

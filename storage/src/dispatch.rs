@@ -54,6 +54,12 @@ pub trait DispatchHook: Send + Sync {
         let _ = valid_end;
         Ok(None)
     }
+    /// Retention moved the first served offset of a queue to `min_queue_offset`:
+    /// state for earlier entries may be deleted.
+    fn retain(&self, topic: &str, queue_id: u32, min_queue_offset: u64) -> std::io::Result<()> {
+        let _ = (topic, queue_id, min_queue_offset);
+        Ok(())
+    }
 }
 
 /// How often derived files are flushed and the checkpoint written.
@@ -118,6 +124,10 @@ impl Dispatcher {
     /// The ConsumeQueues.
     pub fn queues(&self) -> &ConsumeQueueTable {
         &self.queues
+    }
+    /// The registered hooks.
+    pub fn hooks(&self) -> &[Arc<dyn DispatchHook>] {
+        &self.hooks
     }
     /// The key index.
     pub fn index(&self) -> &KeyIndex {

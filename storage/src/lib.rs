@@ -7,6 +7,7 @@
 //! - [`record`]: the CommitLog record format (encode, validate, decode).
 //! - `mapped_file`: one memory-mapped file with one writer and many readers.
 //! - `commitlog`: segments, the appender, segment pre-allocation, recovery scan.
+//! - [`EntryFile`]: fixed-width entries in mapped files (ConsumeQueues, hook extension files).
 //! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
 //! - `index`: message lookup by business key.
 //! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
@@ -23,6 +24,7 @@ mod commitlog;
 mod config;
 mod consume_queue;
 mod dispatch;
+mod entry_file;
 mod error;
 mod flush;
 mod index;
@@ -36,6 +38,7 @@ pub use commitlog::StoredRecord;
 pub use config::{FlushMode, RecoveryMode, StoreConfig};
 pub use consume_queue::{CqEntry, ENTRY_LEN as CQ_ENTRY_LEN};
 pub use dispatch::{DispatchHook, Dispatched, tag_hash};
+pub use entry_file::EntryFile;
 pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
 pub use record::{Message, RecordView};
 pub use store::{

@@ -109,6 +109,9 @@ pub(crate) fn clean(
     })?;
     for queue in dispatcher.queues().all() {
         queue.delete_below(min)?;
+        for hook in dispatcher.hooks() {
+            hook.retain(queue.topic(), queue.queue_id(), queue.min_offset())?;
+        }
     }
     dispatcher.index().delete_below(min)?;
     let usage = disk_usage(&config.data_dir)?;
