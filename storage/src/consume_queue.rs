@@ -163,7 +163,8 @@ impl ConsumeQueue {
         self.entries.delete_leading_files(|_, last| dead(CqEntry::decode(last)))?;
         // Skip entries of the first file that point at deleted CommitLog data.
         let mut min = self.min_offset();
-        while min < self.max_offset() && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
+        while min < self.max_offset()
+            && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
         {
             min += 1;
         }

@@ -50,8 +50,11 @@ impl EntryFile {
             }
             let mut w = MappedFile::open(path, *start, file_size)?;
             // Earlier files are full; the last one ends at its last non-zero entry.
-            let used =
-                if i + 1 < listed.len() { file_size as usize } else { w.data_len_from(0).div_ceil(entry_len) * entry_len };
+            let used = if i + 1 < listed.len() {
+                file_size as usize
+            } else {
+                w.data_len_from(0).div_ceil(entry_len) * entry_len
+            };
             w.truncate(used)?;
             files.push(w.file().clone());
             writer = Some(w);
