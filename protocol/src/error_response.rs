@@ -41,13 +41,17 @@ pub enum ErrorCode {
     TooManyStreams,
     /// Reserved for access control: the credentials do not allow this request.
     Unauthorized,
+    /// A subscription expression (tag or SQL92) is invalid; the message gives the position.
+    InvalidFilter,
+    /// A pull asked for the group's registered subscription, and there is none: subscribe first.
+    SubscriptionNotFound,
     /// A code this version of the protocol does not know.
     Unknown(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const KNOWN: [ErrorCode; 12] = [
+    pub const KNOWN: [ErrorCode; 14] = [
         ErrorCode::BadRequest,
         ErrorCode::UnsupportedVersion,
         ErrorCode::FrameTooLarge,
@@ -60,6 +64,8 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::TooManyStreams,
         ErrorCode::Unauthorized,
+        ErrorCode::InvalidFilter,
+        ErrorCode::SubscriptionNotFound,
     ];
 
     /// The wire value.
@@ -77,6 +83,8 @@ impl ErrorCode {
             ErrorCode::Internal => 10,
             ErrorCode::TooManyStreams => 11,
             ErrorCode::Unauthorized => 12,
+            ErrorCode::InvalidFilter => 13,
+            ErrorCode::SubscriptionNotFound => 14,
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -102,6 +110,8 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::TooManyStreams => "TOO_MANY_STREAMS",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::InvalidFilter => "INVALID_FILTER",
+            ErrorCode::SubscriptionNotFound => "SUBSCRIPTION_NOT_FOUND",
             ErrorCode::Unknown(_) => "UNKNOWN",
         }
     }
@@ -174,7 +184,7 @@ mod tests {
     #[test]
     fn codes_are_stable() {
         let values: Vec<u16> = ErrorCode::KNOWN.iter().map(|code| code.to_u16()).collect();
-        assert_eq!(values, (1..=12).collect::<Vec<u16>>());
+        assert_eq!(values, (1..=14).collect::<Vec<u16>>());
         assert_eq!(ErrorCode::from_u16(4), ErrorCode::UnknownTopic);
         assert_eq!(ErrorCode::from_u16(0), ErrorCode::Unknown(0));
         assert_eq!(ErrorCode::from_u16(999), ErrorCode::Unknown(999));

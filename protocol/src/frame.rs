@@ -61,11 +61,17 @@ pub enum RequestKind {
     FetchOffset = 0x0602,
     /// Broker status.
     Status = 0x0701,
+    /// Declare a consumer group (production or shadow).
+    CreateGroup = 0x0801,
+    /// Register a group's subscription to a topic.
+    Subscribe = 0x0802,
+    /// A group's filter statistics.
+    GroupStats = 0x0803,
 }
 
 impl RequestKind {
     /// Every request kind, in code order.
-    pub const ALL: [RequestKind; 12] = [
+    pub const ALL: [RequestKind; 15] = [
         RequestKind::CreateTopic,
         RequestKind::UpdateTopic,
         RequestKind::DeleteTopic,
@@ -78,6 +84,9 @@ impl RequestKind {
         RequestKind::CommitOffset,
         RequestKind::FetchOffset,
         RequestKind::Status,
+        RequestKind::CreateGroup,
+        RequestKind::Subscribe,
+        RequestKind::GroupStats,
     ];
 
     /// The wire code.

@@ -51,6 +51,7 @@ pub mod decoder;
 pub mod error;
 pub mod error_response;
 pub mod frame;
+pub mod group;
 pub mod message;
 pub mod pull;
 pub mod query;
@@ -70,6 +71,10 @@ pub use decoder::{Decoded, FrameDecoder, decode_frame};
 pub use error::{DecodeError, EncodeError};
 pub use error_response::{ErrorCode, ErrorResponse};
 pub use frame::{ALPN, DEFAULT_MAX_PAYLOAD_LEN, Frame, FrameKind, HEADER_LEN, MAGIC, PROTOCOL_VERSION, RequestKind};
+pub use group::{
+    FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
+    SubscriptionStats,
+};
 pub use message::StoredMessage;
 pub use pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
 pub use query::{MessageQuery, QueryMessageResponse};

@@ -6,7 +6,12 @@ use crate::wire::{Reader, Wire, Writer};
 
 /// Which messages of the queue the consumer wants.
 ///
-/// Format: `u8` tag; `0` all; `1` tag expression, then string; `2` SQL92, then string.
+/// Format: `u8` tag; `0` all; `1` tag expression, then string; `2` SQL92, then string;
+/// `3` subscribed (nothing follows).
+///
+/// In a pull, `Tag` and `Sql` register the expression as the group's subscription
+/// (replacing a different one) and `Subscribed` uses the one registered with
+/// [`SubscribeRequest`](crate::SubscribeRequest), so it is not re-sent or re-parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum FilterExpression {
     /// Every message (RocketMQ's `*`).
@@ -16,6 +21,8 @@ pub enum FilterExpression {
     Tag(String),
     /// Messages whose properties satisfy a SQL92 expression, e.g. `region = 'SH'`.
     Sql(String),
+    /// The group's registered subscription to the topic (pulls only).
+    Subscribed,
 }
 
 impl Wire for FilterExpression {
@@ -35,6 +42,10 @@ impl Wire for FilterExpression {
                 w.u8(2);
                 w.str("pull.filter.sql", expression)
             }
+            FilterExpression::Subscribed => {
+                w.u8(3);
+                Ok(())
+            }
         }
     }
 
@@ -43,6 +54,7 @@ impl Wire for FilterExpression {
             0 => Ok(FilterExpression::All),
             1 => Ok(FilterExpression::Tag(r.str("pull.filter.tag")?)),
             2 => Ok(FilterExpression::Sql(r.str("pull.filter.sql")?)),
+            3 => Ok(FilterExpression::Subscribed),
             tag => Err(DecodeError::InvalidValue { field: "pull.filter", value: tag.into() }),
         }
     }
@@ -236,8 +248,13 @@ mod tests {
         );
         payload[last_tag] = 3;
         assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload[..25])),
+            Ok(Request::Pull(pull(FilterExpression::Subscribed)))
+        );
+        payload[last_tag] = 4;
+        assert_eq!(
             Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
-            Err(DecodeError::InvalidValue { field: "pull.filter", value: 3 })
+            Err(DecodeError::InvalidValue { field: "pull.filter", value: 4 })
         );
     }
 

@@ -5,6 +5,7 @@ use bytes::BytesMut;
 use crate::consumer_offset::{CommitOffsetRequest, FetchOffsetRequest};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
+use crate::group::{GroupConfig, GroupStatsRequest, SubscribeRequest};
 use crate::pull::PullRequest;
 use crate::query::MessageQuery;
 use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
@@ -42,6 +43,12 @@ pub enum Request {
     FetchOffset(FetchOffsetRequest),
     /// Broker status.
     Status,
+    /// Declare a consumer group; answered with the group as stored.
+    CreateGroup(GroupConfig),
+    /// Register a group's subscription to a topic.
+    Subscribe(SubscribeRequest),
+    /// A group's filter statistics.
+    GroupStats(GroupStatsRequest),
 }
 
 impl Request {
@@ -60,6 +67,9 @@ impl Request {
             Request::CommitOffset(_) => RequestKind::CommitOffset,
             Request::FetchOffset(_) => RequestKind::FetchOffset,
             Request::Status => RequestKind::Status,
+            Request::CreateGroup(_) => RequestKind::CreateGroup,
+            Request::Subscribe(_) => RequestKind::Subscribe,
+            Request::GroupStats(_) => RequestKind::GroupStats,
         }
     }
 
@@ -82,6 +92,9 @@ impl Request {
             Request::CommitOffset(request) => request.encode(w),
             Request::FetchOffset(request) => request.encode(w),
             Request::Status => ().encode(w),
+            Request::CreateGroup(group) => group.encode(w),
+            Request::Subscribe(request) => request.encode(w),
+            Request::GroupStats(request) => request.encode(w),
         }
     }
 
@@ -109,6 +122,9 @@ impl Request {
                 decode_exact::<()>(payload)?;
                 Request::Status
             }
+            RequestKind::CreateGroup => Request::CreateGroup(decode_exact(payload)?),
+            RequestKind::Subscribe => Request::Subscribe(decode_exact(payload)?),
+            RequestKind::GroupStats => Request::GroupStats(decode_exact(payload)?),
         })
     }
 }

@@ -6,6 +6,7 @@ use crate::consumer_offset::FetchOffsetResponse;
 use crate::error::{DecodeError, EncodeError};
 use crate::error_response::ErrorResponse;
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
+use crate::group::{GroupConfig, GroupStatsResponse, SubscribeResponse};
 use crate::pull::PullResponse;
 use crate::query::QueryMessageResponse;
 use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
@@ -45,6 +46,12 @@ pub enum Response {
     FetchOffset(FetchOffsetResponse),
     /// The broker's status.
     Status(BrokerStatus),
+    /// The group as stored.
+    CreateGroup(GroupConfig),
+    /// The registered subscription's version.
+    Subscribe(SubscribeResponse),
+    /// The group's filter statistics.
+    GroupStats(GroupStatsResponse),
     /// The request failed.
     Error(ErrorResponse),
 }
@@ -65,6 +72,9 @@ impl Response {
             Response::CommitOffset => RequestKind::CommitOffset,
             Response::FetchOffset(_) => RequestKind::FetchOffset,
             Response::Status(_) => RequestKind::Status,
+            Response::CreateGroup(_) => RequestKind::CreateGroup,
+            Response::Subscribe(_) => RequestKind::Subscribe,
+            Response::GroupStats(_) => RequestKind::GroupStats,
             Response::Error(_) => return FrameKind::Error,
         };
         FrameKind::Response(answers)
@@ -88,6 +98,9 @@ impl Response {
             Response::OffsetByTimestamp(response) => response.encode(w),
             Response::FetchOffset(response) => response.encode(w),
             Response::Status(status) => status.encode(w),
+            Response::CreateGroup(group) => group.encode(w),
+            Response::Subscribe(response) => response.encode(w),
+            Response::GroupStats(response) => response.encode(w),
             Response::Error(error) => error.encode(w),
         }
     }
@@ -121,6 +134,9 @@ impl Response {
             }
             RequestKind::FetchOffset => Response::FetchOffset(decode_exact(payload)?),
             RequestKind::Status => Response::Status(decode_exact(payload)?),
+            RequestKind::CreateGroup => Response::CreateGroup(decode_exact(payload)?),
+            RequestKind::Subscribe => Response::Subscribe(decode_exact(payload)?),
+            RequestKind::GroupStats => Response::GroupStats(decode_exact(payload)?),
         })
     }
 }

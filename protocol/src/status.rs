@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
+use crate::group::SubscriptionStats;
 use crate::wire::{Reader, Wire, Writer};
 
 /// When the broker acknowledges a send relative to fsync.
@@ -29,7 +30,8 @@ pub enum FlushMode {
 /// Format: `u32` count × (`u16` field id, `u32` length, value), values encoded as
 /// elsewhere: 1 version (string), 2 uptime_ms (`u64`), 3 data_dir (string), 4 flush_mode
 /// ([`FlushMode`]), 5 topic_count (`u32`), 6 commitlog_size_bytes (`u64`),
-/// 7 commitlog_max_offset (`u64`), 8 connections (`u32`).
+/// 7 commitlog_max_offset (`u64`), 8 connections (`u32`), 9 subscriptions
+/// (list\<[`SubscriptionStats`]\>).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BrokerStatus {
@@ -49,6 +51,8 @@ pub struct BrokerStatus {
     pub commitlog_max_offset: u64,
     /// Open client connections.
     pub connections: u32,
+    /// Every registered subscription with its filter statistics.
+    pub subscriptions: Vec<SubscriptionStats>,
 }
 
 const VERSION: u16 = 1;
@@ -59,6 +63,7 @@ const TOPIC_COUNT: u16 = 5;
 const COMMITLOG_SIZE_BYTES: u16 = 6;
 const COMMITLOG_MAX_OFFSET: u16 = 7;
 const CONNECTIONS: u16 = 8;
+const SUBSCRIPTIONS: u16 = 9;
 
 /// One numbered status field with its still-encoded value.
 ///
@@ -121,6 +126,7 @@ impl Wire for BrokerStatus {
                 w.u32(self.connections);
                 Ok(())
             })?,
+            StatusField::new(SUBSCRIPTIONS, |w| w.list("status.subscriptions", &self.subscriptions))?,
         ];
         w.list("status.fields", &fields)
     }
@@ -150,6 +156,7 @@ impl Wire for BrokerStatus {
                     status.commitlog_max_offset = value.u64("status.commitlog_max_offset")?;
                 }
                 CONNECTIONS => status.connections = value.u32("status.connections")?,
+                SUBSCRIPTIONS => status.subscriptions = value.list("status.subscriptions")?,
                 _unknown => continue,
             }
             value.finish()?;

@@ -13,6 +13,10 @@ use crate::decoder::decode_frame;
 use crate::error::{DecodeError, EncodeError};
 use crate::error_response::{ErrorCode, ErrorResponse};
 use crate::frame::{Frame, FrameKind};
+use crate::group::{
+    FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
+    SubscriptionStats,
+};
 use crate::message::StoredMessage;
 use crate::pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
 use crate::query::{MessageQuery, QueryMessageResponse};
@@ -165,6 +169,7 @@ pub(crate) fn arb_filter() -> impl Strategy<Value = FilterExpression> {
         Just(FilterExpression::All),
         arb_string().prop_map(FilterExpression::Tag),
         arb_string().prop_map(FilterExpression::Sql),
+        Just(FilterExpression::Subscribed),
     ]
 }
 
@@ -233,19 +238,50 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
     (
         (arb_string(), arb_string(), any::<bool>()),
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
+        vec(arb_subscription_stats(), 0..2),
     )
-        .prop_map(|((version, data_dir, sync), (uptime_ms, topic_count, size, max_offset, connections))| {
-            BrokerStatus {
-                version,
-                uptime_ms,
-                data_dir,
-                flush_mode: if sync { FlushMode::Sync } else { FlushMode::Async },
-                topic_count,
-                commitlog_size_bytes: size,
-                commitlog_max_offset: max_offset,
-                connections,
-            }
-        })
+        .prop_map(
+            |((version, data_dir, sync), (uptime_ms, topic_count, size, max_offset, connections), subscriptions)| {
+                BrokerStatus {
+                    version,
+                    uptime_ms,
+                    data_dir,
+                    flush_mode: if sync { FlushMode::Sync } else { FlushMode::Async },
+                    topic_count,
+                    commitlog_size_bytes: size,
+                    commitlog_max_offset: max_offset,
+                    connections,
+                    subscriptions,
+                }
+            },
+        )
+}
+
+/// Any subscription's statistics.
+pub(crate) fn arb_subscription_stats() -> impl Strategy<Value = SubscriptionStats> {
+    ((arb_string(), arb_string(), arb_string()), any::<u64>(), any::<bool>(), any::<[u64; 12]>()).prop_map(
+        |((consumer_group, topic, expression), version, shadow, c)| SubscriptionStats {
+            consumer_group,
+            topic,
+            expression,
+            version,
+            shadow,
+            counters: FilterCounters {
+                examined: c[0],
+                skipped_by_tag: c[1],
+                skipped_by_bloom: c[2],
+                skipped_by_block: c[3],
+                skipped_shadow: c[4],
+                body_reads: c[5],
+                evaluated_sql: c[6],
+                sql_false: c[7],
+                sql_errors: c[8],
+                plugin_rejected: c[9],
+                plugin_errors: c[10],
+                delivered: c[11],
+            },
+        },
+    )
 }
 
 /// Any error response, with known and unknown codes.
@@ -288,6 +324,12 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
             Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id })
         }),
         Just(Request::Status),
+        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Request::CreateGroup(GroupConfig { name, shadow })),
+        (arb_string(), arb_string(), arb_filter()).prop_map(|(consumer_group, topic, filter)| {
+            Request::Subscribe(SubscribeRequest { consumer_group, topic, filter })
+        }),
+        (arb_string(), proptest::option::of(arb_string()))
+            .prop_map(|(consumer_group, topic)| Request::GroupStats(GroupStatsRequest { consumer_group, topic })),
     ]
 }
 
@@ -308,6 +350,10 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         Just(Response::CommitOffset),
         any::<Option<u64>>().prop_map(|offset| Response::FetchOffset(FetchOffsetResponse { offset })),
         arb_broker_status().prop_map(Response::Status),
+        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Response::CreateGroup(GroupConfig { name, shadow })),
+        any::<u64>().prop_map(|version| Response::Subscribe(SubscribeResponse { version })),
+        vec(arb_subscription_stats(), 0..3)
+            .prop_map(|subscriptions| Response::GroupStats(GroupStatsResponse { subscriptions })),
         arb_error_response().prop_map(Response::Error),
     ]
 }
