@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use weir_filters::{BloomShape, IndexShape};
 use weir_storage::{FlushMode, StoreConfig};
 
 use crate::error::BrokerError;
@@ -57,6 +58,21 @@ pub struct BrokerConfig {
     pub max_pull_messages: u32,
     /// A connection with no traffic is closed after this many ms (default 60 000; clients keep it alive).
     pub idle_timeout_ms: u64,
+    /// Use the read path's pre-filters: block summaries, tag hashes and blooms (default true).
+    /// `false` reads and evaluates every message: only for comparisons.
+    pub prefilter: bool,
+    /// Bytes of each message's bloom filter (default 32; a multiple of 8).
+    pub bloom_bytes: usize,
+    /// Hash functions per term in message blooms (default 4).
+    pub bloom_hashes: u32,
+    /// Queue entries per block summary (default 1024).
+    pub bloom_block_entries: u64,
+    /// Bytes of each block summary's bloom filter (default 4096; a multiple of 8).
+    pub bloom_block_bytes: usize,
+    /// Hash functions per term in block summaries (default 3).
+    pub bloom_block_hashes: u32,
+    /// The property that marks shadow (stress-test) traffic when `true` (default `shadow`).
+    pub shadow_property: String,
 }
 
 impl Default for BrokerConfig {
@@ -85,6 +101,13 @@ impl BrokerConfig {
             max_pull_wait_ms: 30_000,
             max_pull_messages: 1024,
             idle_timeout_ms: 60_000,
+            prefilter: true,
+            bloom_bytes: 32,
+            bloom_hashes: 4,
+            bloom_block_entries: 1024,
+            bloom_block_bytes: 4096,
+            bloom_block_hashes: 3,
+            shadow_property: "shadow".to_owned(),
         }
     }
 
@@ -110,6 +133,33 @@ impl BrokerConfig {
             disk_clean_forcibly: self.disk_high_water.min(0.85),
             ..StoreConfig::new(&self.data_dir)
         }
+    }
+
+    /// The bloom index's shape; refuses sizes that are not whole 64-bit words.
+    pub fn index_shape(&self) -> Result<IndexShape, BrokerError> {
+        let words = |name: &str, bytes: usize| {
+            if bytes == 0 || !bytes.is_multiple_of(8) {
+                Err(BrokerError::Config(format!("{name} must be a positive multiple of 8, not {bytes}")))
+            } else {
+                Ok(bytes)
+            }
+        };
+        if self.bloom_hashes == 0 || self.bloom_block_hashes == 0 || self.bloom_block_entries == 0 {
+            return Err(BrokerError::Config("bloom hash counts and block entries must be positive".into()));
+        }
+        if self.shadow_property.is_empty() {
+            return Err(BrokerError::Config("shadow_property must not be empty".into()));
+        }
+        Ok(IndexShape {
+            message: BloomShape { bytes: words("bloom_bytes", self.bloom_bytes)?, hashes: self.bloom_hashes },
+            block_entries: self.bloom_block_entries,
+            block: BloomShape {
+                bytes: words("bloom_block_bytes", self.bloom_block_bytes)?,
+                hashes: self.bloom_block_hashes,
+            },
+            shadow_property: self.shadow_property.clone(),
+            entries_per_file: self.store_config().consume_queue_entries_per_file,
+        })
     }
 
     /// Certificate and key paths, defaulting into the data directory.

@@ -8,16 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use weir_filters::TagFilter;
+use weir_filters::{BloomIndex, Expression, PageLimits, ReadPath, Subscription, SubscriptionError, TrafficRole};
 use weir_protocol::{
     BrokerStatus, CommitOffsetRequest, Delivery, ErrorCode, ErrorResponse, FetchOffsetRequest, FetchOffsetResponse,
-    FilterExpression, MessageQuery, OffsetByTimestampRequest, OffsetByTimestampResponse, PullRequest, PullResponse,
-    PullStatus, QueryMessageResponse, QueueOffsetsRequest, QueueOffsetsResponse, Request, Response, SendRequest,
-    SendResponse, SendResult, SendStatus, StoredMessage,
+    FilterCounters, FilterExpression, GroupConfig, GroupStatsRequest, GroupStatsResponse, MessageQuery,
+    OffsetByTimestampRequest, OffsetByTimestampResponse, PullRequest, PullResponse, PullStatus, QueryMessageResponse,
+    QueueOffsetsRequest, QueueOffsetsResponse, Request, Response, SendRequest, SendResponse, SendResult, SendStatus,
+    StoredMessage, SubscribeRequest, SubscribeResponse, SubscriptionStats,
 };
 use weir_storage::{AppendError, AppendStatus, InvalidMessage, ReadError, Store, StoredRecord};
 
 use crate::config::{BrokerConfig, FlushKind};
+use crate::groups::{GroupError, Groups, Registered};
 use crate::long_poll::ArrivalNotifier;
 use crate::offsets::ConsumerOffsets;
 use crate::topics::{Topic, TopicTable};
@@ -33,6 +35,10 @@ pub struct Context {
     pub topics: TopicTable,
     /// Consumer offsets.
     pub offsets: ConsumerOffsets,
+    /// Consumer groups and their subscriptions.
+    pub groups: Groups,
+    /// The bloom index the pull path reads.
+    pub blooms: Arc<BloomIndex>,
     /// Wake-ups for held pulls.
     pub arrivals: Arc<ArrivalNotifier>,
     /// When the broker started.
@@ -66,6 +72,9 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> R
         Request::CommitOffset(req) => commit_offset(ctx, &req).map(|()| Response::CommitOffset),
         Request::FetchOffset(req) => Ok(Response::FetchOffset(fetch_offset(ctx, &req))),
         Request::Status => Ok(Response::Status(status(ctx))),
+        Request::CreateGroup(group) => create_group(ctx, group).map(Response::CreateGroup),
+        Request::Subscribe(req) => subscribe(ctx, req).map(Response::Subscribe),
+        Request::GroupStats(req) => Ok(Response::GroupStats(group_stats(ctx, &req))),
     };
     outcome.unwrap_or_else(Response::Error)
 }
@@ -164,30 +173,29 @@ fn append_error(err: AppendError) -> ErrorResponse {
 
 async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<PullResponse> {
     readable_queue(ctx, &req.topic, req.queue_id)?;
-    let filter = match &req.filter {
-        FilterExpression::All => TagFilter::ALL,
-        FilterExpression::Tag(expression) => {
-            TagFilter::parse(expression).map_err(|err| error(ErrorCode::BadRequest, err.to_string()))?
-        }
-        FilterExpression::Sql(_) => {
-            return Err(error(ErrorCode::BadRequest, "SQL92 subscriptions are not supported by this broker yet"));
-        }
-    };
+    let registered = resolve_subscription(ctx, &req)?;
     let max = req.max_messages.clamp(1, ctx.config.max_pull_messages) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.min(ctx.config.max_pull_wait_ms).into());
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutting_down = ctx.shutting_down.clone();
     let mut offset = req.offset;
+    let mut scanned = 0;
     loop {
         let notify = ctx.arrivals.watch(&req.topic, req.queue_id);
         let arrived = notify.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
-        let page = read_page(ctx, &req.topic, req.queue_id, offset, max, &filter)?;
+        let page = read_page(ctx, &req.topic, req.queue_id, offset, max, &registered)?;
+        scanned += page.next_offset.saturating_sub(offset);
         let out_of_time = tokio::time::Instant::now() >= deadline || *shutting_down.borrow();
         match page.status {
-            // Nothing matched in this stretch: scan on while there is time.
-            PullStatus::NoMatchedMessage if !out_of_time => offset = page.next_offset,
+            // Nothing matched in this stretch: scan on while there is time, then
+            // answer with the next offset so the consumer never re-reads the stretch.
+            PullStatus::NoMatchedMessage if !out_of_time && scanned < MAX_SCAN_PER_PULL => {
+                offset = page.next_offset;
+                tokio::task::yield_now().await;
+            }
+            // Held: only a message that passes the filter answers the pull.
             PullStatus::NoNewMessage if !out_of_time => {
                 tokio::select! {
                     _ = &mut arrived => {}
@@ -195,13 +203,116 @@ async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<PullResponse> {
                     _ = shutting_down.changed() => {}
                 }
             }
+            PullStatus::NoNewMessage if offset != req.offset => {
+                // Skipped to the end without a match: report how far the scan got.
+                return Ok(PullResponse { status: PullStatus::NoMatchedMessage, ..page });
+            }
             _ => return Ok(page),
         }
     }
 }
 
+/// The subscription a pull filters with: the group's registered one, or the
+/// pull's own expression, registered for the group (an ad-hoc one without a group).
+fn resolve_subscription(ctx: &Context, req: &PullRequest) -> Outcome<Registered> {
+    let expression = match &req.filter {
+        FilterExpression::Subscribed => {
+            return ctx.groups.subscription(&req.consumer_group, &req.topic).ok_or_else(|| {
+                error(
+                    ErrorCode::SubscriptionNotFound,
+                    format!("group {} has no subscription to {}; subscribe first", req.consumer_group, req.topic),
+                )
+            });
+        }
+        filter => expression_of(filter)?,
+    };
+    if req.consumer_group.is_empty() {
+        let shape = ctx.blooms.shape();
+        let subscription = Subscription::compile(expression, TrafficRole::Production, shape).map_err(invalid_filter)?;
+        return Ok(Registered { subscription: Arc::new(subscription), version: 0, stats: Arc::default() });
+    }
+    ctx.groups.subscribe(&req.consumer_group, &req.topic, expression).map_err(group_error)
+}
+
+fn expression_of(filter: &FilterExpression) -> Outcome<Expression> {
+    match filter {
+        FilterExpression::All => Ok(Expression::All),
+        FilterExpression::Tag(tags) => Ok(Expression::Tag(tags.clone())),
+        FilterExpression::Sql(sql) => Ok(Expression::Sql(sql.clone())),
+        FilterExpression::Subscribed => Err(error(ErrorCode::BadRequest, "a subscription needs an expression")),
+    }
+}
+
+fn invalid_filter(err: SubscriptionError) -> ErrorResponse {
+    error(ErrorCode::InvalidFilter, err.to_string())
+}
+
+fn group_error(err: GroupError) -> ErrorResponse {
+    match err {
+        GroupError::Invalid(err) => invalid_filter(err),
+        GroupError::Io(err) => error(ErrorCode::Internal, format!("cannot persist consumer groups: {err}")),
+    }
+}
+
+fn create_group(ctx: &Context, group: GroupConfig) -> Outcome<GroupConfig> {
+    if group.name.is_empty() {
+        return Err(error(ErrorCode::BadRequest, "consumer group must not be empty"));
+    }
+    let shadow = ctx.groups.set_shadow(&group.name, group.shadow).map_err(group_error)?;
+    Ok(GroupConfig { name: group.name, shadow })
+}
+
+fn subscribe(ctx: &Context, req: SubscribeRequest) -> Outcome<SubscribeResponse> {
+    existing_topic(ctx, &req.topic)?;
+    if req.consumer_group.is_empty() {
+        return Err(error(ErrorCode::BadRequest, "consumer group must not be empty"));
+    }
+    let expression = expression_of(&req.filter)?;
+    let registered = ctx.groups.subscribe(&req.consumer_group, &req.topic, expression).map_err(group_error)?;
+    Ok(SubscribeResponse { version: registered.version })
+}
+
+fn subscription_stats(ctx: &Context, group: Option<&str>) -> Vec<SubscriptionStats> {
+    ctx.groups
+        .all(group)
+        .into_iter()
+        .map(|(consumer_group, topic, registered)| {
+            let c = registered.stats.snapshot();
+            SubscriptionStats {
+                shadow: registered.subscription.role() == TrafficRole::Shadow,
+                consumer_group,
+                topic,
+                expression: registered.subscription.expression().to_string(),
+                version: registered.version,
+                counters: FilterCounters {
+                    examined: c.examined,
+                    skipped_by_tag: c.skipped_by_tag,
+                    skipped_by_bloom: c.skipped_by_bloom,
+                    skipped_by_block: c.skipped_by_block,
+                    skipped_shadow: c.skipped_shadow,
+                    body_reads: c.body_reads,
+                    evaluated_sql: c.evaluated_sql,
+                    sql_false: c.sql_false,
+                    sql_errors: c.sql_errors,
+                    plugin_rejected: c.plugin_rejected,
+                    plugin_errors: c.plugin_errors,
+                    delivered: c.delivered,
+                },
+            }
+        })
+        .collect()
+}
+
+fn group_stats(ctx: &Context, req: &GroupStatsRequest) -> GroupStatsResponse {
+    let mut subscriptions = subscription_stats(ctx, Some(&req.consumer_group));
+    subscriptions.retain(|s| req.topic.as_ref().is_none_or(|t| *t == s.topic));
+    GroupStatsResponse { subscriptions }
+}
+
 /// ConsumeQueue entries one filtered read looks at.
 const FILTER_SCAN_ENTRIES: usize = 4096;
+/// Entries one pull may scan without a match before answering with the next offset.
+const MAX_SCAN_PER_PULL: u64 = 256 * 1024;
 
 /// One page of a queue, filtered and capped so the response fits in a frame.
 fn read_page(
@@ -210,7 +321,7 @@ fn read_page(
     queue_id: u32,
     offset: u64,
     max: usize,
-    filter: &TagFilter,
+    registered: &Registered,
 ) -> Outcome<PullResponse> {
     let (min_offset, max_offset) = ctx.store.queue_offsets(topic, queue_id);
     let page =
@@ -224,45 +335,35 @@ fn read_page(
     if offset == max_offset {
         return page(PullStatus::NoNewMessage, offset, Vec::new());
     }
-    // Stage one on the ConsumeQueue alone: the tag hash. Only survivors touch the CommitLog.
-    let scan = if filter.is_all() { max } else { FILTER_SCAN_ENTRIES };
+    let sub = &registered.subscription;
+    // A subscription to everything skips only shadow traffic: read little ahead.
+    let scan = if *sub.expression() == Expression::All { max.saturating_mul(2) } else { FILTER_SCAN_ENTRIES.max(max) };
     let entries = ctx.store.queue_entries(topic, queue_id, offset, scan);
     let budget = weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64;
-    let (mut used, mut next_offset) = (0, offset + scan as u64);
-    let mut messages = Vec::new();
-    for (queue_offset, entry) in entries {
-        if messages.len() == max {
-            next_offset = queue_offset;
-            break;
-        }
-        if !filter.may_match_hash(entry.tag_hash) {
-            continue;
-        }
-        let record = match ctx.store.read_entry(&entry) {
-            Ok(record) => record,
-            // Retention removed the segment under us: skip, as RocketMQ does.
-            Err(ReadError::OffsetOutOfRange(_)) => continue,
-            Err(err) if messages.is_empty() => return Err(read_error(err)),
-            Err(_) => {
-                next_offset = queue_offset;
-                break;
-            }
-        };
-        if !filter.matches(record.view().tag()) {
-            continue;
-        }
-        let size = record.bytes().len() + 256;
-        if used + size > budget && !messages.is_empty() {
-            next_offset = queue_offset;
-            break;
-        }
-        used += size;
-        messages.push(to_wire(ctx, &record));
-    }
-    let next_offset = next_offset.min(max_offset);
+    let blooms = ctx.blooms.queue(topic, queue_id);
+    let path = ReadPath {
+        subscription: sub,
+        stats: &registered.stats,
+        blooms: blooms.as_deref(),
+        prefilter: ctx.config.prefilter,
+        shadow_property: &ctx.config.shadow_property,
+        limits: PageLimits { max_messages: max, max_bytes: budget.saturating_sub(max * WIRE_OVERHEAD) },
+    };
+    let end = (offset + scan as u64).min(max_offset);
+    let result = path.run(offset, end, &entries, |entry| match ctx.store.read_entry(entry) {
+        Ok(record) => Ok(Some(record)),
+        // Retention removed the segment under us: skip, as RocketMQ does.
+        Err(ReadError::OffsetOutOfRange(_)) => Ok(None),
+        Err(err) => Err(err),
+    });
+    let filtered = result.map_err(read_error)?;
+    let messages: Vec<StoredMessage> = filtered.records.iter().map(|r| to_wire(ctx, r)).collect();
     let status = if messages.is_empty() { PullStatus::NoMatchedMessage } else { PullStatus::Found };
-    page(status, next_offset, messages)
+    page(status, filtered.next_offset.min(max_offset), messages)
 }
+
+/// Bytes a message takes on the wire beyond its stored record, at most (ids and host as text).
+const WIRE_OVERHEAD: usize = 256;
 
 fn read_error(err: ReadError) -> ErrorResponse {
     let code = match err {
@@ -345,5 +446,6 @@ fn status(ctx: &Context) -> BrokerStatus {
     status.commitlog_size_bytes = stats.commitlog_bytes;
     status.commitlog_max_offset = stats.max_offset;
     status.connections = ctx.connections.load(Ordering::Relaxed);
+    status.subscriptions = subscription_stats(ctx, None);
     status
 }

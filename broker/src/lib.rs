@@ -7,11 +7,13 @@
 //! - `handler`: requests to storage operations and back.
 //! - `topics`: topic metadata; `offsets`: consumer offsets; `persist`: their JSON files.
 //! - `long_poll`: wake-ups for pulls held until a message arrives.
+//! - `groups`: consumer groups (shadow role) and their compiled subscriptions.
 //!
 //! **Boundary**: wire types stay in `handler`; the storage engine never sees them.
 
 mod config;
 mod error;
+mod groups;
 mod handler;
 mod long_poll;
 mod offsets;
@@ -54,7 +56,12 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
         let arrivals = Arc::new(long_poll::ArrivalNotifier::default());
         let store_config = config.store_config();
-        let hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = vec![arrivals.clone()];
+        let shape = config.index_shape()?;
+        let bloom_dir = config.data_dir.join("bloomindex");
+        let blooms =
+            Arc::new(weir_filters::BloomIndex::open(&bloom_dir, shape.clone()).map_err(io("opening the bloom index"))?);
+        // Blooms first: a pull woken by an arrival must find the message's bloom entry.
+        let hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = vec![blooms.clone(), arrivals.clone()];
         let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, hooks))
             .await
             .map_err(|err| BrokerError::Config(format!("store open task failed: {err}")))??;
@@ -62,6 +69,7 @@ impl Broker {
             topics::TopicTable::open(config.data_dir.join("topics.json")).map_err(io("loading topics.json"))?;
         let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
             .map_err(io("loading consumer_offsets.json"))?;
+        let groups = groups::Groups::open(&config.data_dir, shape).map_err(io("loading consumer groups"))?;
         let server_config = tls::server_config(&config)?;
         let endpoint_config = tls::endpoint_config(&config)?;
         let socket = std::net::UdpSocket::bind(config.listen).map_err(io("binding the QUIC endpoint"))?;
@@ -76,6 +84,8 @@ impl Broker {
             store: Arc::new(store),
             topics,
             offsets,
+            groups,
+            blooms,
             arrivals,
             started: Instant::now(),
             connections: Default::default(),

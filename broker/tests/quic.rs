@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use weir_broker::{Broker, BrokerConfig, FlushKind};
 use weir_protocol::{
-    CommitOffsetRequest, ErrorCode, FetchOffsetRequest, FilterExpression, Message, MessageQuery, PullRequest,
-    PullStatus, Request, Response, SendRequest, TopicConfig, TopicPermissions, decode_frame,
+    CommitOffsetRequest, ErrorCode, FetchOffsetRequest, FilterExpression, GroupConfig, GroupStatsRequest, Message,
+    MessageQuery, PullRequest, PullStatus, Request, Response, SendRequest, SubscribeRequest, TopicConfig,
+    TopicPermissions, decode_frame,
 };
 
 struct Harness {
@@ -287,11 +288,132 @@ async fn tag_subscriptions_deliver_only_matching_tags() {
         max_wait_ms: 5_000,
         filter: FilterExpression::Tag("TagB || TagC".into()),
     };
-    let Response::Pull(page) = call(&h.conn, Request::Pull(request.clone())).await else { panic!("pull failed") };
-    let bodies: Vec<String> = page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+    // The send is acknowledged before every message is dispatched: pull until the end.
+    let mut bodies = Vec::new();
+    while request.offset < 30 {
+        let Response::Pull(page) = call(&h.conn, Request::Pull(request.clone())).await else { panic!("pull failed") };
+        bodies.extend(page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
+        assert!(page.next_offset > request.offset);
+        request.offset = page.next_offset;
+    }
     assert_eq!(bodies, (0..30usize).filter(|i| i.is_multiple_of(3)).map(|i| i.to_string()).collect::<Vec<_>>());
-    assert_eq!(page.next_offset, 30);
     request.filter = FilterExpression::Tag("A ||".into());
-    assert_eq!(error_code(&call(&h.conn, Request::Pull(request)).await), Some(ErrorCode::BadRequest));
+    assert_eq!(error_code(&call(&h.conn, Request::Pull(request)).await), Some(ErrorCode::InvalidFilter));
+    h.broker.shutdown().await.expect("shutdown");
+}
+
+/// Sends `n` messages with `region = r<i % 10>`, `amount = <i>` and every fifth one shadow traffic.
+async fn send_orders(conn: &quinn::Connection, topic: &str, range: std::ops::Range<usize>) {
+    let batch: Vec<_> = range
+        .map(|i| {
+            let mut m = message(topic, 0, &i.to_string());
+            m.properties = vec![("region".into(), format!("r{}", i % 10)), ("amount".into(), i.to_string())];
+            if i % 5 == 4 {
+                m.properties.push(("shadow".into(), "true".into()));
+            }
+            m
+        })
+        .collect();
+    assert!(matches!(call(conn, Request::Send(SendRequest { messages: batch })).await, Response::Send(_)));
+}
+
+/// Pulls with the registered subscription until `end`, returning the delivered bodies.
+async fn pull_subscribed(conn: &quinn::Connection, group: &str, topic: &str, end: u64) -> Vec<String> {
+    let mut request = PullRequest {
+        consumer_group: group.into(),
+        topic: topic.into(),
+        queue_id: 0,
+        offset: 0,
+        max_messages: 7,
+        max_wait_ms: 2_000,
+        filter: FilterExpression::Subscribed,
+    };
+    let mut bodies = Vec::new();
+    while request.offset < end {
+        let Response::Pull(page) = call(conn, Request::Pull(request.clone())).await else { panic!("pull failed") };
+        bodies.extend(page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
+        assert!(page.next_offset > request.offset, "a pull never answers with the same range");
+        request.offset = page.next_offset;
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn sql_subscriptions_shadow_groups_and_their_statistics() {
+    let h = start(FlushKind::Async).await;
+    create_topic(&h.conn, "orders", 1).await;
+    send_orders(&h.conn, "orders", 0..200).await;
+    let subscribe = |group: &str, filter: FilterExpression| {
+        Request::Subscribe(SubscribeRequest { consumer_group: group.into(), topic: "orders".into(), filter })
+    };
+    // Pulling by registered subscription needs one.
+    let err = tokio::time::timeout(Duration::from_secs(5), async {
+        let request = Request::Pull(PullRequest {
+            consumer_group: "nobody".into(),
+            topic: "orders".into(),
+            queue_id: 0,
+            offset: 0,
+            max_messages: 1,
+            max_wait_ms: 0,
+            filter: FilterExpression::Subscribed,
+        });
+        error_code(&call(&h.conn, request).await)
+    })
+    .await
+    .expect("answered");
+    assert_eq!(err, Some(ErrorCode::SubscriptionNotFound));
+    // A bad expression is refused with its position.
+    let Response::Error(bad) = call(&h.conn, subscribe("g", FilterExpression::Sql("region = ".into()))).await else {
+        panic!("accepted a bad expression")
+    };
+    assert_eq!(bad.code, ErrorCode::InvalidFilter);
+    assert!(bad.message.contains("column"), "{}", bad.message);
+
+    let sql = FilterExpression::Sql("region = 'r7' AND amount > 100".into());
+    let Response::Subscribe(v1) = call(&h.conn, subscribe("g", sql)).await else { panic!("subscribe failed") };
+    assert_eq!(v1.version, 1);
+    let expected: Vec<String> = (101..200).filter(|i| i % 10 == 7 && i % 5 != 4).map(|i| i.to_string()).collect();
+    assert_eq!(pull_subscribed(&h.conn, "g", "orders", 200).await, expected);
+
+    // A shadow group receives only shadow traffic, whatever its subscription says.
+    let declared = call(&h.conn, Request::CreateGroup(GroupConfig { name: "stress".into(), shadow: true })).await;
+    assert_eq!(declared, Response::CreateGroup(GroupConfig { name: "stress".into(), shadow: true }));
+    assert!(matches!(call(&h.conn, subscribe("stress", FilterExpression::All)).await, Response::Subscribe(_)));
+    let shadow: Vec<String> = (0..200).filter(|i| i % 5 == 4).map(|i| i.to_string()).collect();
+    assert_eq!(pull_subscribed(&h.conn, "stress", "orders", 200).await, shadow);
+
+    let Response::GroupStats(stats) =
+        call(&h.conn, Request::GroupStats(GroupStatsRequest { consumer_group: "g".into(), topic: None })).await
+    else {
+        panic!("stats failed")
+    };
+    let c = stats.subscriptions[0].counters;
+    assert_eq!((c.examined, c.delivered), (200, expected.len() as u64));
+    assert!(c.skipped_shadow >= 40 && c.skipped_by_bloom > 100, "{c:?}");
+    assert!(c.body_reads < 40, "bodies read: {c:?}");
+    let Response::Status(status) = call(&h.conn, Request::Status).await else { panic!("status failed") };
+    assert_eq!(status.subscriptions.len(), 2);
+
+    // A held pull is answered by a matching arrival only.
+    let held = {
+        let conn = h.conn.clone();
+        tokio::spawn(async move {
+            let request = PullRequest {
+                consumer_group: "g".into(),
+                topic: "orders".into(),
+                queue_id: 0,
+                offset: 200,
+                max_messages: 10,
+                max_wait_ms: 10_000,
+                filter: FilterExpression::Subscribed,
+            };
+            call(&conn, Request::Pull(request)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send_orders(&h.conn, "orders", 200..210).await; // r7 at 207, amount 207: a match
+    let Response::Pull(page) = held.await.expect("task") else { panic!("pull failed") };
+    let bodies: Vec<_> = page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+    assert_eq!(bodies, ["207"]);
     h.broker.shutdown().await.expect("shutdown");
 }

@@ -80,7 +80,8 @@ impl ReadPath<'_> {
         read: impl FnMut(&CqEntry) -> Result<Option<StoredRecord>, E>,
     ) -> Result<Page, E> {
         let mut pass = Pass { path: self, read, page: Page::default(), bytes: 0, stopped_at: None };
-        let mut rest = entries;
+        // Entries past `end` (dispatched since the caller looked) belong to the next pass.
+        let mut rest = &entries[..entries.partition_point(|(q, _)| *q < end)];
         if let Some(blooms) = self.blooms.filter(|_| self.prefilter) {
             let indexed_end = blooms.max_offset().min(end);
             let per_block = blooms.block_entries();

@@ -1,0 +1,227 @@
+//! Consumer groups and their subscriptions, persisted in
+//! `<data_dir>/groups.json` (group → shadow role) and
+//! `<data_dir>/subscriptions.json` (group → topic → expression, version).
+//!
+//! A subscription is compiled once when registered (or when its group's role
+//! changes) and shared by every pull; its [`FilterStats`] live as long as the
+//! broker runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use weir_filters::{Expression, FilterStats, IndexShape, Subscription, SubscriptionError, TrafficRole};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct GroupsFile {
+    /// group → declared shadow.
+    shadow: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSubscription {
+    expression: StoredExpression,
+    version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredExpression {
+    All,
+    Tag(String),
+    Sql(String),
+}
+
+impl From<&Expression> for StoredExpression {
+    fn from(e: &Expression) -> Self {
+        match e {
+            Expression::All => Self::All,
+            Expression::Tag(t) => Self::Tag(t.clone()),
+            Expression::Sql(s) => Self::Sql(s.clone()),
+        }
+    }
+}
+
+impl From<&StoredExpression> for Expression {
+    fn from(e: &StoredExpression) -> Self {
+        match e {
+            StoredExpression::All => Self::All,
+            StoredExpression::Tag(t) => Self::Tag(t.clone()),
+            StoredExpression::Sql(s) => Self::Sql(s.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SubscriptionsFile {
+    /// group → topic → subscription.
+    groups: BTreeMap<String, BTreeMap<String, StoredSubscription>>,
+}
+
+/// A registered subscription, compiled, with its counters.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The compiled subscription.
+    pub subscription: Arc<Subscription>,
+    /// Grows each time the expression changes.
+    pub version: u64,
+    /// The pipeline's counters for this (group, topic).
+    pub stats: Arc<FilterStats>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    groups: GroupsFile,
+    subscriptions: SubscriptionsFile,
+    compiled: BTreeMap<(String, String), Registered>,
+}
+
+/// Every group's role and subscriptions.
+#[derive(Debug)]
+pub struct Groups {
+    groups_path: PathBuf,
+    subscriptions_path: PathBuf,
+    shape: IndexShape,
+    state: Mutex<State>,
+}
+
+/// Why a subscription could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// The expression is invalid.
+    #[error(transparent)]
+    Invalid(#[from] SubscriptionError),
+    /// The metadata file could not be written.
+    #[error("cannot persist consumer groups: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Groups {
+    /// Loads both files from `data_dir` and compiles every stored subscription
+    /// for blooms of `shape`. A stored expression that no longer compiles is
+    /// dropped with an error log (the group re-subscribes).
+    pub fn open(data_dir: &std::path::Path, shape: IndexShape) -> std::io::Result<Self> {
+        let groups_path = data_dir.join("groups.json");
+        let subscriptions_path = data_dir.join("subscriptions.json");
+        let mut state = State {
+            groups: crate::persist::load(&groups_path)?,
+            subscriptions: crate::persist::load(&subscriptions_path)?,
+            compiled: BTreeMap::new(),
+        };
+        let stored: Vec<_> = state
+            .subscriptions
+            .groups
+            .iter()
+            .flat_map(|(g, topics)| topics.iter().map(move |(t, s)| (g.clone(), t.clone(), s.clone())))
+            .collect();
+        let this = Self { groups_path, subscriptions_path, shape, state: Mutex::new(State::default()) };
+        for (group, topic, stored) in stored {
+            let role = role_of(&state.groups, &group);
+            match Subscription::compile(Expression::from(&stored.expression), role, &this.shape) {
+                Ok(sub) => {
+                    let registered =
+                        Registered { subscription: Arc::new(sub), version: stored.version, stats: Arc::default() };
+                    state.compiled.insert((group, topic), registered);
+                }
+                Err(err) => {
+                    tracing::error!(%group, %topic, %err, "dropping a stored subscription that no longer compiles")
+                }
+            }
+        }
+        *this.state.lock() = state;
+        Ok(this)
+    }
+
+    /// Declares `group` shadow or production; recompiles its subscriptions. Returns the role stored.
+    pub fn set_shadow(&self, group: &str, shadow: bool) -> Result<bool, GroupError> {
+        let mut state = self.state.lock();
+        state.groups.shadow.insert(group.to_owned(), shadow);
+        crate::persist::store(&self.groups_path, &state.groups)?;
+        let role = role_of(&state.groups, group);
+        for ((g, _), registered) in state.compiled.iter_mut().filter(|((g, _), _)| g == group) {
+            let expression = registered.subscription.expression().clone();
+            let sub = Subscription::compile(expression, role, &self.shape)?;
+            tracing::debug!(group = %g, ?role, "recompiled a subscription for the group's new role");
+            registered.subscription = Arc::new(sub);
+        }
+        Ok(shadow)
+    }
+
+    /// Registers `expression` as `group`'s subscription to `topic`, replacing a
+    /// different one (its version grows); the same expression keeps its version.
+    pub fn subscribe(&self, group: &str, topic: &str, expression: Expression) -> Result<Registered, GroupError> {
+        let mut state = self.state.lock();
+        let key = (group.to_owned(), topic.to_owned());
+        if let Some(existing) = state.compiled.get(&key).filter(|r| *r.subscription.expression() == expression) {
+            return Ok(existing.clone());
+        }
+        let role = role_of(&state.groups, group);
+        let sub = Subscription::compile(expression, role, &self.shape)?;
+        let version = state.compiled.get(&key).map_or(1, |r| r.version + 1);
+        let stored = StoredSubscription { expression: StoredExpression::from(sub.expression()), version };
+        state.subscriptions.groups.entry(key.0.clone()).or_default().insert(key.1.clone(), stored);
+        crate::persist::store(&self.subscriptions_path, &state.subscriptions)?;
+        let stats = state.compiled.get(&key).map(|r| r.stats.clone()).unwrap_or_default();
+        let registered = Registered { subscription: Arc::new(sub), version, stats };
+        state.compiled.insert(key, registered.clone());
+        Ok(registered)
+    }
+
+    /// The registered subscription of `group` to `topic`.
+    pub fn subscription(&self, group: &str, topic: &str) -> Option<Registered> {
+        self.state.lock().compiled.get(&(group.to_owned(), topic.to_owned())).cloned()
+    }
+
+    /// Every registered subscription as (group, topic, registered), optionally of one group.
+    pub fn all(&self, group: Option<&str>) -> Vec<(String, String, Registered)> {
+        self.state
+            .lock()
+            .compiled
+            .iter()
+            .filter(|((g, _), _)| group.is_none_or(|group| g == group))
+            .map(|((g, t), r)| (g.clone(), t.clone(), r.clone()))
+            .collect()
+    }
+}
+
+fn role_of(groups: &GroupsFile, group: &str) -> TrafficRole {
+    if groups.shadow.get(group).copied().unwrap_or(false) { TrafficRole::Shadow } else { TrafficRole::Production }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_filters::BloomShape;
+
+    use super::*;
+
+    fn shape() -> IndexShape {
+        IndexShape {
+            message: BloomShape { bytes: 32, hashes: 4 },
+            block_entries: 1024,
+            block: BloomShape { bytes: 4096, hashes: 3 },
+            shadow_property: "shadow".into(),
+            entries_per_file: 1024,
+        }
+    }
+
+    #[test]
+    fn subscriptions_are_versioned_persisted_and_follow_the_group_role() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let groups = Groups::open(dir.path(), shape()).expect("open");
+        let sql = |s: &str| Expression::Sql(s.to_owned());
+        assert_eq!(groups.subscribe("g", "t", sql("a = 1")).expect("valid").version, 1);
+        assert_eq!(groups.subscribe("g", "t", sql("a = 1")).expect("valid").version, 1);
+        assert_eq!(groups.subscribe("g", "t", sql("a = 2")).expect("valid").version, 2);
+        assert!(matches!(groups.subscribe("g", "t", sql("a = ")), Err(GroupError::Invalid(_))));
+        assert_eq!(groups.subscription("g", "t").expect("kept").version, 2, "a refused expression changes nothing");
+        groups.set_shadow("g", true).expect("persist");
+        assert_eq!(groups.subscription("g", "t").expect("kept").subscription.role(), TrafficRole::Shadow);
+        drop(groups);
+        let groups = Groups::open(dir.path(), shape()).expect("reopen");
+        let registered = groups.subscription("g", "t").expect("reloaded");
+        assert_eq!((registered.version, registered.subscription.role()), (2, TrafficRole::Shadow));
+        assert_eq!(*registered.subscription.expression(), sql("a = 2"));
+    }
+}
