@@ -42,6 +42,9 @@ enum Command {
     /// Look messages up by id or key.
     #[command(subcommand)]
     Message(cmd::message::MessageCommand),
+    /// Declare consumer groups and show their filter statistics.
+    #[command(subcommand)]
+    Group(cmd::group::GroupCommand),
     /// Show the broker's status (exits non-zero when no broker answers).
     Status(cmd::status::StatusArgs),
     /// Try SQL92 subscriptions against messages.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cmd::block_on(cmd::consume::run(args)),
         Command::Message(command) => cmd::block_on(cmd::message::run(command)),
         Command::Status(args) => cmd::block_on(cmd::status::run(args)),
+        Command::Group(command) => cmd::block_on(cmd::group::run(command)),
     };
     match result {
         Ok(code) => code,

@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, ErrorCode, FetchOffsetRequest, ListTopicsRequest,
-    MessageQuery, OffsetByTimestampRequest, PullRequest, PullResponse, QueueOffsetsRequest, Request, Response,
-    SendResult, StoredMessage, TopicConfig,
+    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, ErrorCode, FetchOffsetRequest, GroupConfig,
+    GroupStatsRequest, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, PullRequest, PullResponse,
+    QueueOffsetsRequest, Request, Response, SendResult, StoredMessage, SubscribeRequest, SubscriptionStats,
+    TopicConfig,
 };
 
 use crate::config::ClientConfig;
 use crate::connection::{Connection, EncodedRequest};
 use crate::error::Error;
+use crate::subscription::Subscription;
 
 /// A connection to one broker, shared by producers and consumers.
 ///
@@ -151,6 +153,42 @@ impl Client {
         let request = FetchOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id };
         match self.call(&Request::FetchOffset(request)).await? {
             Response::FetchOffset(response) => Ok(response.offset),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Declares consumer group `group` a shadow group (`true`: it receives only shadow
+    /// traffic) or a production group (`false`, the default of every group).
+    pub async fn create_group(&self, group: &str, shadow: bool) -> Result<GroupConfig, Error> {
+        match self.call(&Request::CreateGroup(GroupConfig { name: group.to_owned(), shadow })).await? {
+            Response::CreateGroup(group) => Ok(group),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Registers `subscription` as `group`'s subscription to `topic` (declaring the group
+    /// shadow first if the subscription says so); returns the subscription's version. A bad
+    /// expression fails with [`ErrorCode::InvalidFilter`](crate::ErrorCode::InvalidFilter).
+    pub async fn subscribe(&self, group: &str, topic: &str, subscription: &Subscription) -> Result<u64, Error> {
+        if subscription.is_shadow() {
+            self.create_group(group, true).await?;
+        }
+        let request = SubscribeRequest {
+            consumer_group: group.to_owned(),
+            topic: topic.to_owned(),
+            filter: subscription.filter().clone(),
+        };
+        match self.call(&Request::Subscribe(request)).await? {
+            Response::Subscribe(response) => Ok(response.version),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The filter statistics of `group`'s subscriptions, of one topic or all.
+    pub async fn group_stats(&self, group: &str, topic: Option<&str>) -> Result<Vec<SubscriptionStats>, Error> {
+        let request = GroupStatsRequest { consumer_group: group.to_owned(), topic: topic.map(str::to_owned) };
+        match self.call(&Request::GroupStats(request)).await? {
+            Response::GroupStats(response) => Ok(response.subscriptions),
             other => Err(unexpected(&other)),
         }
     }

@@ -37,6 +37,7 @@
 //! - `producer`: [`Producer`], [`ProducerConfig`], retries; `batch` splits batches to the
 //!   frame limit; `route` caches each topic's write queue count.
 //! - `selector`: [`QueueSelector`] for ordered sends, [`HashSelector`].
+//! - `subscription`: [`Subscription`] (tag, SQL92, shadow), registered at the broker.
 //! - `pull`: [`PullConsumer`].
 //! - `push`: [`PushConsumer`] with flow control and offset commits.
 //! - `error`: [`Error`], with the broker's [`ErrorCode`]s and retry classification.
@@ -54,11 +55,12 @@ mod pull;
 mod push;
 mod route;
 mod selector;
+mod subscription;
 
 pub use weir_protocol::bytes::Bytes;
 pub use weir_protocol::{
-    BrokerStatus, Delivery, ErrorCode, FilterExpression, FlushMode, Message, PullResponse, PullStatus, SendResult,
-    SendStatus, StoredMessage, TopicConfig, TopicPermissions,
+    BrokerStatus, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, Message, PullResponse,
+    PullStatus, SendResult, SendStatus, StoredMessage, SubscriptionStats, TopicConfig, TopicPermissions,
 };
 
 pub use crate::client::Client;
@@ -69,3 +71,4 @@ pub use crate::producer::{Producer, ProducerConfig};
 pub use crate::pull::PullConsumer;
 pub use crate::push::{ConsumeStatus, MessageListener, PushConsumer, PushConsumerBuilder, StartPosition};
 pub use crate::selector::{HashSelector, QueueSelector};
+pub use crate::subscription::{SHADOW_PROPERTY, Subscription, mark_shadow};

@@ -6,6 +6,7 @@ use weir_protocol::{FilterExpression, PullRequest, PullResponse};
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::subscription::Subscription;
 
 /// Pulls messages from queues chosen by the application, for one consumer group.
 ///
@@ -25,11 +26,15 @@ impl PullConsumer {
         PullConsumer { client, group: group.into(), filter: FilterExpression::All }
     }
 
-    /// This consumer receiving only messages matching `filter` (a tag expression or
-    /// SQL92), evaluated by the broker.
-    pub fn with_filter(mut self, filter: FilterExpression) -> Self {
-        self.filter = filter;
-        self
+    /// Registers `subscription` as the group's subscription to `topic` at the broker;
+    /// this consumer's pulls then use the registered subscription of the topic they read
+    /// (pulling a topic the group never subscribed to fails with
+    /// [`ErrorCode::SubscriptionNotFound`](crate::ErrorCode::SubscriptionNotFound)).
+    /// Returns the subscription's version.
+    pub async fn subscribe(&mut self, topic: &str, subscription: &Subscription) -> Result<u64, Error> {
+        let version = self.client.subscribe(&self.group, topic, subscription).await?;
+        self.filter = FilterExpression::Subscribed;
+        Ok(version)
     }
 
     /// The consumer group.

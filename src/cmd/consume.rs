@@ -3,15 +3,16 @@
 //! timeout, or Ctrl-C).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use weir_client::{Client, PullConsumer};
-use weir_protocol::{FilterExpression, PullStatus, StoredMessage};
+use weir_protocol::{PullStatus, StoredMessage};
 
-use crate::cmd::BrokerAddr;
+use crate::cmd::{BrokerAddr, SubscriptionArgs};
 use crate::render::{message_json, message_line};
 
 /// Where a group without a committed offset starts.
@@ -41,9 +42,8 @@ pub struct ConsumeArgs {
     /// Stop after this many seconds without a message.
     #[arg(long, value_name = "SECS")]
     idle_exit: Option<f64>,
-    /// Tag subscription: `*` or `TagA || TagB`.
-    #[arg(long, default_value = "*")]
-    tag: String,
+    #[command(flatten)]
+    subscription: SubscriptionArgs,
     /// Print one JSON object per message.
     #[arg(long)]
     json: bool,
@@ -99,11 +99,12 @@ async fn start_offset(client: &Client, args: &ConsumeArgs, queue_id: u32) -> any
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let client = args.broker.connect().await?;
     let topic = client.topic(&args.topic).await?;
-    let filter = if args.tag.trim() == "*" { FilterExpression::All } else { FilterExpression::Tag(args.tag.clone()) };
+    let mut consumer = PullConsumer::new(client.clone(), args.group.clone());
+    consumer.subscribe(&args.topic, &args.subscription.subscription()).await?;
     let (tx, mut rx) = mpsc::channel::<Delivery>(1024);
     let mut pullers = tokio::task::JoinSet::new();
     for queue_id in 0..topic.read_queues {
-        let consumer = PullConsumer::new(client.clone(), args.group.clone()).with_filter(filter.clone());
+        let consumer = consumer.clone();
         let offset = start_offset(&client, &args, queue_id).await?;
         pullers.spawn(pull_queue(consumer, args.topic.clone(), queue_id, offset, tx.clone()));
     }
@@ -128,7 +129,11 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             delivery = rx.recv() => {
                 let Some((m, next)) = delivery else { break "pullers stopped" };
-                println!("{}", if args.json { message_json(&m).to_string() } else { message_line(&m) });
+                let line = if args.json { message_json(&m).to_string() } else { message_line(&m) };
+                // A closed pipe (`| head`) ends the run; the message was not shown, so it is not committed.
+                if writeln!(std::io::stdout(), "{line}").is_err() {
+                    break "output closed";
+                }
                 to_commit.insert(m.queue_id, next);
                 consumed += 1;
                 last_message = tokio::time::Instant::now();

@@ -2,7 +2,8 @@
 //!
 //! It starts an embedded broker on a loopback port, then talks to it over
 //! QUIC with the client library: creates a topic, sends orders with tags,
-//! keys and properties, consumes them (all, then by tag), looks messages up,
+//! keys and properties, consumes them (all, by tag, by SQL92 with the filter
+//! statistics), looks messages up,
 //! measures a burst of acknowledged sends and its consumption, and finally
 //! kills a child process writing with sync flush to show that recovery kept
 //! every message it acknowledged.
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use weir_broker::{Broker, BrokerConfig};
-use weir_client::{Client, ClientConfig, Producer, PullConsumer};
-use weir_protocol::{FilterExpression, Message, StoredMessage, TopicConfig, TopicPermissions};
+use weir_client::{Client, ClientConfig, Producer, PullConsumer, Subscription};
+use weir_protocol::{Message, StoredMessage, TopicConfig, TopicPermissions};
 use weir_storage::{Store, StoreConfig};
 
 use crate::render::message_line;
@@ -91,9 +92,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("   {}", message_line(&m));
     }
     println!("4. Consuming with the tag subscription `paid` (filtered at the broker on ConsumeQueue tag hashes)");
-    let paid = PullConsumer::new(client.clone(), "demo-paid").with_filter(FilterExpression::Tag("paid".into()));
+    let mut paid = PullConsumer::new(client.clone(), "demo-paid");
+    paid.subscribe("orders", &Subscription::tag("paid")).await?;
     for m in drain(&paid, "orders", 4, 4).await? {
         println!("   {}", message_line(&m));
+    }
+    let sql = "region = 'SH' AND amount > 100";
+    println!("   ... and with the SQL92 subscription `{sql}` (bloom index first, SQL on what passes)");
+    let mut shanghai = PullConsumer::new(client.clone(), "demo-sh");
+    shanghai.subscribe("orders", &Subscription::sql(sql)).await?;
+    for m in drain(&shanghai, "orders", 4, 3).await? {
+        println!("   {}", message_line(&m));
+    }
+    for stats in client.group_stats("demo-sh", Some("orders")).await? {
+        println!("   statistics: {}", crate::cmd::group::stats_line(&stats));
     }
 
     println!("5. Lookups");

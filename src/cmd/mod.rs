@@ -6,6 +6,7 @@ pub mod broker;
 pub mod consume;
 pub mod demo;
 pub mod filter;
+pub mod group;
 pub mod message;
 pub mod send;
 pub mod status;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use weir_client::{Client, ClientConfig};
+use weir_client::{Client, ClientConfig, Subscription};
 
 /// How a command reaches the broker: flags, else `WEIR_BROKER` / `WEIR_CA`,
 /// else the local default (`127.0.0.1:7420`, `./weir-data/tls/cert.pem`).
@@ -49,6 +50,31 @@ impl BrokerAddr {
         let config = self.config();
         let broker = config.broker.clone();
         Client::connect(config).await.with_context(|| format!("cannot reach the broker at {broker}"))
+    }
+}
+
+/// What a consuming command subscribes to: `--tag` or `--sql`, and `--shadow`.
+#[derive(Debug, Clone, Args)]
+pub struct SubscriptionArgs {
+    /// Tag subscription: `*` or `TagA || TagB`.
+    #[arg(long, default_value = "*", conflicts_with = "sql")]
+    tag: String,
+    /// SQL92 subscription over properties, e.g. `region = 'SH' AND amount > 100`.
+    #[arg(long)]
+    sql: Option<String>,
+    /// Declare the group a shadow group: it receives only shadow (stress-test) traffic.
+    #[arg(long)]
+    shadow: bool,
+}
+
+impl SubscriptionArgs {
+    /// The subscription these flags describe.
+    pub fn subscription(&self) -> Subscription {
+        let subscription = match &self.sql {
+            Some(sql) => Subscription::sql(sql.clone()),
+            None => Subscription::tag(self.tag.clone()),
+        };
+        if self.shadow { subscription.shadow() } else { subscription }
     }
 }
 

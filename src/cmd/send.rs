@@ -23,6 +23,9 @@ pub struct SendArgs {
     /// User property NAME=VALUE (repeatable).
     #[arg(long = "prop", value_parser = parse_property)]
     props: Vec<(String, String)>,
+    /// Mark the message as shadow (stress-test) traffic: only shadow groups receive it.
+    #[arg(long)]
+    shadow: bool,
     /// Send to this queue instead of letting the producer choose.
     #[arg(long)]
     queue: Option<u32>,
@@ -44,6 +47,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     message.keys = args.keys;
     message.properties = args.props;
     message.queue_id = args.queue;
+    if args.shadow {
+        weir_client::mark_shadow(&mut message);
+    }
     let result = producer.send(message).await?;
     if args.json {
         println!(

@@ -29,11 +29,12 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "broker": client.config().broker, "version": s.version, "uptime_ms": s.uptime_ms, "data_dir": s.data_dir,
                 "flush": flush, "topics": s.topic_count, "commitlog_size_bytes": s.commitlog_size_bytes,
                 "commitlog_max_offset": s.commitlog_max_offset, "connections": s.connections,
+                "subscriptions": s.subscriptions.iter().map(crate::cmd::group::stats_json).collect::<Vec<_>>(),
             })
         );
     } else {
         println!(
-            "weir {} at {}: up {:.0} s, data dir {}, {flush} flush, {} topic(s), CommitLog {} bytes (max offset {}), {} connection(s)",
+            "weir {} at {}: up {:.0} s, data dir {}, {flush} flush, {} topic(s), CommitLog {} bytes (max offset {}), {} connection(s), {} subscription(s)",
             s.version,
             client.config().broker,
             s.uptime_ms as f64 / 1000.0,
@@ -41,7 +42,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s.topic_count,
             s.commitlog_size_bytes,
             s.commitlog_max_offset,
-            s.connections
+            s.connections,
+            s.subscriptions.len()
         );
     }
     client.close().await;

@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use weir_protocol::{FilterExpression, PullStatus, StoredMessage};
+use weir_protocol::{PullStatus, StoredMessage};
 
 pub use self::listener::{ConsumeStatus, MessageListener};
 use self::process_queue::{FlowLimits, ProcessQueue};
 use crate::client::Client;
 use crate::error::Error;
 use crate::pull::PullConsumer;
+use crate::subscription::Subscription;
 
 /// Pause after a failed pull before pulling that queue again.
 const PULL_ERROR_BACKOFF: Duration = Duration::from_secs(1);
@@ -57,7 +58,7 @@ pub struct PushConsumerBuilder {
     client: Client,
     group: String,
     topic: String,
-    filter: FilterExpression,
+    subscription: Subscription,
     start: StartPosition,
     concurrency: usize,
     limits: FlowLimits,
@@ -68,10 +69,10 @@ pub struct PushConsumerBuilder {
 }
 
 impl PushConsumerBuilder {
-    /// Only messages matching `filter` (tag expression or SQL92, evaluated by the
-    /// broker); default all.
-    pub fn filter(mut self, filter: FilterExpression) -> Self {
-        self.filter = filter;
+    /// What the group receives (tag expression or SQL92, filtered by the broker; or a
+    /// shadow group); default every message. Registered at the broker on start.
+    pub fn subscription(mut self, subscription: Subscription) -> Self {
+        self.subscription = subscription;
         self
     }
 
@@ -129,7 +130,8 @@ impl PushConsumerBuilder {
     /// all of them with `listener`.
     pub async fn start<L: MessageListener>(self, listener: L) -> Result<PushConsumer, Error> {
         let topic = self.client.topic(&self.topic).await?;
-        let consumer = PullConsumer::new(self.client.clone(), self.group).with_filter(self.filter);
+        let mut consumer = PullConsumer::new(self.client.clone(), self.group);
+        consumer.subscribe(&self.topic, &self.subscription).await?;
         let mut queues = Vec::new();
         for queue_id in 0..topic.read_queues {
             let (offset, committed) = start_offset(&self.client, &consumer, &self.topic, queue_id, self.start).await?;
@@ -190,7 +192,7 @@ impl PushConsumer {
             client,
             group: group.into(),
             topic: topic.into(),
-            filter: FilterExpression::All,
+            subscription: Subscription::all(),
             start: StartPosition::default(),
             concurrency: 16,
             limits: FlowLimits { max_messages: 1000, max_bytes: 100 * 1024 * 1024 },

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use weir_client::PullConsumer;
 
-use super::produce::print_summary;
-use crate::cmd::BrokerAddr;
+use super::produce::{Summary, print_summary};
+use crate::cmd::{BrokerAddr, SubscriptionArgs};
 use crate::latency::{Percentiles, histogram};
 
 /// Arguments of `weir bench consume`.
@@ -26,6 +26,8 @@ pub struct ConsumeArgs {
     /// Messages to receive before stopping.
     #[arg(long)]
     count: u64,
+    #[command(flatten)]
+    subscription: SubscriptionArgs,
     /// Messages per pull.
     #[arg(long, default_value_t = 256)]
     batch: u32,
@@ -42,10 +44,12 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let topic = client.topic(&args.topic).await?;
     let received = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    let mut subscribed = PullConsumer::new(client.clone(), args.group.clone());
+    subscribed.subscribe(&args.topic, &args.subscription.subscription()).await?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for queue_id in 0..topic.read_queues {
-        let consumer = PullConsumer::new(client.clone(), args.group.clone());
+        let consumer = subscribed.clone();
         let mut offset = match consumer.fetch_offset(&args.topic, queue_id).await? {
             Some(committed) => committed,
             None => client.queue_offsets(&args.topic, queue_id).await?.start,
@@ -90,9 +94,17 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     }
     let seconds = started.elapsed().as_secs_f64();
     progress.abort();
+    let stats = client.group_stats(&args.group, Some(&args.topic)).await?;
     client.close().await;
     let received = received.load(Ordering::Relaxed);
     let size = (bytes.load(Ordering::Relaxed) / received.max(1)) as usize;
-    print_summary("received", received, errors, seconds, size, &Percentiles::from(&latencies), args.json);
+    if !args.json {
+        for s in &stats {
+            println!("  filter: {}", crate::cmd::group::stats_line(s));
+        }
+    }
+    let filter = stats.first().map(crate::cmd::group::stats_json);
+    let latency = Percentiles::from(&latencies);
+    print_summary(Summary { key: "received", done: received, errors, seconds, size, latency, filter }, args.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ pub mod consume;
 pub mod produce;
 pub mod store;
 pub mod transport;
+mod vary;
 
 use std::process::ExitCode;
 

@@ -12,8 +12,9 @@ use parking_lot::Mutex;
 use weir_client::{Error as ClientError, Producer};
 use weir_protocol::{ErrorCode, Message, TopicConfig, TopicPermissions};
 
+use super::vary::{PropertyTemplate, Variation};
 use crate::ack_log::{Ack, AckLog};
-use crate::cmd::{BrokerAddr, parse_property};
+use crate::cmd::BrokerAddr;
 use crate::latency::{Percentiles, histogram};
 
 /// Arguments of `weir bench produce`.
@@ -34,9 +35,16 @@ pub struct ProduceArgs {
     /// Messages per send request.
     #[arg(long, default_value_t = 1)]
     batch: u32,
-    /// User properties on every message: `k=v,k2=v2`.
-    #[arg(long, value_delimiter = ',', value_parser = parse_property)]
-    props: Vec<(String, String)>,
+    /// User properties: `k=v,k2=v2`; `%N` in a value is the message's index in the run
+    /// modulo N (`region=r%100` gives r0..r99), `%%` a literal `%`.
+    #[arg(long, value_delimiter = ',', value_parser = PropertyTemplate::parse)]
+    props: Vec<PropertyTemplate>,
+    /// Tags cycled through, one per message: `TagA,TagB,TagC`.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Mark every N-th message as shadow (stress-test) traffic (property `shadow=true`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shadow_every: Option<u64>,
     /// Write one JSON line per acknowledged message to FILE.
     #[arg(long, value_name = "FILE")]
     ack_log: Option<PathBuf>,
@@ -72,15 +80,16 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     }
     let producer = Arc::new(Producer::new(client.clone()));
     let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
-    let mut template = Message::new(args.topic.clone(), vec![b'x'; args.size]);
-    template.properties = args.props.clone();
+    let template = Message::new(args.topic.clone(), vec![b'x'; args.size]);
+    let variation =
+        Arc::new(Variation { props: args.props.clone(), tags: args.tags.clone(), shadow_every: args.shadow_every });
     let totals = Arc::new(Totals::default());
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let (producer, ack_log, template, totals, next) =
-            (producer.clone(), ack_log.clone(), template.clone(), totals.clone(), next.clone());
+        let (producer, ack_log, template, totals, next, variation) =
+            (producer.clone(), ack_log.clone(), template.clone(), totals.clone(), next.clone(), variation.clone());
         let (count, batch) = (args.count, u64::from(args.batch));
         tasks.spawn(async move {
             let mut latencies = histogram();
@@ -90,11 +99,18 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
                     return latencies;
                 }
                 let n = batch.min(count - first) as usize;
+                let mut messages: Vec<Message> = (first..first + n as u64)
+                    .map(|index| {
+                        let mut m = template.clone();
+                        variation.apply(&mut m, index);
+                        m
+                    })
+                    .collect();
                 let t0 = Instant::now();
                 let outcome = if n == 1 {
-                    producer.send(template.clone()).await.map(|r| vec![r])
+                    producer.send(messages.pop().expect("one message")).await.map(|r| vec![r])
                 } else {
-                    producer.send_batch(vec![template.clone(); n]).await
+                    producer.send_batch(messages).await
                 };
                 let micros = t0.elapsed().as_micros().max(1) as u64;
                 match outcome {
@@ -136,7 +152,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     client.close().await;
     let sent = totals.sent.load(Ordering::Relaxed);
     let errors = totals.errors.load(Ordering::Relaxed);
-    print_summary("sent", sent, errors, seconds, args.size, &Percentiles::from(&latencies), args.json);
+    let latency = Percentiles::from(&latencies);
+    let summary = Summary { key: "sent", done: sent, errors, seconds, size: args.size, latency, filter: None };
+    print_summary(summary, args.json);
     if let Some(err) = totals.first_error.lock().take() {
         eprintln!("error: {errors} message(s) failed; first error: {err}");
         return Ok(ExitCode::FAILURE);
@@ -149,9 +167,29 @@ fn record_error(totals: &Totals, n: u64, err: &ClientError) {
     totals.first_error.lock().get_or_insert(err.to_string());
 }
 
+/// A network benchmark's outcome.
+pub struct Summary<'a> {
+    /// `sent` or `received`.
+    pub key: &'a str,
+    /// Messages sent or received.
+    pub done: u64,
+    /// Failed messages.
+    pub errors: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Body size in bytes.
+    pub size: usize,
+    /// Latency percentiles.
+    pub latency: Percentiles,
+    /// The consumer group's filter statistics, if any.
+    pub filter: Option<serde_json::Value>,
+}
+
 /// Prints a benchmark summary: a table, or one JSON object with `key` (`sent`/`received`),
-/// `errors`, `seconds`, `msgs_per_sec`, `mb_per_sec`, `p50_ms`, `p99_ms`, `p999_ms`.
-pub fn print_summary(key: &str, done: u64, errors: u64, seconds: f64, size: usize, p: &Percentiles, json: bool) {
+/// `errors`, `seconds`, `msgs_per_sec`, `mb_per_sec`, `p50_ms`, `p99_ms`, `p999_ms`, and
+/// `filter` when given.
+pub fn print_summary(summary: Summary<'_>, json: bool) {
+    let Summary { key, done, errors, seconds, size, latency: p, filter } = summary;
     let msgs_per_sec = done as f64 / seconds;
     let mb_per_sec = msgs_per_sec * size as f64 / 1e6;
     let ms = |us: u64| us as f64 / 1000.0;
@@ -161,6 +199,9 @@ pub fn print_summary(key: &str, done: u64, errors: u64, seconds: f64, size: usiz
             "p50_ms": ms(p.p50), "p99_ms": ms(p.p99), "p999_ms": ms(p.p999), "max_ms": ms(p.max), "size": size,
         });
         out[key] = done.into();
+        if let Some(filter) = filter {
+            out["filter"] = filter;
+        }
         println!("{out}");
     } else {
         println!("{key} {done} messages of {size} B in {seconds:.2} s ({errors} errors)");
