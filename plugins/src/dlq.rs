@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use weir_filters::FilterInput;
+
 /// RocketMQ's delay levels 1..=18: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`.
 pub const DELAY_LEVELS: [Duration; 18] = {
     const fn s(n: u64) -> Duration {
@@ -50,12 +52,18 @@ pub fn dlq_topic(group: &str) -> String {
 pub struct FailedDelivery<'a> {
     /// The consumer group that failed.
     pub group: &'a str,
-    /// The message's original topic.
-    pub topic: &'a str,
-    /// The message's tag (empty for none).
-    pub tag: &'a str,
-    /// How many times it was already redelivered (0 on the first failure).
-    pub reconsume_times: u32,
+    /// Why, as the consumer reported it (free text, may be empty).
+    pub reason: &'a str,
+    /// The message, on its original topic; `reconsume_times` is how many
+    /// times it was already redelivered (0 on the first failure).
+    pub message: FilterInput<'a>,
+}
+
+impl FailedDelivery<'_> {
+    /// Which delivery failed, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.message.reconsume_times.saturating_add(1)
+    }
 }
 
 /// What to do with a failed delivery.
@@ -92,11 +100,12 @@ impl Default for DefaultRetryPolicy {
 
 impl DlqPolicy for DefaultRetryPolicy {
     fn decide(&self, failed: &FailedDelivery<'_>) -> RetryDecision {
-        if failed.reconsume_times >= self.max_reconsume_times {
+        let reconsume_times = failed.message.reconsume_times;
+        if reconsume_times >= self.max_reconsume_times {
             return RetryDecision::DeadLetter;
         }
         // Level 3 + n is index 2 + n; later attempts stay at the longest delay.
-        let index = (2 + failed.reconsume_times as usize).min(DELAY_LEVELS.len() - 1);
+        let index = (2 + reconsume_times as usize).min(DELAY_LEVELS.len() - 1);
         RetryDecision::RetryAfter(DELAY_LEVELS[index])
     }
 }
@@ -106,7 +115,18 @@ mod tests {
     use super::*;
 
     fn failed(reconsume_times: u32) -> FailedDelivery<'static> {
-        FailedDelivery { group: "g", topic: "orders", tag: "", reconsume_times }
+        let message = FilterInput {
+            topic: "orders",
+            queue_id: 0,
+            queue_offset: 0,
+            tag: "",
+            keys: &[],
+            properties: &[],
+            body: b"",
+            born_timestamp_ms: 0,
+            reconsume_times,
+        };
+        FailedDelivery { group: "g", reason: "", message }
     }
 
     #[test]
@@ -126,6 +146,12 @@ mod tests {
             DefaultRetryPolicy { max_reconsume_times: 40 }.decide(&failed(30)),
             RetryDecision::RetryAfter(Duration::from_secs(7200))
         );
+    }
+
+    #[test]
+    fn attempt_counts_from_one() {
+        assert_eq!(failed(0).attempt(), 1);
+        assert_eq!(failed(u32::MAX).attempt(), u32::MAX);
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! Per-call cost of a trivial filter plugin: a WAT module that delivers every
+//! message, and the SDK's `region_filter` (decodes the message, compares one
+//! property), on a 1 KiB message, through `MessageFilter::decide`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use weir_filters::MessageFilter;
+use weir_plugins::{Limits, PluginHost, WasmFilter};
+
+fn filter_call(c: &mut Criterion) {
+    let host = PluginHost::new(Limits::default()).expect("host");
+    let body = vec![b'x'; 1024];
+    let properties = [("region", "SH"), ("tenant", "acme"), ("kind", "payment")];
+    let message = common::message(&properties, &body);
+    let modules = [
+        ("wat_deliver_all", common::wat_filter("i32.const 1", "")),
+        ("sdk_region_filter", common::guest("region_filter")),
+    ];
+    let mut group = c.benchmark_group("filter_call");
+    for (name, wasm) in modules {
+        let filter = WasmFilter::new(name, host.compile(&wasm, None).expect("compiles"), "").expect("a filter");
+        assert_eq!(filter.decide(&message), Ok(true));
+        group.bench_function(name, |b| b.iter(|| filter.decide(std::hint::black_box(&message))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, filter_call);
+criterion_main!(benches);

@@ -1,0 +1,237 @@
+//! One subscription's use of a plugin: its parameters, a small pool of
+//! instances, the consecutive-failure count that disables it, its counters.
+//!
+//! A call takes an idle instance of the plugin's current version (or starts
+//! one), makes the call, and gives the instance back only if the call
+//! succeeded: a trapped or over-budget instance may be inconsistent and is
+//! dropped. Calls are synchronous and may take up to the fuel budget: run
+//! them on a blocking pool (`tokio::task::spawn_blocking` or a dedicated
+//! thread pool), never on an async worker thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use weir_sql92::Term;
+
+use crate::compile::CompiledPlugin;
+use crate::instance::{CallCost, CallError, PluginInstance};
+use crate::sandbox::GuestLog;
+use crate::slot::PluginSlot;
+use crate::stats::{CallStats, StatsSnapshot};
+
+/// Whether a subscription's plugin is being called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum HandleState {
+    /// Calls are made.
+    Active,
+    /// Calls fail at once until [`PluginHandle::enable`] or a re-upload.
+    Disabled {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What one call did, for callers that show it (the offline runner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTrace<T> {
+    /// The decision, or why there is none.
+    pub result: Result<T, CallError>,
+    /// Its cost.
+    pub cost: CallCost,
+    /// What the guest logged during it.
+    pub logs: Vec<GuestLog>,
+}
+
+/// A subscription's handle on a plugin. Cheap to clone; clones share the
+/// pool, the state and the counters.
+#[derive(Clone)]
+pub struct PluginHandle {
+    shared: Arc<HandleShared>,
+}
+
+pub(crate) struct HandleShared {
+    slot: Arc<PluginSlot>,
+    params: String,
+    /// The index hints the subscription was given: every version it calls must promise them.
+    hints: Vec<Term>,
+    idle: Mutex<Vec<PluginInstance>>,
+    consecutive_failures: AtomicU32,
+    disabled: AtomicBool,
+    disabled_reason: Mutex<Option<String>>,
+    stats: CallStats,
+}
+
+impl std::fmt::Debug for HandleShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHandle")
+            .field("plugin", &self.slot.name())
+            .field("params", &self.params)
+            .field("disabled", &self.disabled.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+impl PluginHandle {
+    pub(crate) fn new(slot: Arc<PluginSlot>, params: &str, hints: Vec<Term>) -> Self {
+        let shared = Arc::new(HandleShared {
+            slot,
+            params: params.to_owned(),
+            hints,
+            idle: Mutex::new(Vec::new()),
+            consecutive_failures: AtomicU32::new(0),
+            disabled: AtomicBool::new(false),
+            disabled_reason: Mutex::new(None),
+            stats: CallStats::default(),
+        });
+        shared.slot.register(&shared);
+        Self { shared }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.shared.slot.name()
+    }
+
+    /// The parameters this subscription passes to the plugin.
+    pub fn params(&self) -> &str {
+        &self.shared.params
+    }
+
+    /// The index hints the subscription's bloom stage applies for this plugin.
+    pub fn hints(&self) -> &[Term] {
+        &self.shared.hints
+    }
+
+    /// The version calls use now.
+    pub fn plugin(&self) -> CompiledPlugin {
+        self.shared.slot.current()
+    }
+
+    /// Active or disabled (with the reason).
+    pub fn state(&self) -> HandleState {
+        self.shared.state()
+    }
+
+    /// Re-enables the plugin for this subscription.
+    pub fn enable(&self) {
+        self.shared.enable();
+    }
+
+    /// This subscription's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Makes one call with an instance of the current version. Failures
+    /// count towards disabling; the instance is kept only after a success.
+    pub(crate) fn call<T>(&self, invoke: impl FnOnce(&mut PluginInstance) -> Result<T, CallError>) -> CallTrace<T> {
+        let shared = &*self.shared;
+        if shared.slot.is_removed() {
+            let result = Err(CallError::Removed { name: shared.slot.name().to_owned() });
+            return CallTrace { result, cost: CallCost::default(), logs: Vec::new() };
+        }
+        if shared.disabled.load(Ordering::Acquire) {
+            let reason = shared.disabled_reason.lock().clone().unwrap_or_default();
+            return CallTrace {
+                result: Err(CallError::Disabled { reason }),
+                cost: CallCost::default(),
+                logs: Vec::new(),
+            };
+        }
+        let started = Instant::now();
+        let plugin = shared.slot.current();
+        let (result, fuel, logs, instance) = match self.checkout(&plugin) {
+            Ok(mut instance) => {
+                let result = invoke(&mut instance);
+                let logs = instance.take_logs();
+                (result, instance.last_fuel_used(), logs, Some(instance))
+            }
+            Err(error) => (Err(error), 0, Vec::new(), None),
+        };
+        let cost = CallCost { elapsed: started.elapsed(), fuel };
+        shared.stats.record(cost.elapsed, fuel, result.is_err());
+        shared.slot.stats.record(cost.elapsed, fuel, result.is_err());
+        match (&result, instance) {
+            (Ok(_), Some(instance)) => {
+                shared.consecutive_failures.store(0, Ordering::Relaxed);
+                let mut idle = shared.idle.lock();
+                if idle.len() < plugin.limits().max_idle_instances {
+                    idle.push(instance);
+                }
+            }
+            (Err(error), _) => shared.failed(error, plugin.limits().max_consecutive_failures),
+            (Ok(_), None) => {}
+        }
+        CallTrace { result, cost, logs }
+    }
+
+    /// An idle instance of `plugin`, or a new one.
+    fn checkout(&self, plugin: &CompiledPlugin) -> Result<PluginInstance, CallError> {
+        let mut idle = self.shared.idle.lock();
+        while let Some(instance) = idle.pop() {
+            if instance.plugin().same_as(plugin) {
+                return Ok(instance);
+            }
+            // An instance of a replaced version: dropped.
+        }
+        drop(idle);
+        PluginInstance::start(plugin, &self.shared.params)
+    }
+}
+
+impl HandleShared {
+    fn state(&self) -> HandleState {
+        match &*self.disabled_reason.lock() {
+            Some(reason) => HandleState::Disabled { reason: reason.clone() },
+            None => HandleState::Active,
+        }
+    }
+
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn disabled_reason(&self) -> Option<String> {
+        self.disabled_reason.lock().clone()
+    }
+
+    /// Whether `plugin` still promises every hint this subscription applies;
+    /// if it does not, the bloom stage could skip messages it would deliver.
+    pub(crate) fn hints_hold_for(&self, plugin: &CompiledPlugin) -> bool {
+        let promised = plugin.manifest().map(|manifest| manifest.hint_terms()).unwrap_or_default();
+        self.hints.iter().all(|hint| promised.contains(hint))
+    }
+
+    pub(crate) fn enable(&self) {
+        let mut reason = self.disabled_reason.lock();
+        *reason = None;
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.disabled.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn disable(&self, why: String) {
+        let mut reason = self.disabled_reason.lock();
+        *reason = Some(why);
+        self.disabled.store(true, Ordering::Release);
+        self.idle.lock().clear();
+    }
+
+    fn failed(&self, error: &CallError, max_consecutive: u32) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= max_consecutive {
+            tracing::warn!(plugin = self.slot.name(), failures, %error, "plugin disabled for a subscription");
+            self.disable(format!("{failures} consecutive failed calls; last: {error}"));
+        }
+    }
+}
