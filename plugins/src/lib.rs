@@ -42,6 +42,7 @@ pub mod offline;
 pub mod policy;
 pub mod registry;
 mod sandbox;
+pub mod scaffold;
 mod slot;
 pub mod stats;
 
@@ -57,4 +58,5 @@ pub use offline::{OfflineDecision, OfflineError, OfflineReport, OfflineResult, r
 pub use policy::WasmDlqPolicy;
 pub use registry::{PluginInfo, PluginState, Registry, RegistryError, Upload};
 pub use sandbox::{GuestLog, GuestLogLevel};
+pub use scaffold::{NewPlugin, ScaffoldError, bundled_sdk_path, scaffold};
 pub use stats::StatsSnapshot;
