@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use weir_filters::{BloomIndex, Expression, PageLimits, ReadPath, Subscription, SubscriptionError, TrafficRole};
+use weir_filters::{BloomIndex, Expression, IndexShape, PageLimits, ReadPath, Subscription, SubscriptionError, TrafficRole};
 use weir_protocol::{
     BrokerStatus, CommitOffsetRequest, Delivery, ErrorCode, ErrorResponse, FetchOffsetRequest, FetchOffsetResponse,
     FilterCounters, FilterExpression, GroupConfig, GroupStatsRequest, GroupStatsResponse, MessageQuery,
@@ -37,8 +37,10 @@ pub struct Context {
     pub offsets: ConsumerOffsets,
     /// Consumer groups and their subscriptions.
     pub groups: Groups,
-    /// The bloom index the pull path reads.
-    pub blooms: Arc<BloomIndex>,
+    /// The bloom index the pull path reads (none when disabled).
+    pub blooms: Option<Arc<BloomIndex>>,
+    /// The shape subscriptions are compiled for.
+    pub index_shape: IndexShape,
     /// Wake-ups for held pulls.
     pub arrivals: Arc<ArrivalNotifier>,
     /// When the broker started.
@@ -227,8 +229,8 @@ fn resolve_subscription(ctx: &Context, req: &PullRequest) -> Outcome<Registered>
         filter => expression_of(filter)?,
     };
     if req.consumer_group.is_empty() {
-        let shape = ctx.blooms.shape();
-        let subscription = Subscription::compile(expression, TrafficRole::Production, shape).map_err(invalid_filter)?;
+        let subscription =
+            Subscription::compile(expression, TrafficRole::Production, &ctx.index_shape).map_err(invalid_filter)?;
         return Ok(Registered { subscription: Arc::new(subscription), version: 0, stats: Arc::default() });
     }
     ctx.groups.subscribe(&req.consumer_group, &req.topic, expression).map_err(group_error)
@@ -340,7 +342,7 @@ fn read_page(
     let scan = if *sub.expression() == Expression::All { max.saturating_mul(2) } else { FILTER_SCAN_ENTRIES.max(max) };
     let entries = ctx.store.queue_entries(topic, queue_id, offset, scan);
     let budget = weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64;
-    let blooms = ctx.blooms.queue(topic, queue_id);
+    let blooms = ctx.blooms.as_ref().and_then(|index| index.queue(topic, queue_id));
     let path = ReadPath {
         subscription: sub,
         stats: &registered.stats,

@@ -57,11 +57,18 @@ impl Broker {
         let arrivals = Arc::new(long_poll::ArrivalNotifier::default());
         let store_config = config.store_config();
         let shape = config.index_shape()?;
-        let bloom_dir = config.data_dir.join("bloomindex");
-        let blooms =
-            Arc::new(weir_filters::BloomIndex::open(&bloom_dir, shape.clone()).map_err(io("opening the bloom index"))?);
+        let blooms = if config.bloom_index {
+            let dir = config.data_dir.join("bloomindex");
+            Some(Arc::new(weir_filters::BloomIndex::open(&dir, shape.clone()).map_err(io("opening the bloom index"))?))
+        } else {
+            None
+        };
         // Blooms first: a pull woken by an arrival must find the message's bloom entry.
-        let hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = vec![blooms.clone(), arrivals.clone()];
+        let mut hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = Vec::new();
+        if let Some(blooms) = &blooms {
+            hooks.push(blooms.clone());
+        }
+        hooks.push(arrivals.clone());
         let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, hooks))
             .await
             .map_err(|err| BrokerError::Config(format!("store open task failed: {err}")))??;
@@ -69,7 +76,7 @@ impl Broker {
             topics::TopicTable::open(config.data_dir.join("topics.json")).map_err(io("loading topics.json"))?;
         let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
             .map_err(io("loading consumer_offsets.json"))?;
-        let groups = groups::Groups::open(&config.data_dir, shape).map_err(io("loading consumer groups"))?;
+        let groups = groups::Groups::open(&config.data_dir, shape.clone()).map_err(io("loading consumer groups"))?;
         let server_config = tls::server_config(&config)?;
         let endpoint_config = tls::endpoint_config(&config)?;
         let socket = std::net::UdpSocket::bind(config.listen).map_err(io("binding the QUIC endpoint"))?;
@@ -86,6 +93,7 @@ impl Broker {
             offsets,
             groups,
             blooms,
+            index_shape: shape,
             arrivals,
             started: Instant::now(),
             connections: Default::default(),

@@ -26,6 +26,9 @@ pub struct Args {
     /// so every run reads from the start of the stream.
     #[arg(long, default_value = "bench-consumer")]
     consumer: String,
+    /// Deliver only messages of this subject (a JetStream consumer filter subject).
+    #[arg(long)]
+    filter_subject: Option<String>,
     /// Number of messages to receive.
     #[arg(long)]
     count: u64,
@@ -87,6 +90,7 @@ pub async fn run(args: Args) -> Result<(), async_nats::Error> {
             ack_policy: args.ack.policy(),
             // Acks come once per batch; leave room for the batch being read plus prefetched ones.
             max_ack_pending: (args.batch as i64) * 10,
+            filter_subject: args.filter_subject.clone().unwrap_or_default(),
             ..Default::default()
         })
         .await?;
@@ -129,6 +133,7 @@ pub async fn run(args: Args) -> Result<(), async_nats::Error> {
             ("server_version", json!(server_version)),
             ("batch", json!(args.batch)),
             ("ack", json!(args.ack.name())),
+            ("filter_subject", json!(args.filter_subject)),
         ],
     }
     .print(args.json);

@@ -19,9 +19,13 @@ pub struct Args {
     /// Stream name.
     #[arg(long, default_value = "BENCH")]
     stream: String,
-    /// The stream's single subject, published to.
+    /// The subject published to; with `--subjects N`, the prefix of N subjects
+    /// `<subject>.0` .. `<subject>.<N-1>`, message i going to `<subject>.<i mod N>`.
     #[arg(long, default_value = "bench.msgs")]
     subject: String,
+    /// Spread messages over this many subjects (the stream takes `<subject>.>`).
+    #[arg(long)]
+    subjects: Option<u64>,
     /// Number of messages to publish.
     #[arg(long)]
     count: u64,
@@ -64,13 +68,21 @@ pub async fn run(args: Args) -> Result<(), async_nats::Error> {
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let js = js.clone();
-            let subject = args.subject.clone();
+            let (subject, subjects) = (args.subject.clone(), args.subjects);
             let payload = payload.clone();
             let (next, acked) = (next.clone(), acked.clone());
             let count = args.count;
             tokio::spawn(async move {
                 let mut result = TaskResult { acked: 0, errors: 0, latencies: Latencies::new() };
-                while next.fetch_add(1, Ordering::Relaxed) < count {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        break;
+                    }
+                    let subject = match subjects {
+                        Some(n) => format!("{subject}.{}", index % n),
+                        None => subject.clone(),
+                    };
                     let sent_at = Instant::now();
                     match publish_one(&js, &subject, payload.clone()).await {
                         Ok(()) => {
@@ -114,6 +126,7 @@ pub async fn run(args: Args) -> Result<(), async_nats::Error> {
             ("size", json!(args.size)),
             ("concurrency", json!(args.concurrency)),
             ("storage", json!("file")),
+            ("subjects", json!(args.subjects.unwrap_or(1))),
         ],
     }
     .print(args.json);
@@ -131,7 +144,10 @@ async fn publish_one(js: &jetstream::Context, subject: &str, payload: Bytes) -> 
 async fn prepare_stream(js: &jetstream::Context, args: &Args) -> Result<(), async_nats::Error> {
     let config = stream::Config {
         name: args.stream.clone(),
-        subjects: vec![args.subject.clone()],
+        subjects: vec![match args.subjects {
+            Some(_) => format!("{}.>", args.subject),
+            None => args.subject.clone(),
+        }],
         storage: stream::StorageType::File,
         num_replicas: 1,
         ..Default::default()
