@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use weir_filters::{BloomIndex, Expression, IndexShape, PageLimits, ReadPath, Subscription, SubscriptionError, TrafficRole};
+use weir_filters::{
+    BloomIndex, Expression, IndexShape, PageLimits, ReadPath, Subscription, SubscriptionError, TrafficRole,
+};
 use weir_protocol::{
     BrokerStatus, CommitOffsetRequest, Delivery, ErrorCode, ErrorResponse, FetchOffsetRequest, FetchOffsetResponse,
     FilterCounters, FilterExpression, GroupConfig, GroupStatsRequest, GroupStatsResponse, MessageQuery,
@@ -313,6 +315,8 @@ fn group_stats(ctx: &Context, req: &GroupStatsRequest) -> GroupStatsResponse {
 
 /// ConsumeQueue entries one filtered read looks at.
 const FILTER_SCAN_ENTRIES: usize = 4096;
+/// Most entries one page scans while filling itself (bounds the time a pull holds a worker).
+const PAGE_SCAN_ENTRIES: u64 = 64 * 1024;
 /// Entries one pull may scan without a match before answering with the next offset.
 const MAX_SCAN_PER_PULL: u64 = 256 * 1024;
 
@@ -339,29 +343,47 @@ fn read_page(
     }
     let sub = &registered.subscription;
     // A subscription to everything skips only shadow traffic: read little ahead.
-    let scan = if *sub.expression() == Expression::All { max.saturating_mul(2) } else { FILTER_SCAN_ENTRIES.max(max) };
-    let entries = ctx.store.queue_entries(topic, queue_id, offset, scan);
-    let budget = weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64;
+    let chunk = if *sub.expression() == Expression::All { max.saturating_mul(2) } else { FILTER_SCAN_ENTRIES.max(max) };
     let blooms = ctx.blooms.as_ref().and_then(|index| index.queue(topic, queue_id));
-    let path = ReadPath {
-        subscription: sub,
-        stats: &registered.stats,
-        blooms: blooms.as_deref(),
-        prefilter: ctx.config.prefilter,
-        shadow_property: &ctx.config.shadow_property,
-        limits: PageLimits { max_messages: max, max_bytes: budget.saturating_sub(max * WIRE_OVERHEAD) },
-    };
-    let end = (offset + scan as u64).min(max_offset);
-    let result = path.run(offset, end, &entries, |entry| match ctx.store.read_entry(entry) {
-        Ok(record) => Ok(Some(record)),
-        // Retention removed the segment under us: skip, as RocketMQ does.
-        Err(ReadError::OffsetOutOfRange(_)) => Ok(None),
-        Err(err) => Err(err),
-    });
-    let filtered = result.map_err(read_error)?;
-    let messages: Vec<StoredMessage> = filtered.records.iter().map(|r| to_wire(ctx, r)).collect();
+    let mut bytes_left = (weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64).saturating_sub(max * WIRE_OVERHEAD);
+    let mut messages = Vec::new();
+    let mut next_offset = offset;
+    // Fill the page from as many chunks as it takes, within a scan budget.
+    while next_offset < max_offset && messages.len() < max && next_offset - offset < PAGE_SCAN_ENTRIES {
+        let entries = ctx.store.queue_entries(topic, queue_id, next_offset, chunk);
+        let path = ReadPath {
+            subscription: sub,
+            stats: &registered.stats,
+            blooms: blooms.as_deref(),
+            prefilter: ctx.config.prefilter,
+            shadow_property: &ctx.config.shadow_property,
+            limits: PageLimits { max_messages: max - messages.len(), max_bytes: bytes_left },
+        };
+        let end = (next_offset + chunk as u64).min(max_offset);
+        let result = path.run(next_offset, end, &entries, |entry| match ctx.store.read_entry(entry) {
+            Ok(record) => Ok(Some(record)),
+            // Retention removed the segment under us: skip, as RocketMQ does.
+            Err(ReadError::OffsetOutOfRange(_)) => Ok(None),
+            Err(err) => Err(err),
+        });
+        let filtered = match result {
+            Ok(filtered) => filtered,
+            Err(err) if messages.is_empty() => return Err(read_error(err)),
+            // Deliver what was read; the next pull reports the failure.
+            Err(_) => break,
+        };
+        let full = filtered.next_offset < end;
+        next_offset = filtered.next_offset.min(max_offset);
+        for record in &filtered.records {
+            bytes_left = bytes_left.saturating_sub(record.bytes().len());
+            messages.push(to_wire(ctx, record));
+        }
+        if full {
+            break;
+        }
+    }
     let status = if messages.is_empty() { PullStatus::NoMatchedMessage } else { PullStatus::Found };
-    page(status, filtered.next_offset.min(max_offset), messages)
+    page(status, next_offset, messages)
 }
 
 /// Bytes a message takes on the wire beyond its stored record, at most (ids and host as text).

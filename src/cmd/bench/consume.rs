@@ -47,6 +47,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let mut subscribed = PullConsumer::new(client.clone(), args.group.clone());
     subscribed.subscribe(&args.topic, &args.subscription.subscription()).await?;
     let started = Instant::now();
+    // Set when `--count` messages arrived: held pulls of drained queues stop waiting.
+    let (done_tx, done) = tokio::sync::watch::channel(None::<Instant>);
+    let done_tx = Arc::new(done_tx);
     let mut tasks = tokio::task::JoinSet::new();
     for queue_id in 0..topic.read_queues {
         let consumer = subscribed.clone();
@@ -56,18 +59,27 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         };
         let (topic, received, bytes, count, batch) =
             (args.topic.clone(), received.clone(), bytes.clone(), args.count, args.batch);
+        let (done_tx, mut done) = (done_tx.clone(), done.clone());
         tasks.spawn(async move {
             let mut latencies = histogram();
             let mut errors = 0u64;
-            while received.load(Ordering::Relaxed) < count {
-                match consumer.pull(&topic, queue_id, offset, batch, Duration::from_millis(500)).await {
+            while done.borrow().is_none() {
+                let pulled = tokio::select! {
+                    pulled = consumer.pull(&topic, queue_id, offset, batch, Duration::from_millis(500)) => pulled,
+                    _ = done.changed() => break,
+                };
+                match pulled {
                     Ok(page) => {
                         let now = weir_storage::now_ms() as u64;
                         for m in &page.messages {
                             let _ = latencies.record(now.saturating_sub(m.store_timestamp_ms).max(1) * 1000);
                             bytes.fetch_add(m.body.len() as u64, Ordering::Relaxed);
                         }
-                        received.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+                        let n = page.messages.len() as u64;
+                        if n > 0 && received.fetch_add(n, Ordering::Relaxed) + n >= count {
+                            let now = Instant::now();
+                            done_tx.send_if_modified(|at| at.get_or_insert(now) == &now);
+                        }
                         offset = page.next_offset;
                     }
                     Err(err) => {
@@ -92,7 +104,8 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         latencies.add(&h)?;
         errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let finished = done.borrow().unwrap_or_else(Instant::now);
+    let seconds = finished.duration_since(started).as_secs_f64();
     progress.abort();
     let stats = client.group_stats(&args.group, Some(&args.topic)).await?;
     client.close().await;
