@@ -50,30 +50,62 @@ pub struct EncodeError {
     pub len: usize,
 }
 
+/// Where an encoding goes: a growable vector, a length counter, or a slice
+/// of exactly the encoded length (the guest's input buffer).
+pub trait Sink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts the bytes an encoding takes.
+#[derive(Debug, Default)]
+pub struct LenCounter(pub usize);
+
+impl Sink for LenCounter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+/// Fills a slice sized by [`LenCounter`]; bytes beyond its end are dropped
+/// (the two passes encode the same input, so none are).
+#[derive(Debug)]
+pub struct SliceSink<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl<'a> SliceSink<'a> {
+    /// A sink writing `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+}
+
+impl Sink for SliceSink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        if let Some(target) = self.buf.get_mut(self.at..end) {
+            target.copy_from_slice(bytes);
+        }
+        self.at = end;
+    }
+}
+
 /// Encodes `message` (Format: queue id u32, queue offset u64, born ms i64,
 /// reconsume u32, topic str, tag str, keys count+str, properties
-/// count+(str, str), body bytes; `str`/`bytes` = u32 length + bytes) into
-/// `out`, replacing its contents.
-pub fn encode_message(message: &FilterInput<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    out.clear();
-    put_message(message, out)
-}
-
-/// Encodes `failed` (Format: attempt u32, group str, reason str, then the
-/// message as in [`encode_message`]) into `out`, replacing its contents.
-pub fn encode_failed_delivery(failed: &FailedDelivery<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    out.clear();
-    out.extend_from_slice(&failed.attempt().to_le_bytes());
-    put_bytes(out, failed.group.as_bytes())?;
-    put_bytes(out, failed.reason.as_bytes())?;
-    put_message(&failed.message, out)
-}
-
-fn put_message(message: &FilterInput<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    out.extend_from_slice(&message.queue_id.to_le_bytes());
-    out.extend_from_slice(&message.queue_offset.to_le_bytes());
-    out.extend_from_slice(&message.born_timestamp_ms.to_le_bytes());
-    out.extend_from_slice(&message.reconsume_times.to_le_bytes());
+/// count+(str, str), body bytes; `str`/`bytes` = u32 length + bytes).
+pub fn encode_message(message: &FilterInput<'_>, out: &mut impl Sink) -> Result<(), EncodeError> {
+    out.put(&message.queue_id.to_le_bytes());
+    out.put(&message.queue_offset.to_le_bytes());
+    out.put(&message.born_timestamp_ms.to_le_bytes());
+    out.put(&message.reconsume_times.to_le_bytes());
     put_bytes(out, message.topic.as_bytes())?;
     put_bytes(out, message.tag.as_bytes())?;
     put_len(out, message.keys.len())?;
@@ -88,15 +120,24 @@ fn put_message(message: &FilterInput<'_>, out: &mut Vec<u8>) -> Result<(), Encod
     put_bytes(out, message.body)
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+/// Encodes `failed` (Format: attempt u32, group str, reason str, then the
+/// message as in [`encode_message`]).
+pub fn encode_failed_delivery(failed: &FailedDelivery<'_>, out: &mut impl Sink) -> Result<(), EncodeError> {
+    out.put(&failed.attempt().to_le_bytes());
+    put_bytes(out, failed.group.as_bytes())?;
+    put_bytes(out, failed.reason.as_bytes())?;
+    encode_message(&failed.message, out)
+}
+
+fn put_len(out: &mut impl Sink, len: usize) -> Result<(), EncodeError> {
     let len32 = u32::try_from(len).map_err(|_| EncodeError { len })?;
-    out.extend_from_slice(&len32.to_le_bytes());
+    out.put(&len32.to_le_bytes());
     Ok(())
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), EncodeError> {
+fn put_bytes(out: &mut impl Sink, bytes: &[u8]) -> Result<(), EncodeError> {
     put_len(out, bytes.len())?;
-    out.extend_from_slice(bytes);
+    out.put(bytes);
     Ok(())
 }
 
@@ -145,8 +186,14 @@ mod tests {
     /// Golden bytes: the layout ABI.md documents, byte by byte.
     #[test]
     fn message_encoding_is_the_documented_layout() {
-        let mut out = vec![9; 3];
+        let mut out = Vec::new();
         encode_message(&message(&["k"], &[("a", "b")]), &mut out).expect("encodes");
+        let mut counter = LenCounter::default();
+        encode_message(&message(&["k"], &[("a", "b")]), &mut counter).expect("encodes");
+        assert_eq!(counter.0, out.len());
+        let mut exact = vec![0; out.len()];
+        encode_message(&message(&["k"], &[("a", "b")]), &mut SliceSink::new(&mut exact)).expect("encodes");
+        assert_eq!(exact, out);
         let expected: Vec<u8> = [
             &3u32.to_le_bytes()[..],
             &[8, 7, 6, 5, 4, 3, 2, 1],

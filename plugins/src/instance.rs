@@ -7,8 +7,8 @@ use wasmtime::{Instance, Memory, Store, Trap, TypedFunc, WasmParams, WasmResults
 use weir_filters::FilterInput;
 
 use crate::abi::{
-    ABI_VERSION_FN, ALLOC_FN, DEALLOC_FN, DLQ_POLICY_FN, EncodeError, FILTER_FN, INIT_FN, MEMORY, dlq_decision,
-    encode_failed_delivery, encode_message, filter_verdict,
+    ABI_VERSION_FN, ALLOC_FN, DEALLOC_FN, DLQ_POLICY_FN, EncodeError, FILTER_FN, INIT_FN, LenCounter, MEMORY,
+    SliceSink, dlq_decision, encode_failed_delivery, encode_message, filter_verdict,
 };
 use crate::compile::{CompiledPlugin, chain};
 use crate::dlq::{FailedDelivery, RetryDecision};
@@ -107,16 +107,20 @@ enum EntryPoint {
 
 /// An instantiated plugin, used by one thread at a time.
 pub(crate) struct PluginInstance {
+    entry: EntryPoint,
+    core: InstanceCore,
+}
+
+/// Everything of an instance but its entry point, so a call borrows the
+/// entry point and the store separately.
+struct InstanceCore {
     plugin: CompiledPlugin,
     store: Store<InstanceState>,
     instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
     dealloc: TypedFunc<(i32, i32), ()>,
-    entry: EntryPoint,
     buffer: Option<InputBuffer>,
-    /// Host-side encoding of the current input, kept to avoid an allocation per call.
-    scratch: Vec<u8>,
     last_fuel_used: u64,
 }
 
@@ -124,25 +128,28 @@ impl PluginInstance {
     /// Instantiates `plugin` and calls `weir_abi_version` (the upload check).
     pub(crate) fn abi_version(plugin: &CompiledPlugin) -> Result<i32, CallError> {
         let mut instance = Self::instantiate(plugin)?;
-        let version = instance.typed::<(), i32>(ABI_VERSION_FN)?;
-        instance.refuel();
-        let result = version.call(&mut instance.store, ());
-        result.map_err(|e| instance.classify(e))
+        let core = &mut instance.core;
+        let version = core.typed::<(), i32>(ABI_VERSION_FN)?;
+        core.refuel();
+        let result = version.call(&mut core.store, ());
+        result.map_err(|e| core.classify(e))
     }
 
     /// Instantiates `plugin` and passes `params` to its `weir_init`, if it has one.
     pub(crate) fn start(plugin: &CompiledPlugin, params: &str) -> Result<Self, CallError> {
         let mut instance = Self::instantiate(plugin)?;
         if plugin.inner.has_init {
-            let init = instance.typed::<(i32, i32), i32>(INIT_FN)?;
-            instance.refuel();
+            let core = &mut instance.core;
+            let init = core.typed::<(i32, i32), i32>(INIT_FN)?;
+            core.refuel();
             let len = params.len().max(1);
-            let ptr = instance.allocate(len)?;
-            instance.write(ptr, params.as_bytes())?;
-            let code = init.call(&mut instance.store, (ptr, params.len() as i32));
-            let code = code.map_err(|e| instance.classify(e))?;
-            let freed = instance.dealloc.call(&mut instance.store, (ptr, len as i32));
-            freed.map_err(|e| instance.classify(e))?;
+            let ptr = core.allocate(len)?;
+            let size = params.len();
+            core.memory
+                .write(&mut core.store, ptr as u32 as usize, params.as_bytes())
+                .map_err(|_| CallError::BadAlloc { size, ptr })?;
+            let code = init.call(&mut core.store, (ptr, size as i32)).map_err(|e| core.classify(e))?;
+            core.dealloc.call(&mut core.store, (ptr, len as i32)).map_err(|e| core.classify(e))?;
             if code != 0 {
                 return Err(CallError::ParamsRejected { params: params.to_owned(), code });
             }
@@ -174,25 +181,68 @@ impl PluginInstance {
                 EntryPoint::DlqPolicy(instance.get_typed_func(&mut store, DLQ_POLICY_FN).map_err(typed_error)?)
             }
         };
-        Ok(Self {
+        let core = InstanceCore {
             plugin: plugin.clone(),
             store,
             instance,
             memory,
             alloc,
             dealloc,
-            entry,
             buffer: None,
-            scratch: Vec::new(),
             last_fuel_used: 0,
-        })
+        };
+        Ok(Self { entry, core })
     }
 
     /// The compiled plugin this is an instance of.
     pub(crate) fn plugin(&self) -> &CompiledPlugin {
-        &self.plugin
+        &self.core.plugin
     }
 
+    /// Decides one message with a filter plugin.
+    pub(crate) fn call_filter(&mut self, message: &FilterInput<'_>) -> Result<bool, CallError> {
+        let EntryPoint::Filter(entry) = &self.entry else { return Err(wrong_kind(&self.core.plugin, FILTER_FN)) };
+        let encode = |out: &mut SliceSink<'_>| encode_message(message, out);
+        let len = encoded_len(|out| encode_message(message, out))?;
+        let value = self.core.call_entry(len, encode, |store, ptr, len| entry.call(store, (ptr, len)))?;
+        filter_verdict(value).ok_or(CallError::BadResult { function: FILTER_FN, value: value.into() })
+    }
+
+    /// Decides one failed delivery with a dlq-policy plugin.
+    pub(crate) fn call_dlq_policy(&mut self, failed: &FailedDelivery<'_>) -> Result<RetryDecision, CallError> {
+        let EntryPoint::DlqPolicy(entry) = &self.entry else {
+            return Err(wrong_kind(&self.core.plugin, DLQ_POLICY_FN));
+        };
+        let encode = |out: &mut SliceSink<'_>| encode_failed_delivery(failed, out);
+        let len = encoded_len(|out| encode_failed_delivery(failed, out))?;
+        let value = self.core.call_entry(len, encode, |store, ptr, len| entry.call(store, (ptr, len)))?;
+        dlq_decision(value).ok_or(CallError::BadResult { function: DLQ_POLICY_FN, value })
+    }
+
+    /// Fuel the last message's call used.
+    pub(crate) fn last_fuel_used(&self) -> u64 {
+        self.core.last_fuel_used
+    }
+
+    /// Lines the guest logged since the last time they were taken.
+    pub(crate) fn take_logs(&mut self) -> Vec<GuestLog> {
+        self.core.store.data_mut().take_logs()
+    }
+}
+
+/// The length of an encoding.
+fn encoded_len(encode: impl FnOnce(&mut LenCounter) -> Result<(), EncodeError>) -> Result<usize, EncodeError> {
+    let mut counter = LenCounter::default();
+    encode(&mut counter)?;
+    Ok(counter.0)
+}
+
+fn wrong_kind(plugin: &CompiledPlugin, function: &'static str) -> CallError {
+    let kind = plugin.kind();
+    CallError::Instantiation { reason: format!("a {kind} plugin has no `{function}`") }
+}
+
+impl InstanceCore {
     fn typed<P: WasmParams, R: WasmResults>(&mut self, name: &'static str) -> Result<TypedFunc<P, R>, CallError> {
         let func = self.instance.get_typed_func(&mut self.store, name);
         func.map_err(|e| CallError::Instantiation { reason: chain(&e) })
@@ -205,56 +255,24 @@ impl PluginInstance {
         let _ = self.store.set_fuel(budget);
     }
 
-    fn fuel_left(&self) -> u64 {
-        self.store.get_fuel().unwrap_or(0)
-    }
-
-    /// Decides one message with a filter plugin.
-    pub(crate) fn call_filter(&mut self, message: &FilterInput<'_>) -> Result<bool, CallError> {
-        let EntryPoint::Filter(entry) = &self.entry else { return Err(self.wrong_kind(FILTER_FN)) };
-        let entry = entry.clone();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = encode_message(message, &mut scratch)
-            .map_err(CallError::from)
-            .and_then(|()| self.call_entry(&scratch, |store, ptr, len| entry.call(store, (ptr, len))));
-        self.scratch = scratch;
-        let value = result?;
-        filter_verdict(value).ok_or(CallError::BadResult { function: FILTER_FN, value: value.into() })
-    }
-
-    /// Decides one failed delivery with a dlq-policy plugin.
-    pub(crate) fn call_dlq_policy(&mut self, failed: &FailedDelivery<'_>) -> Result<RetryDecision, CallError> {
-        let EntryPoint::DlqPolicy(entry) = &self.entry else { return Err(self.wrong_kind(DLQ_POLICY_FN)) };
-        let entry = entry.clone();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = encode_failed_delivery(failed, &mut scratch)
-            .map_err(CallError::from)
-            .and_then(|()| self.call_entry(&scratch, |store, ptr, len| entry.call(store, (ptr, len))));
-        self.scratch = scratch;
-        let value = result?;
-        dlq_decision(value).ok_or(CallError::BadResult { function: DLQ_POLICY_FN, value })
-    }
-
-    fn wrong_kind(&self, function: &'static str) -> CallError {
-        let kind = self.plugin.kind();
-        CallError::Instantiation { reason: format!("a {kind} plugin has no `{function}`") }
-    }
-
-    /// One message's call: fuel to the budget, the input into the lent
-    /// buffer, the entry point; records the fuel used.
+    /// One message's call: fuel to the budget, the input encoded straight
+    /// into the lent buffer, the entry point; records the fuel used.
     fn call_entry<R>(
         &mut self,
-        input: &[u8],
+        len: usize,
+        encode: impl FnOnce(&mut SliceSink<'_>) -> Result<(), EncodeError>,
         call: impl FnOnce(&mut Store<InstanceState>, i32, i32) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.refuel();
         let budget = self.plugin.limits().fuel_per_call;
-        let result = self.input_buffer(input.len()).and_then(|ptr| {
-            self.write(ptr, input)?;
-            // input.len() fits in i32: input_buffer checked it.
-            call(&mut self.store, ptr, input.len() as i32).map_err(|e| self.classify(e))
+        let result = self.input_buffer(len).and_then(|ptr| {
+            let start = ptr as u32 as usize;
+            let target = self.memory.data_mut(&mut self.store).get_mut(start..start + len);
+            encode(&mut SliceSink::new(target.ok_or(CallError::BadAlloc { size: len, ptr })?))?;
+            // `len` fits in i32: input_buffer allocated it.
+            call(&mut self.store, ptr, len as i32).map_err(|e| self.classify(e))
         });
-        self.last_fuel_used = budget - self.fuel_left().min(budget);
+        self.last_fuel_used = budget - self.store.get_fuel().unwrap_or(0).min(budget);
         result
     }
 
@@ -286,23 +304,8 @@ impl PluginInstance {
         Ok(ptr)
     }
 
-    fn write(&mut self, ptr: i32, bytes: &[u8]) -> Result<(), CallError> {
-        let size = bytes.len();
-        self.memory.write(&mut self.store, ptr as u32 as usize, bytes).map_err(|_| CallError::BadAlloc { size, ptr })
-    }
-
     fn classify(&mut self, error: wasmtime::Error) -> CallError {
         classify(&mut self.store, &self.plugin, error)
-    }
-
-    /// Fuel the last message's call used.
-    pub(crate) fn last_fuel_used(&self) -> u64 {
-        self.last_fuel_used
-    }
-
-    /// Lines the guest logged since the last time they were taken.
-    pub(crate) fn take_logs(&mut self) -> Vec<GuestLog> {
-        self.store.data_mut().take_logs()
     }
 }
 
