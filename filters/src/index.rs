@@ -162,6 +162,8 @@ struct OpenBlock {
     next: u64,
     flags: u16,
     bloom: Vec<u8>,
+    /// Scratch space for one entry, reused for every message.
+    entry: Vec<u8>,
 }
 
 impl OpenBlock {
@@ -172,6 +174,7 @@ impl OpenBlock {
             next: offset,
             flags: 0,
             bloom: vec![0; shape.block.bytes],
+            entry: vec![0; shape.entry_len()],
         }
     }
 }
@@ -233,22 +236,23 @@ impl QueueBlooms {
 
         let shape = &self.shape;
         let shadow = is_shadow(view, &shape.shadow_property);
-        let mut entry = vec![0; shape.entry_len()];
-        let mut block = self.open_block.lock();
-        if block.number != queue_offset / shape.block_entries || block.next != queue_offset {
-            *block = OpenBlock::starting_at(queue_offset, shape);
+        let mut guard = self.open_block.lock();
+        if guard.number != queue_offset / shape.block_entries || guard.next != queue_offset {
+            *guard = OpenBlock::starting_at(queue_offset, shape);
         }
+        let block = &mut *guard;
+        block.entry.fill(0);
         let mut terms = 0u16;
         message_terms(view.tag(), view.properties(), |term| {
-            shape.message.insert(&mut entry[ENTRY_HEADER..], term);
+            shape.message.insert(&mut block.entry[ENTRY_HEADER..], term);
             shape.block.insert(&mut block.bloom, term);
             terms = terms.saturating_add(1);
         });
         let flags = flag::KNOWN | if shadow { flag::SHADOW } else { 0 };
-        entry[0..8].copy_from_slice(&commitlog_offset.to_le_bytes());
-        entry[8..10].copy_from_slice(&flags.to_le_bytes());
-        entry[10..12].copy_from_slice(&terms.to_le_bytes());
-        self.entries.append(&entry)?;
+        block.entry[0..8].copy_from_slice(&commitlog_offset.to_le_bytes());
+        block.entry[8..10].copy_from_slice(&flags.to_le_bytes());
+        block.entry[10..12].copy_from_slice(&terms.to_le_bytes());
+        self.entries.append(&block.entry)?;
         block.flags |= if shadow { flag::ANY_SHADOW } else { flag::ANY_PRODUCTION };
         block.next = queue_offset + 1;
         if block.next.is_multiple_of(shape.block_entries) {
@@ -302,7 +306,8 @@ impl QueueBlooms {
 pub struct BloomIndex {
     root: PathBuf,
     shape: Arc<IndexShape>,
-    queues: RwLock<HashMap<(String, u32), Arc<QueueBlooms>>>,
+    /// topic → queue id → index (looked up by `&str`: no allocation per message).
+    queues: RwLock<HashMap<String, HashMap<u32, Arc<QueueBlooms>>>>,
     /// Set when the index was (re)created: recovery replays the whole CommitLog.
     rebuild: bool,
 }
@@ -327,7 +332,7 @@ impl BloomIndex {
             std::fs::write(&meta, &fingerprint)?;
         }
         let shape = Arc::new(shape);
-        let mut queues = HashMap::new();
+        let mut queues: HashMap<String, HashMap<u32, Arc<QueueBlooms>>> = HashMap::new();
         for topic_dir in std::fs::read_dir(root)? {
             let topic_dir = topic_dir?;
             let Some(topic) = topic_dir.file_name().to_str().map(str::to_owned) else { continue };
@@ -340,7 +345,7 @@ impl BloomIndex {
                     continue;
                 };
                 let queue = QueueBlooms::open(&queue_dir.path(), shape.clone())?;
-                queues.insert((topic.clone(), queue_id), Arc::new(queue));
+                queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
             }
         }
         Ok(Self { root: root.to_owned(), shape, queues: RwLock::new(queues), rebuild })
@@ -353,7 +358,7 @@ impl BloomIndex {
 
     /// The index of one queue, if it has entries.
     pub fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<QueueBlooms>> {
-        self.queues.read().get(&(topic.to_owned(), queue_id)).cloned()
+        self.queues.read().get(topic)?.get(&queue_id).cloned()
     }
 
     fn queue_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<QueueBlooms>> {
@@ -361,17 +366,18 @@ impl BloomIndex {
             return Ok(queue);
         }
         let mut queues = self.queues.write();
-        if let Some(queue) = queues.get(&(topic.to_owned(), queue_id)) {
+        let by_id = queues.entry(topic.to_owned()).or_default();
+        if let Some(queue) = by_id.get(&queue_id) {
             return Ok(queue.clone());
         }
         let dir = self.root.join(topic).join(queue_id.to_string());
         let queue = Arc::new(QueueBlooms::open(&dir, self.shape.clone())?);
-        queues.insert((topic.to_owned(), queue_id), queue.clone());
+        by_id.insert(queue_id, queue.clone());
         Ok(queue)
     }
 
     fn all(&self) -> Vec<Arc<QueueBlooms>> {
-        self.queues.read().values().cloned().collect()
+        self.queues.read().values().flat_map(|by_id| by_id.values().cloned()).collect()
     }
 }
 

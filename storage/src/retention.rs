@@ -58,7 +58,9 @@ pub(crate) fn spawn_cleaner(
     })
 }
 
-/// Total and available bytes of the file system holding `dir`.
+/// Usable size and available bytes of the file system holding `dir`, as `df`
+/// counts them: usable = used + available, so blocks reserved for root (or
+/// otherwise unavailable) count neither as space nor as usage.
 fn file_system_space(dir: &Path) -> std::io::Result<(f64, f64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
@@ -69,7 +71,9 @@ fn file_system_space(dir: &Path) -> std::io::Result<(f64, f64)> {
         return Err(std::io::Error::last_os_error());
     }
     let block = stat.f_frsize as f64;
-    Ok((stat.f_blocks as f64 * block, stat.f_bavail as f64 * block))
+    let used = stat.f_blocks.saturating_sub(stat.f_bfree) as f64 * block;
+    let available = stat.f_bavail as f64 * block;
+    Ok((used + available, available))
 }
 
 /// Fraction of the file system holding `dir` that is in use.
