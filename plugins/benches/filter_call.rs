@@ -1,6 +1,7 @@
 //! Per-call cost of a trivial filter plugin: a WAT module that delivers every
 //! message, and the SDK's `region_filter` (decodes the message, compares one
-//! property), on a 1 KiB message, through `MessageFilter::decide`.
+//! property), on a 1 KiB message, through `MessageFilter::decide`; and how
+//! long the default fuel budget lets an endless loop run.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,5 +28,22 @@ fn filter_call(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, filter_call);
+/// How long an endless loop runs before the default fuel budget stops it.
+fn budget(c: &mut Criterion) {
+    let host = PluginHost::new(Limits::default()).expect("host");
+    let looping = common::wat_filter("(loop $spin (br $spin)) i32.const 1", "");
+    let filter = WasmFilter::new("loop", host.compile(&looping, None).expect("compiles"), "").expect("a filter");
+    let message = common::message(&[], b"");
+    let mut group = c.benchmark_group("budget");
+    group.sample_size(10);
+    group.bench_function("endless_loop_default_fuel", |b| {
+        b.iter(|| {
+            assert!(filter.decide(&message).is_err());
+            filter.handle().enable();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, filter_call, budget);
 criterion_main!(benches);
