@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_filters::{BloomShape, IndexShape};
+use weir_plugins::Limits;
 use weir_storage::{FlushMode, StoreConfig};
 
 use crate::error::BrokerError;
@@ -76,6 +77,14 @@ pub struct BrokerConfig {
     pub bloom_block_hashes: u32,
     /// The property that marks shadow (stress-test) traffic when `true` (default `shadow`).
     pub shadow_property: String,
+    /// Largest plugin module accepted at upload, in bytes (default 10 MiB).
+    pub plugin_max_module_bytes: usize,
+    /// Fuel for one plugin call, set before every call (default 10 000 000, about 10 ms).
+    pub plugin_fuel_per_call: u64,
+    /// Largest linear memory of one plugin instance, in bytes (default 16 MiB).
+    pub plugin_max_memory_bytes: usize,
+    /// Consecutive failed calls after which a subscription's plugin is disabled (default 5).
+    pub plugin_max_consecutive_failures: u32,
 }
 
 impl Default for BrokerConfig {
@@ -112,6 +121,10 @@ impl BrokerConfig {
             bloom_block_bytes: 4096,
             bloom_block_hashes: 3,
             shadow_property: "shadow".to_owned(),
+            plugin_max_module_bytes: Limits::default().max_module_bytes,
+            plugin_fuel_per_call: Limits::default().fuel_per_call,
+            plugin_max_memory_bytes: Limits::default().max_memory_bytes,
+            plugin_max_consecutive_failures: Limits::default().max_consecutive_failures,
         }
     }
 
@@ -164,6 +177,17 @@ impl BrokerConfig {
             shadow_property: self.shadow_property.clone(),
             entries_per_file: self.store_config().consume_queue_entries_per_file,
         })
+    }
+
+    /// The plugin sandbox's limits.
+    pub fn plugin_limits(&self) -> Limits {
+        Limits {
+            max_module_bytes: self.plugin_max_module_bytes,
+            fuel_per_call: self.plugin_fuel_per_call,
+            max_memory_bytes: self.plugin_max_memory_bytes,
+            max_consecutive_failures: self.plugin_max_consecutive_failures,
+            ..Limits::default()
+        }
     }
 
     /// Certificate and key paths, defaulting into the data directory.

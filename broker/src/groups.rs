@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use weir_filters::{Expression, FilterStats, IndexShape, Subscription, SubscriptionError, TrafficRole};
+use weir_filters::{Expression, FilterStats, IndexShape, MessageFilter, Subscription, SubscriptionError, TrafficRole};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct GroupsFile {
@@ -24,7 +24,29 @@ struct GroupsFile {
 struct StoredSubscription {
     expression: StoredExpression,
     version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plugin: Option<StoredPlugin>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredPlugin {
+    name: String,
+    params: String,
+}
+
+/// A filter plugin a subscription runs on what its expression lets through.
+#[derive(Debug, Clone)]
+pub struct PluginUse {
+    /// The plugin's name in the registry.
+    pub name: String,
+    /// Its parameters for this subscription.
+    pub params: String,
+    /// The plugin, instantiated for this subscription.
+    pub filter: Arc<dyn MessageFilter>,
+}
+
+/// Instantiates plugin `name` with `params` for a subscription.
+pub type PluginResolver<'a> = &'a dyn Fn(&str, &str) -> Result<Arc<dyn MessageFilter>, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +91,15 @@ pub struct Registered {
     pub version: u64,
     /// The pipeline's counters for this (group, topic).
     pub stats: Arc<FilterStats>,
+    /// The filter plugin after the expression, if any.
+    pub plugin: Option<PluginUse>,
+}
+
+impl Registered {
+    fn same_as(&self, expression: &Expression, plugin: Option<&PluginUse>) -> bool {
+        *self.subscription.expression() == *expression
+            && self.plugin.as_ref().map(|p| (&p.name, &p.params)) == plugin.map(|p| (&p.name, &p.params))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -100,9 +131,10 @@ pub enum GroupError {
 
 impl Groups {
     /// Loads both files from `data_dir` and compiles every stored subscription
-    /// for blooms of `shape`. A stored expression that no longer compiles is
+    /// for blooms of `shape`, instantiating plugins with `resolve`. A stored
+    /// subscription that no longer compiles (or whose plugin is gone) is
     /// dropped with an error log (the group re-subscribes).
-    pub fn open(data_dir: &std::path::Path, shape: IndexShape) -> std::io::Result<Self> {
+    pub fn open(data_dir: &std::path::Path, shape: IndexShape, resolve: PluginResolver<'_>) -> std::io::Result<Self> {
         let groups_path = data_dir.join("groups.json");
         let subscriptions_path = data_dir.join("subscriptions.json");
         let mut state = State {
@@ -119,10 +151,24 @@ impl Groups {
         let this = Self { groups_path, subscriptions_path, shape, state: Mutex::new(State::default()) };
         for (group, topic, stored) in stored {
             let role = role_of(&state.groups, &group);
-            match Subscription::compile(Expression::from(&stored.expression), role, &this.shape) {
+            let plugin = match &stored.plugin {
+                None => None,
+                Some(StoredPlugin { name, params }) => match resolve(name, params) {
+                    Ok(filter) => Some(PluginUse { name: name.clone(), params: params.clone(), filter }),
+                    Err(err) => {
+                        tracing::error!(%group, %topic, plugin = %name, %err, "dropping a stored subscription whose plugin cannot be loaded");
+                        continue;
+                    }
+                },
+            };
+            match this.compile(Expression::from(&stored.expression), role, plugin.as_ref()) {
                 Ok(sub) => {
-                    let registered =
-                        Registered { subscription: Arc::new(sub), version: stored.version, stats: Arc::default() };
+                    let registered = Registered {
+                        subscription: Arc::new(sub),
+                        version: stored.version,
+                        stats: Arc::default(),
+                        plugin,
+                    };
                     state.compiled.insert((group, topic), registered);
                 }
                 Err(err) => {
@@ -142,29 +188,53 @@ impl Groups {
         let role = role_of(&state.groups, group);
         for ((g, _), registered) in state.compiled.iter_mut().filter(|((g, _), _)| g == group) {
             let expression = registered.subscription.expression().clone();
-            let sub = Subscription::compile(expression, role, &self.shape)?;
+            let sub = self.compile(expression, role, registered.plugin.as_ref())?;
             tracing::debug!(group = %g, ?role, "recompiled a subscription for the group's new role");
             registered.subscription = Arc::new(sub);
         }
         Ok(shadow)
     }
 
-    /// Registers `expression` as `group`'s subscription to `topic`, replacing a
-    /// different one (its version grows); the same expression keeps its version.
-    pub fn subscribe(&self, group: &str, topic: &str, expression: Expression) -> Result<Registered, GroupError> {
+    fn compile(
+        &self,
+        expression: Expression,
+        role: TrafficRole,
+        plugin: Option<&PluginUse>,
+    ) -> Result<Subscription, SubscriptionError> {
+        let sub = Subscription::compile(expression, role, &self.shape)?;
+        Ok(match plugin {
+            Some(plugin) => sub.with_plugin(plugin.filter.clone(), &self.shape),
+            None => sub,
+        })
+    }
+
+    /// Registers `expression` (then `plugin`, if any) as `group`'s subscription to
+    /// `topic`, replacing a different one (its version grows); the same one keeps
+    /// its version.
+    pub fn subscribe(
+        &self,
+        group: &str,
+        topic: &str,
+        expression: Expression,
+        plugin: Option<PluginUse>,
+    ) -> Result<Registered, GroupError> {
         let mut state = self.state.lock();
         let key = (group.to_owned(), topic.to_owned());
-        if let Some(existing) = state.compiled.get(&key).filter(|r| *r.subscription.expression() == expression) {
+        if let Some(existing) = state.compiled.get(&key).filter(|r| r.same_as(&expression, plugin.as_ref())) {
             return Ok(existing.clone());
         }
         let role = role_of(&state.groups, group);
-        let sub = Subscription::compile(expression, role, &self.shape)?;
+        let sub = self.compile(expression, role, plugin.as_ref())?;
         let version = state.compiled.get(&key).map_or(1, |r| r.version + 1);
-        let stored = StoredSubscription { expression: StoredExpression::from(sub.expression()), version };
+        let stored = StoredSubscription {
+            expression: StoredExpression::from(sub.expression()),
+            version,
+            plugin: plugin.as_ref().map(|p| StoredPlugin { name: p.name.clone(), params: p.params.clone() }),
+        };
         state.subscriptions.groups.entry(key.0.clone()).or_default().insert(key.1.clone(), stored);
         crate::persist::store(&self.subscriptions_path, &state.subscriptions)?;
         let stats = state.compiled.get(&key).map(|r| r.stats.clone()).unwrap_or_default();
-        let registered = Registered { subscription: Arc::new(sub), version, stats };
+        let registered = Registered { subscription: Arc::new(sub), version, stats, plugin };
         state.compiled.insert(key, registered.clone());
         Ok(registered)
     }
@@ -206,20 +276,24 @@ mod tests {
         }
     }
 
+    fn no_plugins(name: &str, _: &str) -> Result<Arc<dyn MessageFilter>, String> {
+        Err(format!("no plugin {name}"))
+    }
+
     #[test]
     fn subscriptions_are_versioned_persisted_and_follow_the_group_role() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let groups = Groups::open(dir.path(), shape()).expect("open");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("open");
         let sql = |s: &str| Expression::Sql(s.to_owned());
-        assert_eq!(groups.subscribe("g", "t", sql("a = 1")).expect("valid").version, 1);
-        assert_eq!(groups.subscribe("g", "t", sql("a = 1")).expect("valid").version, 1);
-        assert_eq!(groups.subscribe("g", "t", sql("a = 2")).expect("valid").version, 2);
-        assert!(matches!(groups.subscribe("g", "t", sql("a = ")), Err(GroupError::Invalid(_))));
+        assert_eq!(groups.subscribe("g", "t", sql("a = 1"), None).expect("valid").version, 1);
+        assert_eq!(groups.subscribe("g", "t", sql("a = 1"), None).expect("valid").version, 1);
+        assert_eq!(groups.subscribe("g", "t", sql("a = 2"), None).expect("valid").version, 2);
+        assert!(matches!(groups.subscribe("g", "t", sql("a = "), None), Err(GroupError::Invalid(_))));
         assert_eq!(groups.subscription("g", "t").expect("kept").version, 2, "a refused expression changes nothing");
         groups.set_shadow("g", true).expect("persist");
         assert_eq!(groups.subscription("g", "t").expect("kept").subscription.role(), TrafficRole::Shadow);
         drop(groups);
-        let groups = Groups::open(dir.path(), shape()).expect("reopen");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("reopen");
         let registered = groups.subscription("g", "t").expect("reloaded");
         assert_eq!((registered.version, registered.subscription.role()), (2, TrafficRole::Shadow));
         assert_eq!(*registered.subscription.expression(), sql("a = 2"));

@@ -21,7 +21,7 @@ use weir_protocol::{
 use weir_storage::{AppendError, AppendStatus, InvalidMessage, ReadError, Store, StoredRecord};
 
 use crate::config::{BrokerConfig, FlushKind};
-use crate::groups::{GroupError, Groups, Registered};
+use crate::groups::{GroupError, Groups, PluginUse, Registered};
 use crate::long_poll::ArrivalNotifier;
 use crate::offsets::ConsumerOffsets;
 use crate::topics::{Topic, TopicTable};
@@ -43,6 +43,8 @@ pub struct Context {
     pub blooms: Option<Arc<BloomIndex>>,
     /// The shape subscriptions are compiled for.
     pub index_shape: IndexShape,
+    /// The WebAssembly plugins.
+    pub plugins: weir_plugins::Registry,
     /// Wake-ups for held pulls.
     pub arrivals: Arc<ArrivalNotifier>,
     /// When the broker started.
@@ -53,9 +55,11 @@ pub struct Context {
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
-type Outcome<T> = Result<T, ErrorResponse>;
+/// A handler's result: the response value, or the error frame to send.
+pub(crate) type Outcome<T> = Result<T, ErrorResponse>;
 
-fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
+/// An error response.
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
     ErrorResponse::new(code, message)
 }
 
@@ -77,8 +81,12 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> R
         Request::FetchOffset(req) => Ok(Response::FetchOffset(fetch_offset(ctx, &req))),
         Request::Status => Ok(Response::Status(status(ctx))),
         Request::CreateGroup(group) => create_group(ctx, group).map(Response::CreateGroup),
-        Request::Subscribe(req) => subscribe(ctx, req).map(Response::Subscribe),
+        Request::Subscribe(req) => subscribe(ctx, req).await.map(Response::Subscribe),
         Request::GroupStats(req) => Ok(Response::GroupStats(group_stats(ctx, &req))),
+        Request::PluginUpload(req) => crate::plugins::upload(ctx, req).await.map(Response::PluginUpload),
+        Request::PluginList => Ok(Response::PluginList(crate::plugins::list(ctx))),
+        Request::PluginRemove(req) => crate::plugins::remove(ctx, req).await.map(|()| Response::PluginRemove),
+        Request::PluginEnable(req) => crate::plugins::enable(ctx, req).await.map(Response::PluginEnable),
     };
     outcome.unwrap_or_else(Response::Error)
 }
@@ -189,7 +197,15 @@ async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<PullResponse> {
         let arrived = notify.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
-        let page = read_page(ctx, &req.topic, req.queue_id, offset, max, &registered)?;
+        let page = if registered.plugin.is_some() {
+            // Plugin calls block for up to their CPU budget: keep them off the async workers.
+            let (ctx, topic, queue_id, registered) = (ctx.clone(), req.topic.clone(), req.queue_id, registered.clone());
+            tokio::task::spawn_blocking(move || read_page(&ctx, &topic, queue_id, offset, max, &registered))
+                .await
+                .map_err(|err| error(ErrorCode::Internal, format!("pull task failed: {err}")))??
+        } else {
+            read_page(ctx, &req.topic, req.queue_id, offset, max, &registered)?
+        };
         scanned += page.next_offset.saturating_sub(offset);
         let out_of_time = tokio::time::Instant::now() >= deadline || *shutting_down.borrow();
         match page.status {
@@ -233,9 +249,20 @@ fn resolve_subscription(ctx: &Context, req: &PullRequest) -> Outcome<Registered>
     if req.consumer_group.is_empty() {
         let subscription =
             Subscription::compile(expression, TrafficRole::Production, &ctx.index_shape).map_err(invalid_filter)?;
-        return Ok(Registered { subscription: Arc::new(subscription), version: 0, stats: Arc::default() });
+        return Ok(Registered {
+            subscription: Arc::new(subscription),
+            version: 0,
+            stats: Arc::default(),
+            plugin: None,
+        });
     }
-    ctx.groups.subscribe(&req.consumer_group, &req.topic, expression).map_err(group_error)
+    // The same expression as the registered subscription keeps it (and its plugin).
+    if let Some(registered) = ctx.groups.subscription(&req.consumer_group, &req.topic)
+        && *registered.subscription.expression() == expression
+    {
+        return Ok(registered);
+    }
+    ctx.groups.subscribe(&req.consumer_group, &req.topic, expression, None).map_err(group_error)
 }
 
 fn expression_of(filter: &FilterExpression) -> Outcome<Expression> {
@@ -266,13 +293,20 @@ fn create_group(ctx: &Context, group: GroupConfig) -> Outcome<GroupConfig> {
     Ok(GroupConfig { name: group.name, shadow })
 }
 
-fn subscribe(ctx: &Context, req: SubscribeRequest) -> Outcome<SubscribeResponse> {
+async fn subscribe(ctx: &Arc<Context>, req: SubscribeRequest) -> Outcome<SubscribeResponse> {
     existing_topic(ctx, &req.topic)?;
     if req.consumer_group.is_empty() {
         return Err(error(ErrorCode::BadRequest, "consumer group must not be empty"));
     }
     let expression = expression_of(&req.filter)?;
-    let registered = ctx.groups.subscribe(&req.consumer_group, &req.topic, expression).map_err(group_error)?;
+    let plugin = match req.plugin {
+        Some(name) => {
+            let filter = crate::plugins::filter(ctx, name.clone(), req.plugin_params.clone()).await?;
+            Some(PluginUse { name, params: req.plugin_params, filter })
+        }
+        None => None,
+    };
+    let registered = ctx.groups.subscribe(&req.consumer_group, &req.topic, expression, plugin).map_err(group_error)?;
     Ok(SubscribeResponse { version: registered.version })
 }
 

@@ -8,6 +8,7 @@
 //! - `topics`: topic metadata; `offsets`: consumer offsets; `persist`: their JSON files.
 //! - `long_poll`: wake-ups for pulls held until a message arrives.
 //! - `groups`: consumer groups (shadow role) and their compiled subscriptions.
+//! - `plugins`: the plugin admin requests over the `weir-plugins` registry.
 //!
 //! **Boundary**: wire types stay in `handler`; the storage engine never sees them.
 
@@ -18,6 +19,7 @@ mod handler;
 mod long_poll;
 mod offsets;
 mod persist;
+mod plugins;
 mod server;
 mod tls;
 mod topics;
@@ -63,7 +65,7 @@ impl Broker {
         } else {
             None
         };
-        // Blooms first: a pull woken by an arrival must find the message's bloom entry.
+        // The bloom index writes before each ConsumeQueue entry, wake-ups come after it.
         let mut hooks: Vec<Arc<dyn weir_storage::DispatchHook>> = Vec::new();
         if let Some(blooms) = &blooms {
             hooks.push(blooms.clone());
@@ -76,7 +78,25 @@ impl Broker {
             topics::TopicTable::open(config.data_dir.join("topics.json")).map_err(io("loading topics.json"))?;
         let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
             .map_err(io("loading consumer_offsets.json"))?;
-        let groups = groups::Groups::open(&config.data_dir, shape.clone()).map_err(io("loading consumer groups"))?;
+        let plugins = {
+            let (dir, limits) = (config.data_dir.clone(), config.plugin_limits());
+            tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
+                let host = weir_plugins::PluginHost::new(limits)
+                    .map_err(|err| BrokerError::Config(format!("starting the plugin host: {err}")))?;
+                weir_plugins::Registry::open(&dir, host)
+                    .map_err(|err| BrokerError::Config(format!("opening the plugin registry: {err}")))
+            })
+            .await
+            .map_err(|err| BrokerError::Config(format!("plugin registry task failed: {err}")))??
+        };
+        let resolve = |name: &str, params: &str| -> Result<Arc<dyn weir_filters::MessageFilter>, String> {
+            plugins
+                .filter(name, params)
+                .map(|f| Arc::new(f) as Arc<dyn weir_filters::MessageFilter>)
+                .map_err(|e| e.to_string())
+        };
+        let groups =
+            groups::Groups::open(&config.data_dir, shape.clone(), &resolve).map_err(io("loading consumer groups"))?;
         let server_config = tls::server_config(&config)?;
         let endpoint_config = tls::endpoint_config(&config)?;
         let socket = std::net::UdpSocket::bind(config.listen).map_err(io("binding the QUIC endpoint"))?;
@@ -94,6 +114,7 @@ impl Broker {
             groups,
             blooms,
             index_shape: shape,
+            plugins,
             arrivals,
             started: Instant::now(),
             connections: Default::default(),

@@ -125,9 +125,14 @@ async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv
     }
 }
 
-/// Largest request payload: a batch of messages at the size limit, plus headers.
+/// Largest request payload: a batch of messages at the size limit plus headers, or a
+/// plugin module at its size limit.
 fn frame_limit(ctx: &Context) -> u32 {
-    let limit =
-        ctx.config.max_message_size.saturating_add(1 << 20).max(weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize);
+    let limit = ctx
+        .config
+        .max_message_size
+        .saturating_add(1 << 20)
+        .max(ctx.config.plugin_max_module_bytes.saturating_add(64 << 10))
+        .max(weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize);
     u32::try_from(limit).unwrap_or(u32::MAX)
 }

@@ -344,7 +344,13 @@ async fn sql_subscriptions_shadow_groups_and_their_statistics() {
     create_topic(&h.conn, "orders", 1).await;
     send_orders(&h.conn, "orders", 0..200).await;
     let subscribe = |group: &str, filter: FilterExpression| {
-        Request::Subscribe(SubscribeRequest { consumer_group: group.into(), topic: "orders".into(), filter })
+        Request::Subscribe(SubscribeRequest {
+            consumer_group: group.into(),
+            topic: "orders".into(),
+            filter,
+            plugin: None,
+            plugin_params: String::new(),
+        })
     };
     // Pulling by registered subscription needs one.
     let err = tokio::time::timeout(Duration::from_secs(5), async {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use weir_protocol::{
     BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, ErrorCode, FetchOffsetRequest, GroupConfig,
-    GroupStatsRequest, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, PullRequest, PullResponse,
-    QueueOffsetsRequest, Request, Response, SendResult, StoredMessage, SubscribeRequest, SubscriptionStats,
-    TopicConfig,
+    GroupStatsRequest, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, PluginEnableRequest, PluginInfo,
+    PluginRemoveRequest, PluginUploadRequest, PullRequest, PullResponse, QueueOffsetsRequest, Request, Response,
+    SendResult, StoredMessage, SubscribeRequest, SubscriptionStats, TopicConfig,
 };
 
 use crate::config::ClientConfig;
@@ -177,6 +177,8 @@ impl Client {
             consumer_group: group.to_owned(),
             topic: topic.to_owned(),
             filter: subscription.filter().clone(),
+            plugin: subscription.plugin_ref().map(|(name, _)| name.to_owned()),
+            plugin_params: subscription.plugin_ref().map(|(_, params)| params.to_owned()).unwrap_or_default(),
         };
         match self.call(&Request::Subscribe(request)).await? {
             Response::Subscribe(response) => Ok(response.version),
@@ -189,6 +191,51 @@ impl Client {
         let request = GroupStatsRequest { consumer_group: group.to_owned(), topic: topic.map(str::to_owned) };
         match self.call(&Request::GroupStats(request)).await? {
             Response::GroupStats(response) => Ok(response.subscriptions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Uploads a WebAssembly plugin module; name, kind (`filter` or `dlq-policy`) and
+    /// version default to its manifest. An existing name is replaced live.
+    pub async fn upload_plugin(
+        &self,
+        wasm: Vec<u8>,
+        name: Option<&str>,
+        kind: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<PluginInfo, Error> {
+        let request = PluginUploadRequest {
+            name: name.map(str::to_owned),
+            kind: kind.map(str::to_owned),
+            version: version.map(str::to_owned),
+            wasm: wasm.into(),
+        };
+        match self.call(&Request::PluginUpload(request)).await? {
+            Response::PluginUpload(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every plugin of the broker, with its state and call counters.
+    pub async fn list_plugins(&self) -> Result<Vec<PluginInfo>, Error> {
+        match self.call(&Request::PluginList).await? {
+            Response::PluginList(response) => Ok(response.plugins),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes a plugin; refused while subscriptions use it unless `force`.
+    pub async fn remove_plugin(&self, name: &str, force: bool) -> Result<(), Error> {
+        match self.call(&Request::PluginRemove(PluginRemoveRequest { name: name.to_owned(), force })).await? {
+            Response::PluginRemove => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Re-enables a plugin disabled after repeated failures; returns how many subscriptions.
+    pub async fn enable_plugin(&self, name: &str) -> Result<u32, Error> {
+        match self.call(&Request::PluginEnable(PluginEnableRequest { name: name.to_owned() })).await? {
+            Response::PluginEnable(response) => Ok(response.enabled),
             other => Err(unexpected(&other)),
         }
     }

@@ -59,8 +59,9 @@ mod subscription;
 
 pub use weir_protocol::bytes::Bytes;
 pub use weir_protocol::{
-    BrokerStatus, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, Message, PullResponse,
-    PullStatus, SendResult, SendStatus, StoredMessage, SubscriptionStats, TopicConfig, TopicPermissions,
+    BrokerStatus, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, Message, PluginInfo,
+    PluginState, PullResponse, PullStatus, SendResult, SendStatus, StoredMessage, SubscriptionStats, TopicConfig,
+    TopicPermissions,
 };
 
 pub use crate::client::Client;

@@ -19,6 +19,7 @@ pub fn mark_shadow(message: &mut Message) {
 pub struct Subscription {
     filter: FilterExpression,
     shadow: bool,
+    plugin: Option<(String, String)>,
 }
 
 impl Subscription {
@@ -31,13 +32,25 @@ impl Subscription {
     pub fn tag(expression: impl Into<String>) -> Self {
         let expression = expression.into();
         let filter = if expression.trim() == "*" { FilterExpression::All } else { FilterExpression::Tag(expression) };
-        Self { filter, shadow: false }
+        Self { filter, ..Self::default() }
     }
 
     /// Messages whose properties satisfy a SQL92 expression, e.g.
     /// `region = 'SH' AND amount > 100` (the tag is `TAGS`).
     pub fn sql(expression: impl Into<String>) -> Self {
-        Self { filter: FilterExpression::Sql(expression.into()), shadow: false }
+        Self { filter: FilterExpression::Sql(expression.into()), ..Self::default() }
+    }
+
+    /// Runs filter plugin `name` (uploaded with `weir plugin upload`) on what the
+    /// expression lets through, initialised with `params` (empty for none).
+    pub fn plugin(mut self, name: impl Into<String>, params: impl Into<String>) -> Self {
+        self.plugin = Some((name.into(), params.into()));
+        self
+    }
+
+    /// The filter plugin and its parameters, if any.
+    pub fn plugin_ref(&self) -> Option<(&str, &str)> {
+        self.plugin.as_ref().map(|(name, params)| (name.as_str(), params.as_str()))
     }
 
     /// Declares the group a shadow group when subscribing: it then receives only

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use weir_broker::{Broker, BrokerConfig};
 use weir_client::{
-    Bytes, Client, ClientConfig, ConsumeStatus, Error, ErrorCode, Message, Producer, PullConsumer, PullStatus,
-    PushConsumer, SendStatus, StartPosition, StoredMessage, TopicConfig, TopicPermissions,
+    Bytes, Client, ClientConfig, ConsumeStatus, Error, ErrorCode, Message, PluginState, Producer, PullConsumer,
+    PullStatus, PushConsumer, SendStatus, StartPosition, StoredMessage, Subscription, TopicConfig, TopicPermissions,
 };
 
 /// Messages above this size are refused by the test brokers.
@@ -491,4 +491,124 @@ async fn untrusted_certificate_is_refused() {
     assert!(matches!(error, Error::Connection(_)), "{error:?}");
     assert!(!error.is_transient(), "a TLS failure is not retried: {error:?}");
     stranger.shutdown().await.expect("shutdown");
+}
+
+/// A filter plugin in WAT (ABI v1) whose `weir_filter` has body `body`.
+fn wat_filter(body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            (memory (export "memory") 1)
+            (func (export "weir_abi_version") (result i32) i32.const 1)
+            (func (export "weir_alloc") (param i32) (result i32) i32.const 1024)
+            (func (export "weir_dealloc") (param i32 i32))
+            (func (export "weir_filter") (param i32 i32) (result i32) {body}))"#
+    ))
+    .expect("valid WAT")
+}
+
+/// Sends `n` orders to queue 0 of `topic`, `region = r<i % 10>`.
+async fn send_regions(client: &Client, topic: &str, n: usize) {
+    let producer = Producer::new(client.clone());
+    let batch = (0..n)
+        .map(|i| {
+            let mut m = Message::new(topic, i.to_string());
+            m.queue_id = Some(0);
+            m.properties = vec![("region".into(), format!("r{}", i % 10))];
+            m
+        })
+        .collect();
+    producer.send_batch(batch).await.expect("send");
+    wait_until_stored(client, topic, 1, n as u64).await;
+}
+
+/// Pulls queue 0 from offset 0 to `end` with the consumer's subscription.
+async fn drain(consumer: &PullConsumer, topic: &str, end: u64) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut offset = 0;
+    while offset < end {
+        let page = consumer.pull(topic, 0, offset, 100, Duration::ZERO).await.expect("pull");
+        bodies.extend(page.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
+        assert!(page.next_offset > offset, "pulls make progress");
+        offset = page.next_offset;
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_plugins_run_after_sql_are_replaced_live_and_survive_a_restart() {
+    let Harness { broker, client, dir } = start().await;
+    create_topic(&client, "orders", 1).await;
+    send_regions(&client, "orders", 100).await;
+    let skip_all = client.upload_plugin(wat_filter("i32.const 0"), Some("gate"), Some("filter"), None).await;
+    assert_eq!(skip_all.expect("upload").revision, 1);
+    let mut consumer = PullConsumer::new(client.clone(), "g");
+    consumer.subscribe("orders", &Subscription::sql("region = 'r7'").plugin("gate", "")).await.expect("subscribe");
+    assert!(drain(&consumer, "orders", 100).await.is_empty(), "the plugin skips everything");
+    let stats = client.group_stats("g", Some("orders")).await.expect("stats")[0].counters;
+    assert_eq!((stats.body_reads, stats.evaluated_sql, stats.plugin_rejected), (10, 10, 10), "{stats:?}");
+
+    // Replaced live: the same subscription calls the new version from its next message.
+    client.upload_plugin(wat_filter("i32.const 1"), Some("gate"), None, None).await.expect("replace");
+    let expected: Vec<String> = (7..100).step_by(10).map(|i: usize| i.to_string()).collect();
+    assert_eq!(drain(&consumer, "orders", 100).await, expected);
+    let listed = client.list_plugins().await.expect("list");
+    assert_eq!((listed[0].name.as_str(), listed[0].revision, listed[0].calls), ("gate", 2, 20));
+    assert_eq!(listed[0].subscriptions, 1);
+
+    let addr = broker.local_addr();
+    broker.shutdown().await.expect("shutdown");
+    let broker = start_broker(dir.path(), addr).await;
+    assert_eq!(drain(&consumer, "orders", 100).await, expected, "plugin and subscription are reloaded");
+    broker.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_plugin_is_stopped_disabled_and_never_stalls_others() {
+    let Harness { broker, client, dir: _dir } = start().await;
+    create_topic(&client, "orders", 1).await;
+    send_regions(&client, "orders", 20).await;
+    client
+        .upload_plugin(wat_filter("(loop (br 0)) i32.const 1"), Some("spin"), Some("filter"), None)
+        .await
+        .expect("upload");
+    let mut spinning = PullConsumer::new(client.clone(), "spin-group");
+    spinning.subscribe("orders", &Subscription::all().plugin("spin", "")).await.expect("subscribe");
+    let plain = PullConsumer::new(client.clone(), "plain");
+
+    let started = Instant::now();
+    let (spun, others) = tokio::join!(drain(&spinning, "orders", 20), drain(&plain, "orders", 20));
+    assert!(spun.is_empty());
+    assert_eq!(others.len(), 20, "a group without the plugin is served meanwhile");
+    assert!(started.elapsed() < Duration::from_secs(10), "calls are cut at their budget");
+    let stats = client.group_stats("spin-group", None).await.expect("stats")[0].counters;
+    assert_eq!(stats.plugin_errors, 20, "{stats:?}");
+    let listed = client.list_plugins().await.expect("list");
+    assert_eq!(listed[0].state, PluginState::Disabled, "{:?}", listed[0]);
+    assert_eq!(listed[0].calls, 5, "disabled after 5 consecutive failures");
+    assert_eq!(client.enable_plugin("spin").await.expect("enable"), 1);
+    assert_eq!(client.list_plugins().await.expect("list")[0].state, PluginState::Active);
+    broker.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugins_and_removals_in_use_are_refused() {
+    let Harness { broker, client, dir: _dir } = start().await;
+    create_topic(&client, "orders", 1).await;
+    let wasi = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+    )
+    .expect("valid WAT");
+    let refused = client.upload_plugin(wasi, Some("wasi"), Some("filter"), None).await.expect_err("refused");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidPlugin), "{refused}");
+    let missing = Subscription::all().plugin("nowhere", "");
+    let err = client.subscribe("g", "orders", &missing).await.expect_err("no such plugin");
+    assert_eq!(err.code(), Some(ErrorCode::NotFound));
+
+    client.upload_plugin(wat_filter("i32.const 1"), Some("keep"), Some("filter"), None).await.expect("upload");
+    client.subscribe("g", "orders", &Subscription::all().plugin("keep", "")).await.expect("subscribe");
+    let in_use = client.remove_plugin("keep", false).await.expect_err("in use");
+    assert_eq!(in_use.code(), Some(ErrorCode::PluginInUse));
+    client.remove_plugin("keep", true).await.expect("forced");
+    assert!(client.list_plugins().await.expect("list").is_empty());
+    broker.shutdown().await.expect("shutdown");
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use weir_storage::{DispatchHook, Dispatched, EntryFile, RecordView};
+use weir_storage::{DispatchHook, Dispatched, EntryFile, HookOrder, RecordView};
 
 use crate::bloom::{BloomShape, message_terms};
 
@@ -382,6 +382,11 @@ impl BloomIndex {
 }
 
 impl DispatchHook for BloomIndex {
+    /// Before the ConsumeQueue entry: a reader never sees an entry whose bloom is missing.
+    fn order(&self) -> HookOrder {
+        HookOrder::BeforeQueueEntry
+    }
+
     fn dispatch(&self, dispatched: &Dispatched<'_>) -> std::io::Result<()> {
         let view = dispatched.record.view();
         let queue = self.queue_or_create(view.topic(), view.queue_id())?;

@@ -45,13 +45,17 @@ pub enum ErrorCode {
     InvalidFilter,
     /// A pull asked for the group's registered subscription, and there is none: subscribe first.
     SubscriptionNotFound,
+    /// A plugin module was refused (bad ABI, missing exports, forbidden imports, too large, ...).
+    InvalidPlugin,
+    /// The plugin is used by subscriptions; remove them first or force.
+    PluginInUse,
     /// A code this version of the protocol does not know.
     Unknown(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const KNOWN: [ErrorCode; 14] = [
+    pub const KNOWN: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::UnsupportedVersion,
         ErrorCode::FrameTooLarge,
@@ -66,6 +70,8 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::InvalidFilter,
         ErrorCode::SubscriptionNotFound,
+        ErrorCode::InvalidPlugin,
+        ErrorCode::PluginInUse,
     ];
 
     /// The wire value.
@@ -85,6 +91,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 12,
             ErrorCode::InvalidFilter => 13,
             ErrorCode::SubscriptionNotFound => 14,
+            ErrorCode::InvalidPlugin => 15,
+            ErrorCode::PluginInUse => 16,
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -112,6 +120,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::InvalidFilter => "INVALID_FILTER",
             ErrorCode::SubscriptionNotFound => "SUBSCRIPTION_NOT_FOUND",
+            ErrorCode::InvalidPlugin => "INVALID_PLUGIN",
+            ErrorCode::PluginInUse => "PLUGIN_IN_USE",
             ErrorCode::Unknown(_) => "UNKNOWN",
         }
     }
@@ -184,7 +194,7 @@ mod tests {
     #[test]
     fn codes_are_stable() {
         let values: Vec<u16> = ErrorCode::KNOWN.iter().map(|code| code.to_u16()).collect();
-        assert_eq!(values, (1..=14).collect::<Vec<u16>>());
+        assert_eq!(values, (1..=16).collect::<Vec<u16>>());
         assert_eq!(ErrorCode::from_u16(4), ErrorCode::UnknownTopic);
         assert_eq!(ErrorCode::from_u16(0), ErrorCode::Unknown(0));
         assert_eq!(ErrorCode::from_u16(999), ErrorCode::Unknown(999));

@@ -67,11 +67,19 @@ pub enum RequestKind {
     Subscribe = 0x0802,
     /// A group's filter statistics.
     GroupStats = 0x0803,
+    /// Upload (or replace) a WebAssembly plugin.
+    PluginUpload = 0x0901,
+    /// List plugins.
+    PluginList = 0x0902,
+    /// Remove a plugin.
+    PluginRemove = 0x0903,
+    /// Re-enable a plugin disabled after repeated failures.
+    PluginEnable = 0x0904,
 }
 
 impl RequestKind {
     /// Every request kind, in code order.
-    pub const ALL: [RequestKind; 15] = [
+    pub const ALL: [RequestKind; 19] = [
         RequestKind::CreateTopic,
         RequestKind::UpdateTopic,
         RequestKind::DeleteTopic,
@@ -87,6 +95,10 @@ impl RequestKind {
         RequestKind::CreateGroup,
         RequestKind::Subscribe,
         RequestKind::GroupStats,
+        RequestKind::PluginUpload,
+        RequestKind::PluginList,
+        RequestKind::PluginRemove,
+        RequestKind::PluginEnable,
     ];
 
     /// The wire code.

@@ -34,7 +34,8 @@ impl Wire for GroupConfig {
 /// compiles it once; pulls then use it with [`FilterExpression::Subscribed`]. A bad
 /// expression is refused with `INVALID_FILTER` and the position of the error.
 ///
-/// Format: string consumer_group, string topic, [`FilterExpression`] (not `Subscribed`).
+/// Format: string consumer_group, string topic, [`FilterExpression`] (not `Subscribed`),
+/// option\<string\> plugin, string plugin_params.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeRequest {
     /// The consumer group.
@@ -43,15 +44,21 @@ pub struct SubscribeRequest {
     pub topic: String,
     /// What the group selects.
     pub filter: FilterExpression,
+    /// A filter plugin run on what `filter` lets through.
+    pub plugin: Option<String>,
+    /// The plugin's parameters (passed to its init; empty for none).
+    pub plugin_params: String,
 }
 
 impl Wire for SubscribeRequest {
-    const MIN_LEN: usize = 2 + 2 + FilterExpression::MIN_LEN;
+    const MIN_LEN: usize = 2 + 2 + FilterExpression::MIN_LEN + 1 + 2;
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.str("subscribe.consumer_group", &self.consumer_group)?;
         w.str("subscribe.topic", &self.topic)?;
-        self.filter.encode(w)
+        self.filter.encode(w)?;
+        w.opt_str("subscribe.plugin", self.plugin.as_deref())?;
+        w.str("subscribe.plugin_params", &self.plugin_params)
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -59,6 +66,8 @@ impl Wire for SubscribeRequest {
             consumer_group: r.str("subscribe.consumer_group")?,
             topic: r.str("subscribe.topic")?,
             filter: FilterExpression::decode(r)?,
+            plugin: r.opt_str("subscribe.plugin")?,
+            plugin_params: r.str("subscribe.plugin_params")?,
         })
     }
 }

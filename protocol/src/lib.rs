@@ -53,6 +53,7 @@ pub mod error_response;
 pub mod frame;
 pub mod group;
 pub mod message;
+pub mod plugin;
 pub mod pull;
 pub mod query;
 pub mod queue_offsets;
@@ -76,6 +77,10 @@ pub use group::{
     SubscriptionStats,
 };
 pub use message::StoredMessage;
+pub use plugin::{
+    PluginEnableRequest, PluginEnableResponse, PluginInfo, PluginListResponse, PluginRemoveRequest, PluginState,
+    PluginUploadRequest,
+};
 pub use pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
 pub use query::{MessageQuery, QueryMessageResponse};
 pub use queue_offsets::{

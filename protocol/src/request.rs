@@ -6,6 +6,7 @@ use crate::consumer_offset::{CommitOffsetRequest, FetchOffsetRequest};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
 use crate::group::{GroupConfig, GroupStatsRequest, SubscribeRequest};
+use crate::plugin::{PluginEnableRequest, PluginRemoveRequest, PluginUploadRequest};
 use crate::pull::PullRequest;
 use crate::query::MessageQuery;
 use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
@@ -49,6 +50,14 @@ pub enum Request {
     Subscribe(SubscribeRequest),
     /// A group's filter statistics.
     GroupStats(GroupStatsRequest),
+    /// Upload (or replace) a WebAssembly plugin; answered with its [`PluginInfo`](crate::PluginInfo).
+    PluginUpload(PluginUploadRequest),
+    /// List plugins.
+    PluginList,
+    /// Remove a plugin; answered with an empty response.
+    PluginRemove(PluginRemoveRequest),
+    /// Re-enable a plugin disabled after repeated failures.
+    PluginEnable(PluginEnableRequest),
 }
 
 impl Request {
@@ -70,6 +79,10 @@ impl Request {
             Request::CreateGroup(_) => RequestKind::CreateGroup,
             Request::Subscribe(_) => RequestKind::Subscribe,
             Request::GroupStats(_) => RequestKind::GroupStats,
+            Request::PluginUpload(_) => RequestKind::PluginUpload,
+            Request::PluginList => RequestKind::PluginList,
+            Request::PluginRemove(_) => RequestKind::PluginRemove,
+            Request::PluginEnable(_) => RequestKind::PluginEnable,
         }
     }
 
@@ -95,6 +108,10 @@ impl Request {
             Request::CreateGroup(group) => group.encode(w),
             Request::Subscribe(request) => request.encode(w),
             Request::GroupStats(request) => request.encode(w),
+            Request::PluginUpload(request) => request.encode(w),
+            Request::PluginList => ().encode(w),
+            Request::PluginRemove(request) => request.encode(w),
+            Request::PluginEnable(request) => request.encode(w),
         }
     }
 
@@ -125,6 +142,13 @@ impl Request {
             RequestKind::CreateGroup => Request::CreateGroup(decode_exact(payload)?),
             RequestKind::Subscribe => Request::Subscribe(decode_exact(payload)?),
             RequestKind::GroupStats => Request::GroupStats(decode_exact(payload)?),
+            RequestKind::PluginUpload => Request::PluginUpload(decode_exact(payload)?),
+            RequestKind::PluginList => {
+                decode_exact::<()>(payload)?;
+                Request::PluginList
+            }
+            RequestKind::PluginRemove => Request::PluginRemove(decode_exact(payload)?),
+            RequestKind::PluginEnable => Request::PluginEnable(decode_exact(payload)?),
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::error_response::ErrorResponse;
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
 use crate::group::{GroupConfig, GroupStatsResponse, SubscribeResponse};
+use crate::plugin::{PluginEnableResponse, PluginInfo, PluginListResponse};
 use crate::pull::PullResponse;
 use crate::query::QueryMessageResponse;
 use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
@@ -52,6 +53,14 @@ pub enum Response {
     Subscribe(SubscribeResponse),
     /// The group's filter statistics.
     GroupStats(GroupStatsResponse),
+    /// The uploaded plugin.
+    PluginUpload(PluginInfo),
+    /// The plugins.
+    PluginList(PluginListResponse),
+    /// The plugin was removed.
+    PluginRemove,
+    /// How many subscriptions were re-enabled.
+    PluginEnable(PluginEnableResponse),
     /// The request failed.
     Error(ErrorResponse),
 }
@@ -75,6 +84,10 @@ impl Response {
             Response::CreateGroup(_) => RequestKind::CreateGroup,
             Response::Subscribe(_) => RequestKind::Subscribe,
             Response::GroupStats(_) => RequestKind::GroupStats,
+            Response::PluginUpload(_) => RequestKind::PluginUpload,
+            Response::PluginList(_) => RequestKind::PluginList,
+            Response::PluginRemove => RequestKind::PluginRemove,
+            Response::PluginEnable(_) => RequestKind::PluginEnable,
             Response::Error(_) => return FrameKind::Error,
         };
         FrameKind::Response(answers)
@@ -89,7 +102,7 @@ impl Response {
     fn encode_payload(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         match self {
             Response::CreateTopic(topic) | Response::UpdateTopic(topic) => topic.encode(w),
-            Response::DeleteTopic | Response::CommitOffset => ().encode(w),
+            Response::DeleteTopic | Response::CommitOffset | Response::PluginRemove => ().encode(w),
             Response::ListTopics(response) => response.encode(w),
             Response::Send(response) => response.encode(w),
             Response::Pull(response) => response.encode(w),
@@ -101,6 +114,9 @@ impl Response {
             Response::CreateGroup(group) => group.encode(w),
             Response::Subscribe(response) => response.encode(w),
             Response::GroupStats(response) => response.encode(w),
+            Response::PluginUpload(info) => info.encode(w),
+            Response::PluginList(response) => response.encode(w),
+            Response::PluginEnable(response) => response.encode(w),
             Response::Error(error) => error.encode(w),
         }
     }
@@ -137,6 +153,13 @@ impl Response {
             RequestKind::CreateGroup => Response::CreateGroup(decode_exact(payload)?),
             RequestKind::Subscribe => Response::Subscribe(decode_exact(payload)?),
             RequestKind::GroupStats => Response::GroupStats(decode_exact(payload)?),
+            RequestKind::PluginUpload => Response::PluginUpload(decode_exact(payload)?),
+            RequestKind::PluginList => Response::PluginList(decode_exact(payload)?),
+            RequestKind::PluginRemove => {
+                decode_exact::<()>(payload)?;
+                Response::PluginRemove
+            }
+            RequestKind::PluginEnable => Response::PluginEnable(decode_exact(payload)?),
         })
     }
 }

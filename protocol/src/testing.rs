@@ -18,6 +18,10 @@ use crate::group::{
     SubscriptionStats,
 };
 use crate::message::StoredMessage;
+use crate::plugin::{
+    PluginEnableRequest, PluginEnableResponse, PluginInfo, PluginListResponse, PluginRemoveRequest, PluginState,
+    PluginUploadRequest,
+};
 use crate::pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
 use crate::query::{MessageQuery, QueryMessageResponse};
 use crate::queue_offsets::{
@@ -257,6 +261,32 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
         )
 }
 
+/// Any plugin listing entry.
+pub(crate) fn arb_plugin_info() -> impl Strategy<Value = PluginInfo> {
+    (
+        (arb_string(), arb_string(), arb_string(), arb_string()),
+        (any::<[u64; 6]>(), any::<u32>(), 0u8..3),
+        (vec(arb_string(), 0..3), vec(arb_string(), 0..2)),
+    )
+        .prop_map(|((name, kind, version, description), (n, subscriptions, state), (hints, params))| PluginInfo {
+            name,
+            kind,
+            version,
+            revision: n[0],
+            size_bytes: n[1],
+            state: [PluginState::Active, PluginState::Disabled, PluginState::Broken][state as usize],
+            state_detail: description.clone(),
+            subscriptions,
+            calls: n[2],
+            errors: n[3],
+            total_call_nanos: n[4],
+            fuel_used: n[5],
+            description,
+            hints,
+            params,
+        })
+}
+
 /// Any subscription's statistics.
 pub(crate) fn arb_subscription_stats() -> impl Strategy<Value = SubscriptionStats> {
     ((arb_string(), arb_string(), arb_string()), any::<u64>(), any::<bool>(), any::<[u64; 12]>()).prop_map(
@@ -325,9 +355,25 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         }),
         Just(Request::Status),
         (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Request::CreateGroup(GroupConfig { name, shadow })),
-        (arb_string(), arb_string(), arb_filter()).prop_map(|(consumer_group, topic, filter)| {
-            Request::Subscribe(SubscribeRequest { consumer_group, topic, filter })
-        }),
+        (arb_string(), arb_string(), arb_filter(), proptest::option::of(arb_string()), arb_string()).prop_map(
+            |(consumer_group, topic, filter, plugin, plugin_params)| {
+                Request::Subscribe(SubscribeRequest { consumer_group, topic, filter, plugin, plugin_params })
+            }
+        ),
+        (proptest::option::of(arb_string()), proptest::option::of(arb_string()), vec(any::<u8>(), 0..64)).prop_map(
+            |(name, version, wasm)| {
+                Request::PluginUpload(PluginUploadRequest {
+                    name,
+                    kind: Some("filter".into()),
+                    version,
+                    wasm: Bytes::from(wasm),
+                })
+            }
+        ),
+        Just(Request::PluginList),
+        (arb_string(), any::<bool>())
+            .prop_map(|(name, force)| Request::PluginRemove(PluginRemoveRequest { name, force })),
+        arb_string().prop_map(|name| Request::PluginEnable(PluginEnableRequest { name })),
         (arb_string(), proptest::option::of(arb_string()))
             .prop_map(|(consumer_group, topic)| Request::GroupStats(GroupStatsRequest { consumer_group, topic })),
     ]
@@ -354,6 +400,10 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         any::<u64>().prop_map(|version| Response::Subscribe(SubscribeResponse { version })),
         vec(arb_subscription_stats(), 0..3)
             .prop_map(|subscriptions| Response::GroupStats(GroupStatsResponse { subscriptions })),
+        arb_plugin_info().prop_map(Response::PluginUpload),
+        vec(arb_plugin_info(), 0..3).prop_map(|plugins| Response::PluginList(PluginListResponse { plugins })),
+        Just(Response::PluginRemove),
+        any::<u32>().prop_map(|enabled| Response::PluginEnable(PluginEnableResponse { enabled })),
         arb_error_response().prop_map(Response::Error),
     ]
 }

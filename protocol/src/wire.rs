@@ -287,6 +287,19 @@ pub(crate) fn decode_exact<T: Wire>(payload: Bytes) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// A string as a list element.
+impl Wire for String {
+    const MIN_LEN: usize = 2;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str("string", self)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.str("string")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,17 @@ pub struct Dispatched<'a> {
     pub entry: CqEntry,
 }
 
+/// When a [`DispatchHook`] runs relative to the record's ConsumeQueue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HookOrder {
+    /// Before the entry is written: an index that readers of the entry rely on
+    /// (the bloom index), so it is complete for every entry a reader can see.
+    BeforeQueueEntry,
+    /// After the entry is written: reactions to it (long-poll wake-ups).
+    #[default]
+    AfterQueueEntry,
+}
+
 /// A second index writer that follows the CommitLog (e.g. the per-message
 /// bloom filter), registered when the store opens.
 ///
@@ -41,8 +52,12 @@ pub struct Dispatched<'a> {
 /// records from the last checkpoint on are dispatched again, so `dispatch`
 /// must be idempotent per (topic, queue id, queue offset).
 pub trait DispatchHook: Send + Sync {
-    /// Handles one record after its ConsumeQueue entry is written.
+    /// Handles one record, before or after its ConsumeQueue entry is written (see [`order`](Self::order)).
     fn dispatch(&self, dispatched: &Dispatched<'_>) -> std::io::Result<()>;
+    /// When [`dispatch`](Self::dispatch) runs; after the ConsumeQueue entry unless overridden.
+    fn order(&self) -> HookOrder {
+        HookOrder::AfterQueueEntry
+    }
     /// Makes everything dispatched so far durable (called before each checkpoint).
     fn flush(&self) -> std::io::Result<()> {
         Ok(())
@@ -195,6 +210,11 @@ impl Dispatcher {
             size: view.len() as u32,
             tag_hash: tag_hash(view.tag()),
         };
+        let dispatched = Dispatched { record, entry };
+        let run_hooks = |order: HookOrder| {
+            self.hooks.iter().filter(|hook| hook.order() == order).try_for_each(|hook| hook.dispatch(&dispatched))
+        };
+        run_hooks(HookOrder::BeforeQueueEntry)?;
         let queue = self.queues.get_or_create(view.topic(), view.queue_id())?;
         match queue.put(view.queue_offset(), entry)? {
             PutOutcome::Appended | PutOutcome::AlreadyPresent => {}
@@ -205,10 +225,7 @@ impl Dispatcher {
             PutOutcome::Behind { .. } => return Ok(false),
         }
         self.index.add(view.topic(), view.keys(), view.commitlog_offset())?;
-        let dispatched = Dispatched { record, entry };
-        for hook in &self.hooks {
-            hook.dispatch(&dispatched)?;
-        }
+        run_hooks(HookOrder::AfterQueueEntry)?;
         Ok(true)
     }
 

@@ -37,7 +37,7 @@ mod store;
 pub use commitlog::StoredRecord;
 pub use config::{FlushMode, RecoveryMode, StoreConfig};
 pub use consume_queue::{CqEntry, ENTRY_LEN as CQ_ENTRY_LEN};
-pub use dispatch::{DispatchHook, Dispatched, tag_hash};
+pub use dispatch::{DispatchHook, Dispatched, HookOrder, tag_hash};
 pub use entry_file::EntryFile;
 pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
 pub use record::{Message, RecordView};
