@@ -45,6 +45,9 @@ enum Command {
     /// Declare consumer groups and show their filter statistics.
     #[command(subcommand)]
     Group(cmd::group::GroupCommand),
+    /// WebAssembly plugins: upload, list, remove, enable; scaffold and test offline.
+    #[command(subcommand)]
+    Plugin(cmd::plugin::PluginCommand),
     /// Show the broker's status (exits non-zero when no broker answers).
     Status(cmd::status::StatusArgs),
     /// Try SQL92 subscriptions against messages.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Message(command) => cmd::block_on(cmd::message::run(command)),
         Command::Status(args) => cmd::block_on(cmd::status::run(args)),
         Command::Group(command) => cmd::block_on(cmd::group::run(command)),
+        Command::Plugin(command) => cmd::block_on(cmd::plugin::run(command)),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod filter;
 pub mod group;
 pub mod message;
+pub mod plugin;
 pub mod send;
 pub mod status;
 pub mod store;
@@ -65,6 +66,12 @@ pub struct SubscriptionArgs {
     /// Declare the group a shadow group: it receives only shadow (stress-test) traffic.
     #[arg(long)]
     shadow: bool,
+    /// A filter plugin (`weir plugin upload`) run on what `--tag`/`--sql` let through.
+    #[arg(long, value_name = "PLUGIN")]
+    filter: Option<String>,
+    /// Parameters for the filter plugin's init.
+    #[arg(long, value_name = "STR", requires = "filter", default_value = "")]
+    filter_params: String,
 }
 
 impl SubscriptionArgs {
@@ -74,7 +81,11 @@ impl SubscriptionArgs {
             Some(sql) => Subscription::sql(sql.clone()),
             None => Subscription::tag(self.tag.clone()),
         };
-        if self.shadow { subscription.shadow() } else { subscription }
+        let subscription = if self.shadow { subscription.shadow() } else { subscription };
+        match &self.filter {
+            Some(plugin) => subscription.plugin(plugin.clone(), self.filter_params.clone()),
+            None => subscription,
+        }
     }
 }
 
