@@ -187,3 +187,128 @@ fn a_connected_client_recovers_at_once_when_a_killed_broker_restarts() {
     let recovered = (0..2).any(|_| runtime.block_on(client.status()).is_ok());
     assert!(recovered, "the client did not reconnect to the restarted broker");
 }
+
+/// A filter plugin in WAT (ABI v1) that delivers a message whose encoding is longer
+/// than 80 bytes (`plugins/ABI.md`: the input is the whole encoded message).
+const LONG_MESSAGE_FILTER: &str = r#"(module
+    (memory (export "memory") 1)
+    (func (export "weir_abi_version") (result i32) i32.const 1)
+    (func (export "weir_alloc") (param i32) (result i32) i32.const 1024)
+    (func (export "weir_dealloc") (param i32 i32))
+    (func (export "weir_filter") (param $ptr i32) (param $len i32) (result i32)
+        local.get $len
+        i32.const 80
+        i32.gt_u))"#;
+
+#[test]
+fn filtering_and_plugins_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(&dir.path().join("data"), "async");
+    assert!(broker.cli(&["topic", "create", "orders", "--queues", "1"]).status.success());
+    let sent = stdout_lines(&broker.cli(&[
+        "bench",
+        "produce",
+        "--topic",
+        "orders",
+        "--count",
+        "200",
+        "--size",
+        "16",
+        "--props",
+        "region=r%10,amount=%100",
+        "--tags",
+        "A,B",
+        "--shadow-every",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(sent[0]["sent"], 200);
+    let shanghai = stdout_lines(&broker.cli(&[
+        "consume",
+        "--topic",
+        "orders",
+        "--group",
+        "r7",
+        "--sql",
+        "region = 'r7' AND amount > 50",
+        "--idle-exit",
+        "0.5",
+        "--json",
+    ]));
+    // i % 10 == 7 and i % 100 > 50: 57, 67, 77, 87, 97, then 157 ... 197 (none is the 5th of a run).
+    assert_eq!(shanghai.len(), 10);
+    assert!(shanghai.iter().all(|m| m["props"]["region"] == "r7" && m["props"]["shadow"].is_null()));
+    let stats = stdout_lines(&broker.cli(&["group", "stats", "--group", "r7", "--json"]));
+    assert_eq!((stats[0]["examined"].as_u64(), stats[0]["delivered"].as_u64()), (Some(200), Some(10)));
+    assert!(stats[0]["body_reads"].as_u64() < Some(30) && stats[0]["skipped_shadow"].as_u64() > Some(0));
+
+    // A shadow group receives only the 40 shadow messages.
+    assert!(broker.cli(&["group", "create", "stress", "--shadow"]).status.success());
+    let shadow = stdout_lines(&broker.cli(&[
+        "consume",
+        "--topic",
+        "orders",
+        "--group",
+        "stress",
+        "--idle-exit",
+        "0.5",
+        "--json",
+    ]));
+    assert_eq!(shadow.len(), 40);
+
+    // A filter plugin after a tag expression.
+    let wasm = dir.path().join("long.wasm");
+    std::fs::write(&wasm, wat::parse_str(LONG_MESSAGE_FILTER).expect("valid WAT")).expect("write module");
+    let uploaded = stdout_lines(&broker.cli(&[
+        "plugin",
+        "upload",
+        "--name",
+        "long",
+        "--kind",
+        "filter",
+        "--json",
+        wasm.to_str().expect("utf-8"),
+    ]));
+    assert_eq!((uploaded[0]["name"].as_str(), uploaded[0]["state"].as_str()), (Some("long"), Some("active")));
+    let samples = dir.path().join("samples.jsonl");
+    std::fs::write(
+        &samples,
+        "{\"body\":\"x\"}\n{\"body\":\"a much longer body than the other one, well past the threshold\"}\n",
+    )
+    .expect("write samples");
+    let offline = stdout_lines(&broker.cli(&[
+        "plugin",
+        "test",
+        wasm.to_str().expect("utf-8"),
+        "--messages",
+        samples.to_str().expect("utf-8"),
+        "--json",
+    ]));
+    assert_eq!(offline[0]["decision"]["decision"], "skip");
+    assert_eq!(offline[1]["decision"]["decision"], "deliver");
+    let filtered = stdout_lines(&broker.cli(&[
+        "consume",
+        "--topic",
+        "orders",
+        "--group",
+        "p",
+        "--tag",
+        "A",
+        "--filter",
+        "long",
+        "--idle-exit",
+        "0.5",
+        "--json",
+    ]));
+    let listed = stdout_lines(&broker.cli(&["plugin", "list", "--json"]));
+    assert_eq!(
+        (listed[0]["calls"].as_u64(), listed[0]["errors"].as_u64()),
+        (Some(80), Some(0)),
+        "called only for the 80 production messages tagged A"
+    );
+    let stats = stdout_lines(&broker.cli(&["group", "stats", "--group", "p", "--json"]));
+    assert_eq!(stats[0]["plugin_rejected"].as_u64(), Some(80 - filtered.len() as u64));
+    let in_use = broker.cli(&["plugin", "remove", "long"]);
+    assert!(!in_use.status.success() && String::from_utf8_lossy(&in_use.stderr).contains("PLUGIN_IN_USE"));
+    assert!(broker.cli(&["plugin", "remove", "long", "--force"]).status.success());
+}
