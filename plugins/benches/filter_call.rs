@@ -1,7 +1,8 @@
 //! Per-call cost of a trivial filter plugin: a WAT module that delivers every
 //! message, and the SDK's `region_filter` (decodes the message, compares one
 //! property), on a 1 KiB message, through `MessageFilter::decide`; and how
-//! long the default fuel budget lets an endless loop run.
+//! long the default fuel budget lets an endless loop run. The same decision as
+//! `sdk_region_filter` written in SQL92 (`region = 'SH'`) is the reference.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,6 +26,9 @@ fn filter_call(c: &mut Criterion) {
         assert_eq!(filter.decide(&message), Ok(true));
         group.bench_function(name, |b| b.iter(|| filter.decide(std::hint::black_box(&message))));
     }
+    let sql = weir_sql92::Filter::parse("region = 'SH'").expect("valid");
+    assert_eq!(sql.evaluate(&properties[..]), Ok(weir_sql92::Truth::True));
+    group.bench_function("sql92_same_logic", |b| b.iter(|| sql.evaluate(std::hint::black_box(&properties[..]))));
     group.finish();
 }
 
