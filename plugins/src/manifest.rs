@@ -230,4 +230,25 @@ mod tests {
         assert!(check_name(&"a".repeat(65)).is_err());
         assert!(check_name("../x").is_err());
     }
+
+    proptest::proptest! {
+        /// Any bytes, as a manifest section or as a whole module, give a manifest
+        /// or a typed error, never a panic (twin of the `plugin_manifest` fuzz target).
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = Manifest::parse(&bytes);
+            let _ = Manifest::from_module(&bytes);
+        }
+
+        /// Text made of manifest-like lines parses or is refused with its line number.
+        #[test]
+        fn line_errors_point_at_their_line(lines in proptest::collection::vec("[a-z]{0,6}(=[ -~]{0,12})?", 0..8)) {
+            let text = lines.join("\n");
+            if let Err(ManifestError::NotKeyValue { line, .. } | ManifestError::InvalidValue { line, .. }) =
+                Manifest::parse(text.as_bytes())
+            {
+                proptest::prop_assert!(line <= lines.len().max(1));
+            }
+        }
+    }
 }
