@@ -14,7 +14,7 @@ RUNS=${RUNS:-3}
 PORT=${PORT:-17440}
 command -v wat2wasm >/dev/null || apt-get install -y -qq wabt >/dev/null
 cargo build --release --quiet
-weir=$PWD/target/release/weir
+weir=${CARGO_TARGET_DIR:-$PWD/target}/release/weir
 work=$(mktemp -d)
 broker_pid=
 trap '[[ -n $broker_pid ]] && kill $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
