@@ -18,12 +18,11 @@
 //! first entry on (flag `KNOWN`). So a stale or partial index costs body
 //! reads, never a lost message.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-use weir_storage::{DispatchHook, Dispatched, EntryFile, HookOrder, RecordView};
+use parking_lot::Mutex;
+use weir_storage::{DispatchHook, Dispatched, EntryFile, HookOrder, QueueMap, RecordView};
 
 use crate::bloom::{BloomShape, message_terms};
 
@@ -304,10 +303,8 @@ impl QueueBlooms {
 /// and the pull path reads.
 #[derive(Debug)]
 pub struct BloomIndex {
-    root: PathBuf,
     shape: Arc<IndexShape>,
-    /// topic → queue id → index (looked up by `&str`: no allocation per message).
-    queues: RwLock<HashMap<String, HashMap<u32, Arc<QueueBlooms>>>>,
+    queues: QueueMap<QueueBlooms>,
     /// Set when the index was (re)created: recovery replays the whole CommitLog.
     rebuild: bool,
 }
@@ -332,23 +329,8 @@ impl BloomIndex {
             std::fs::write(&meta, &fingerprint)?;
         }
         let shape = Arc::new(shape);
-        let mut queues: HashMap<String, HashMap<u32, Arc<QueueBlooms>>> = HashMap::new();
-        for topic_dir in std::fs::read_dir(root)? {
-            let topic_dir = topic_dir?;
-            let Some(topic) = topic_dir.file_name().to_str().map(str::to_owned) else { continue };
-            if !topic_dir.file_type()?.is_dir() {
-                continue;
-            }
-            for queue_dir in std::fs::read_dir(topic_dir.path())? {
-                let queue_dir = queue_dir?;
-                let Some(queue_id) = queue_dir.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let queue = QueueBlooms::open(&queue_dir.path(), shape.clone())?;
-                queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
-            }
-        }
-        Ok(Self { root: root.to_owned(), shape, queues: RwLock::new(queues), rebuild })
+        let queues = QueueMap::open(root, |dir, _, _| QueueBlooms::open(&dir, shape.clone()))?;
+        Ok(Self { shape, queues, rebuild })
     }
 
     /// The shape the index is built with.
@@ -358,26 +340,15 @@ impl BloomIndex {
 
     /// The index of one queue, if it has entries.
     pub fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<QueueBlooms>> {
-        self.queues.read().get(topic)?.get(&queue_id).cloned()
+        self.queues.get(topic, queue_id)
     }
 
     fn queue_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<QueueBlooms>> {
-        if let Some(queue) = self.queue(topic, queue_id) {
-            return Ok(queue);
-        }
-        let mut queues = self.queues.write();
-        let by_id = queues.entry(topic.to_owned()).or_default();
-        if let Some(queue) = by_id.get(&queue_id) {
-            return Ok(queue.clone());
-        }
-        let dir = self.root.join(topic).join(queue_id.to_string());
-        let queue = Arc::new(QueueBlooms::open(&dir, self.shape.clone())?);
-        by_id.insert(queue_id, queue.clone());
-        Ok(queue)
+        self.queues.get_or_create(topic, queue_id, |dir| QueueBlooms::open(&dir, self.shape.clone()))
     }
 
     fn all(&self) -> Vec<Arc<QueueBlooms>> {
-        self.queues.read().values().flat_map(|by_id| by_id.values().cloned()).collect()
+        self.queues.values()
     }
 }
 

@@ -9,13 +9,11 @@
 //! Only the dispatcher writes; readers see entries up to `max_offset`. The
 //! files are an [`EntryFile`] of 20-byte entries.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use crate::entry_file::EntryFile;
+use crate::queue_map::QueueMap;
 
 /// Bytes per entry.
 pub const ENTRY_LEN: usize = 20;
@@ -176,58 +174,34 @@ impl ConsumeQueue {
 /// Every ConsumeQueue of a store, by topic and queue id, under `<root>/<topic>/<queue id>/`.
 #[derive(Debug)]
 pub struct ConsumeQueueTable {
-    root: PathBuf,
     entries_per_file: u64,
-    queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
+    queues: QueueMap<ConsumeQueue>,
 }
 
 impl ConsumeQueueTable {
     /// Opens every queue found under `root`.
     pub fn open(root: &Path, entries_per_file: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root)?;
-        let mut queues: HashMap<String, HashMap<u32, Arc<ConsumeQueue>>> = HashMap::new();
-        for topic_dir in std::fs::read_dir(root)? {
-            let topic_dir = topic_dir?;
-            let Some(topic) = topic_dir.file_name().to_str().map(str::to_owned) else { continue };
-            if crate::record::validate_topic(&topic).is_err() || !topic_dir.file_type()?.is_dir() {
-                continue;
-            }
-            for queue_dir in std::fs::read_dir(topic_dir.path())? {
-                let queue_dir = queue_dir?;
-                let Some(queue_id) = queue_dir.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let queue = ConsumeQueue::open(queue_dir.path(), topic.clone(), queue_id, entries_per_file)?;
-                queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
-            }
-        }
-        Ok(Self { root: root.to_owned(), entries_per_file, queues: RwLock::new(queues) })
+        let queues = QueueMap::open(root, |dir, topic, queue_id| {
+            ConsumeQueue::open(dir, topic.to_owned(), queue_id, entries_per_file)
+        })?;
+        Ok(Self { entries_per_file, queues })
     }
 
     /// The queue, if it has ever received a message.
     pub fn get(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
-        self.queues.read().get(topic)?.get(&queue_id).cloned()
+        self.queues.get(topic, queue_id)
     }
 
     /// The queue, created (empty) if needed.
     pub fn get_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<ConsumeQueue>> {
-        if let Some(queue) = self.get(topic, queue_id) {
-            return Ok(queue);
-        }
-        let mut queues = self.queues.write();
-        let by_id = queues.entry(topic.to_owned()).or_default();
-        if let Some(queue) = by_id.get(&queue_id) {
-            return Ok(queue.clone());
-        }
-        let dir = self.root.join(topic).join(queue_id.to_string());
-        let queue = Arc::new(ConsumeQueue::open(dir, topic.to_owned(), queue_id, self.entries_per_file)?);
-        by_id.insert(queue_id, queue.clone());
-        Ok(queue)
+        self.queues.get_or_create(topic, queue_id, |dir| {
+            ConsumeQueue::open(dir, topic.to_owned(), queue_id, self.entries_per_file)
+        })
     }
 
     /// Every queue, sorted by topic and queue id.
     pub fn all(&self) -> Vec<Arc<ConsumeQueue>> {
-        let mut all: Vec<_> = self.queues.read().values().flat_map(|q| q.values().cloned()).collect();
+        let mut all = self.queues.values();
         all.sort_by(|a, b| (a.topic(), a.queue_id()).cmp(&(b.topic(), b.queue_id())));
         all
     }

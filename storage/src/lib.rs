@@ -8,6 +8,7 @@
 //! - `mapped_file`: one memory-mapped file with one writer and many readers.
 //! - `commitlog`: segments, the appender, segment pre-allocation, recovery scan.
 //! - [`EntryFile`]: fixed-width entries in mapped files (ConsumeQueues, hook extension files).
+//! - [`QueueMap`]: per-queue values in `<root>/<topic>/<queue id>/` (ConsumeQueues, hook files).
 //! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
 //! - `index`: message lookup by business key.
 //! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
@@ -30,6 +31,7 @@ mod flush;
 mod index;
 mod mapped_file;
 mod meta;
+mod queue_map;
 pub mod record;
 mod retention;
 mod store;
@@ -40,6 +42,7 @@ pub use consume_queue::{CqEntry, ENTRY_LEN as CQ_ENTRY_LEN};
 pub use dispatch::{DispatchHook, Dispatched, HookOrder, tag_hash};
 pub use entry_file::EntryFile;
 pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
+pub use queue_map::QueueMap;
 pub use record::{Message, RecordView};
 pub use store::{
     AppendResult, AppendStatus, MessageId, QueueMessage, QueueRead, ReadStatus, RecoveryReport, Store, StoreStats,
