@@ -171,19 +171,9 @@ impl FilterCounters {
     }
 }
 
-impl Wire for FilterCounters {
-    const MIN_LEN: usize = 12 * 8;
-
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        self.fields().into_iter().for_each(|v| w.u64(v));
-        Ok(())
-    }
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let mut v = [0u64; 12];
-        for slot in &mut v {
-            *slot = r.u64("filter_counters")?;
-        }
+impl FilterCounters {
+    /// The counters from their wire order (the inverse of `fields`).
+    pub(crate) fn from_fields(fields: [u64; 12]) -> Self {
         let [
             examined,
             skipped_by_tag,
@@ -197,8 +187,8 @@ impl Wire for FilterCounters {
             plugin_rejected,
             plugin_errors,
             delivered,
-        ] = v;
-        Ok(FilterCounters {
+        ] = fields;
+        FilterCounters {
             examined,
             skipped_by_tag,
             skipped_by_bloom,
@@ -211,7 +201,24 @@ impl Wire for FilterCounters {
             plugin_rejected,
             plugin_errors,
             delivered,
-        })
+        }
+    }
+}
+
+impl Wire for FilterCounters {
+    const MIN_LEN: usize = 12 * 8;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        self.fields().into_iter().for_each(|v| w.u64(v));
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut v = [0u64; 12];
+        for slot in &mut v {
+            *slot = r.u64("filter_counters")?;
+        }
+        Ok(FilterCounters::from_fields(v))
     }
 }
 

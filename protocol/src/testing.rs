@@ -296,20 +296,7 @@ pub(crate) fn arb_subscription_stats() -> impl Strategy<Value = SubscriptionStat
             expression,
             version,
             shadow,
-            counters: FilterCounters {
-                examined: c[0],
-                skipped_by_tag: c[1],
-                skipped_by_bloom: c[2],
-                skipped_by_block: c[3],
-                skipped_shadow: c[4],
-                body_reads: c[5],
-                evaluated_sql: c[6],
-                sql_false: c[7],
-                sql_errors: c[8],
-                plugin_rejected: c[9],
-                plugin_errors: c[10],
-                delivered: c[11],
-            },
+            counters: FilterCounters::from_fields(c),
         },
     )
 }
