@@ -38,10 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             m
         })
         .collect();
-    for chunk in batch.chunks(500) {
-        producer.send_batch(chunk.to_vec()).await?;
-    }
-    embedded::wait_dispatched(&client, "orders", ORDERS as u64).await?;
+    embedded::send_all(&client, &producer, "orders", batch).await?;
     println!("sent {ORDERS} orders from {} regions to topic `orders`", REGIONS.len());
     println!("{:<14}{:>10}{:>13}{:>14}{:>18}", "group", "delivered", "bodies read", "% of topic", "skipped by bloom");
 

@@ -40,10 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             m
         })
         .collect();
-    for chunk in batch.chunks(500) {
-        producer.send_batch(chunk.to_vec()).await?;
-    }
-    embedded::wait_dispatched(&client, "orders", ORDERS as u64).await?;
+    embedded::send_all(&client, &producer, "orders", batch).await?;
     let shadow_sent = ORDERS / SHADOW_EVERY;
     println!("sent {ORDERS} orders, {shadow_sent} of them stress-test (shadow) traffic");
 

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use weir_broker::{Broker, BrokerConfig};
-use weir_client::{Client, ClientConfig, PullConsumer, StoredMessage, TopicConfig, TopicPermissions};
+use weir_client::{
+    Client, ClientConfig, Message, Producer, PullConsumer, StoredMessage, TopicConfig, TopicPermissions,
+};
 
 /// A broker on a loopback port with its data in a temporary directory, and a client of it.
 pub struct Embedded {
@@ -45,9 +47,22 @@ pub async fn start(topic: &str, queues: u32) -> Result<Embedded, Box<dyn std::er
     Ok(Embedded { broker, client, dir })
 }
 
+/// Sends `messages` to `topic` (the producer splits the batch to the frame limit), then
+/// waits until consumers can see them all.
+pub async fn send_all(
+    client: &Client,
+    producer: &Producer,
+    topic: &str,
+    messages: Vec<Message>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let count = messages.len() as u64;
+    producer.send_batch(messages).await?;
+    wait_dispatched(client, topic, count).await
+}
+
 /// Waits until `count` messages of `topic` are in its ConsumeQueues (a send is
 /// acknowledged once stored; queues are built right after, asynchronously).
-pub async fn wait_dispatched(client: &Client, topic: &str, count: u64) -> Result<(), Box<dyn std::error::Error>> {
+async fn wait_dispatched(client: &Client, topic: &str, count: u64) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut dispatched = 0;
