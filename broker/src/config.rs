@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub max_pull_messages: u32,
     /// A connection with no traffic is closed after this many ms (default 60 000; clients keep it alive).
     pub idle_timeout_ms: u64,
+    /// Send and receive buffer of the UDP socket, in bytes (default 4 MiB). Bursts of
+    /// pull responses overflow the kernel's default (about 200 KiB) and every drop costs a
+    /// QUIC loss recovery; the kernel caps the size at `net.core.rmem_max`/`wmem_max`.
+    pub udp_buffer_bytes: usize,
     /// Build the bloom index at dispatch (default true). Off saves its disk space
     /// (about 44 bytes per message) and dispatch time; SQL92 subscriptions then read every body.
     pub bloom_index: bool,
@@ -113,6 +117,7 @@ impl BrokerConfig {
             max_pull_wait_ms: 30_000,
             max_pull_messages: 1024,
             idle_timeout_ms: 60_000,
+            udp_buffer_bytes: 4 << 20,
             bloom_index: true,
             prefilter: true,
             bloom_bytes: 32,

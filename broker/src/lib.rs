@@ -32,6 +32,7 @@ use std::time::Instant;
 pub use config::{BrokerConfig, FlushKind};
 pub use error::BrokerError;
 /// The QUIC server settings the broker uses (for transport benchmarks).
+pub use server::bind as bind_udp;
 pub use tls::server_config as quic_server_config;
 use tokio::task::JoinHandle;
 use weir_storage::Store;
@@ -99,7 +100,7 @@ impl Broker {
             groups::Groups::open(&config.data_dir, shape.clone(), &resolve).map_err(io("loading consumer groups"))?;
         let server_config = tls::server_config(&config)?;
         let endpoint_config = tls::endpoint_config(&config)?;
-        let socket = std::net::UdpSocket::bind(config.listen).map_err(io("binding the QUIC endpoint"))?;
+        let socket = server::bind(config.listen, config.udp_buffer_bytes).map_err(io("binding the QUIC endpoint"))?;
         let endpoint =
             quinn::Endpoint::new(endpoint_config, Some(server_config), socket, Arc::new(quinn::TokioRuntime))
                 .map_err(io("starting the QUIC endpoint"))?;

@@ -16,6 +16,24 @@ use weir_protocol::{DecodeError, Decoded, ErrorResponse, FrameDecoder, Request, 
 
 use crate::handler::{self, Context};
 
+/// Binds the endpoint's UDP socket with `buffer_bytes` of send and receive buffer (or
+/// as much as the kernel allows; less is logged, since it costs throughput).
+pub fn bind(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let sock = socket2::SockRef::from(&socket);
+    sock.set_recv_buffer_size(buffer_bytes)?;
+    sock.set_send_buffer_size(buffer_bytes)?;
+    let granted = sock.recv_buffer_size()?.min(sock.send_buffer_size()?);
+    if granted < buffer_bytes {
+        tracing::info!(
+            requested = buffer_bytes,
+            granted,
+            "UDP socket buffers capped by the kernel; raise net.core.rmem_max and net.core.wmem_max"
+        );
+    }
+    Ok(socket)
+}
+
 /// Accepts connections until `shutdown` flips, then waits for every connection to finish.
 pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut connections = JoinSet::new();

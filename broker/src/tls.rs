@@ -88,10 +88,18 @@ fn endpoint_secret(config: &BrokerConfig) -> Result<Vec<u8>, BrokerError> {
     Ok(secret)
 }
 
+/// ring with AES-128-GCM preferred: the suite every QUIC stack supports, and with AES-NI
+/// about a third cheaper per byte than rustls' default first choice, AES-256-GCM.
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    provider
+}
+
 /// The QUIC server configuration: TLS 1.3 with ALPN `weir/1`, stream credit and idle timeout.
 pub fn server_config(config: &BrokerConfig) -> Result<quinn::ServerConfig, BrokerError> {
     let (certs, key) = load_or_generate(config)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crypto_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|err| BrokerError::Tls(err.to_string()))?

@@ -4,8 +4,9 @@
 //! task, whatever its size. When many tasks share a [`Producer`](crate::Producer)
 //! and each sends single messages, messages that arrive while
 //! [`MAX_REQUESTS_IN_FLIGHT`] requests are already out wait in a queue and go
-//! together in the next request. Two requests in flight measured best on
-//! loopback (same throughput as four, half the p99 latency). Nothing waits for a timer: a message sent
+//! together in the next request. Three requests in flight measured best on
+//! loopback with 16 senders (12-17 % more messages/s than two, with p99 still about
+//! 1 ms; four or more only raise the p99). Nothing waits for a timer: a message sent
 //! while fewer requests are in flight leaves at once, so a lone sender sees no
 //! added latency.
 //!
@@ -18,7 +19,7 @@ use tokio::sync::oneshot;
 use weir_protocol::{Message, SendResult};
 
 /// Coalesced requests a producer keeps in flight at once.
-pub(crate) const MAX_REQUESTS_IN_FLIGHT: usize = 2;
+pub(crate) const MAX_REQUESTS_IN_FLIGHT: usize = 3;
 
 /// What a waiting sender learns about its message.
 #[derive(Debug)]

@@ -54,6 +54,9 @@ pub struct ClientConfig {
     /// How often to ping an idle connection so neither side's idle timeout closes it;
     /// keep it well below the client's 15 s idle timeout.
     pub keep_alive_interval: Duration,
+    /// Send and receive buffer of the client's UDP socket, in bytes (default 4 MiB; the
+    /// kernel caps it at `net.core.rmem_max`/`wmem_max`).
+    pub udp_buffer_bytes: usize,
 }
 
 impl Default for ClientConfig {
@@ -65,6 +68,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             max_frame_payload: DEFAULT_MAX_PAYLOAD_LEN,
             keep_alive_interval: Duration::from_secs(5),
+            udp_buffer_bytes: 4 << 20,
         }
     }
 }

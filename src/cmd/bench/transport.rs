@@ -4,12 +4,13 @@
 //! MB/s is quoted as a fraction of this.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use weir_broker::BrokerConfig;
-use weir_client::CaSource;
+use weir_client::{CaSource, ClientConfig};
 
 /// Arguments of `weir bench transport`.
 #[derive(Debug, Args)]
@@ -34,7 +35,12 @@ pub async fn run(args: TransportArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let mut config = BrokerConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse()?;
-    let server = quinn::Endpoint::server(weir_broker::quic_server_config(&config)?, config.listen)?;
+    let server = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(weir_broker::quic_server_config(&config)?),
+        weir_broker::bind_udp(config.listen, config.udp_buffer_bytes)?,
+        Arc::new(quinn::TokioRuntime),
+    )?;
     let addr = server.local_addr()?;
     let sink = tokio::spawn(async move {
         let conn = server.accept().await.context("no connection")?.await?;
@@ -57,7 +63,9 @@ pub async fn run(args: TransportArgs) -> anyhow::Result<ExitCode> {
     });
 
     let ca = CaSource::File(config.tls_paths().0);
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    let client_socket = weir_client::bind_udp("127.0.0.1:0".parse()?, ClientConfig::default().udp_buffer_bytes)?;
+    let mut client =
+        quinn::Endpoint::new(quinn::EndpointConfig::default(), None, client_socket, Arc::new(quinn::TokioRuntime))?;
     client.set_default_client_config(weir_client::quic_client_config(&ca, std::time::Duration::from_secs(5))?);
     let conn = client.connect(addr, "localhost")?.await?;
     let total = args.mib << 20;
