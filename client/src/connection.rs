@@ -124,12 +124,9 @@ impl Connection {
         send.write_chunk(request.frame.clone()).await.map_err(Error::from_write)?;
         send.finish()
             .map_err(|_| Error::Stream { reason: "request stream closed before it was finished".to_owned() })?;
-        let bytes = recv
-            .read_to_end(self.max_response_len)
-            .await
-            .map_err(|error| Error::from_read(error, self.max_response_len))?;
+        let bytes = read_to_end(&mut recv, self.max_response_len).await?;
         let payload_limit = (self.max_response_len - HEADER_LEN) as u32;
-        let frame = decode_frame(Bytes::from(bytes), payload_limit)?;
+        let frame = decode_frame(bytes, payload_limit)?;
         Ok(Response::decode(frame)?)
     }
 
@@ -162,6 +159,33 @@ impl Connection {
         }
         self.endpoint.wait_idle().await;
     }
+}
+
+/// Reads a response stream to its end, at most `limit` bytes, into one buffer: the chunks
+/// as quinn hands them over, then one copy into a buffer of the exact size (a single chunk
+/// is used as it is). Unlike `RecvStream::read_to_end`, nothing is zero-filled first.
+async fn read_to_end(recv: &mut quinn::RecvStream, limit: usize) -> Result<Bytes, Error> {
+    let mut chunks = Vec::new();
+    let mut len = 0;
+    while let Some(chunk) = recv
+        .read_chunk(limit, true)
+        .await
+        .map_err(|error| Error::from_read(quinn::ReadToEndError::Read(error), limit))?
+    {
+        len += chunk.bytes.len();
+        if len > limit {
+            return Err(Error::from_read(quinn::ReadToEndError::TooLong, limit));
+        }
+        chunks.push(chunk.bytes);
+    }
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().expect("one chunk"));
+    }
+    let mut bytes = BytesMut::with_capacity(len);
+    for chunk in chunks {
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Binds the client's UDP socket with `buffer_bytes` of send and receive buffer, or as
