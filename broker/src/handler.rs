@@ -450,7 +450,7 @@ fn to_wire(ctx: &Context, record: &StoredRecord) -> StoredMessage {
         tag: (!v.tag().is_empty()).then(|| v.tag().to_owned()),
         keys: v.keys().map(str::to_owned).collect(),
         properties: v.properties().map(|(k, val)| (k.to_owned(), val.to_owned())).collect(),
-        body: record.body(),
+        body: record.bytes().slice(v.body_range()),
     }
 }
 

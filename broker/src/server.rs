@@ -138,7 +138,8 @@ async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv
             Response::Error(ErrorResponse::new(weir_protocol::ErrorCode::Internal, "response too large to encode"));
         fallback.encode(&mut buf).expect("a short error response always encodes");
     }
-    if send.write_all(&buf).await.is_ok() {
+    // Handed over, not copied: quinn keeps the buffer until the client acknowledges it.
+    if send.write_chunk(buf.freeze()).await.is_ok() {
         let _ = send.finish();
     }
 }
