@@ -20,6 +20,7 @@ mod long_poll;
 mod offsets;
 mod persist;
 mod plugins;
+mod pull;
 mod server;
 mod tls;
 mod topics;

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 use weir_protocol::{DecodeError, Decoded, ErrorResponse, FrameDecoder, Request, Response};
 
-use crate::handler::{self, Context};
+use crate::handler::{self, Context, Reply};
 
 /// Binds the endpoint's UDP socket with `buffer_bytes` of send and receive buffer (or
 /// as much as the kernel allows; less is logged, since it costs throughput).
@@ -122,14 +122,26 @@ async fn read_request(recv: &mut quinn::RecvStream, max_payload: u32) -> Result<
 
 async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
     let max_payload = frame_limit(&ctx);
-    let response = match read_request(&mut recv, max_payload).await {
+    let reply = match read_request(&mut recv, max_payload).await {
         Ok(request) => handler::handle(&ctx, request, peer).await,
         Err(err) => {
             tracing::debug!(%peer, code = %err.code, message = %err.message, "bad request frame");
             let _ = recv.stop(u32::from(err.code.to_u16()).into());
-            Response::Error(err)
+            Reply::Response(Response::Error(err))
         }
     };
+    let frame = match reply {
+        Reply::Frame(frame) => frame,
+        Reply::Response(response) => encode(&response, peer),
+    };
+    // Handed over, not copied: quinn keeps the buffer until the client acknowledges it.
+    if send.write_chunk(frame).await.is_ok() {
+        let _ = send.finish();
+    }
+}
+
+/// `response`'s frame, or an `INTERNAL` error frame when it cannot be encoded.
+fn encode(response: &Response, peer: SocketAddr) -> Bytes {
     let mut buf = BytesMut::new();
     if let Err(err) = response.encode(&mut buf) {
         tracing::error!(%peer, %err, "response cannot be encoded");
@@ -138,10 +150,7 @@ async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv
             Response::Error(ErrorResponse::new(weir_protocol::ErrorCode::Internal, "response too large to encode"));
         fallback.encode(&mut buf).expect("a short error response always encodes");
     }
-    // Handed over, not copied: quinn keeps the buffer until the client acknowledges it.
-    if send.write_chunk(buf.freeze()).await.is_ok() {
-        let _ = send.finish();
-    }
+    buf.freeze()
 }
 
 /// Largest request payload: a batch of messages at the size limit plus headers, or a

@@ -183,6 +183,25 @@ pub(crate) fn parse_header(header: &[u8; HEADER_LEN], max_payload_len: u32) -> R
     Ok((kind, len))
 }
 
+/// Fills in a frame header for a payload of `payload_len` bytes.
+pub(crate) fn write_header(
+    header: &mut [u8; HEADER_LEN],
+    kind: FrameKind,
+    payload_len: usize,
+) -> Result<(), EncodeError> {
+    let len = u32::try_from(payload_len).map_err(|_| EncodeError::TooLong {
+        field: "frame payload",
+        len: payload_len,
+        max: u32::MAX as usize,
+    })?;
+    header[..4].copy_from_slice(&MAGIC);
+    header[4] = PROTOCOL_VERSION;
+    header[5] = 0;
+    header[6..8].copy_from_slice(&kind.code().to_le_bytes());
+    header[8..].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
 /// Appends one frame of `kind` whose payload `write_payload` produces; on error `dst`
 /// is truncated back to its original length.
 pub(crate) fn encode_frame(
@@ -191,20 +210,15 @@ pub(crate) fn encode_frame(
     write_payload: impl FnOnce(&mut Writer<'_>) -> Result<(), EncodeError>,
 ) -> Result<(), EncodeError> {
     let start = dst.len();
-    dst.put_slice(&MAGIC);
-    dst.put_u8(PROTOCOL_VERSION);
-    dst.put_u8(0);
-    dst.put_u16_le(kind.code());
-    dst.put_u32_le(0);
+    dst.put_bytes(0, HEADER_LEN);
     let result = write_payload(&mut Writer::new(dst)).and_then(|()| {
-        let len = dst.len() - start - HEADER_LEN;
-        u32::try_from(len).map_err(|_| EncodeError::TooLong { field: "frame payload", len, max: u32::MAX as usize })
+        let payload_len = dst.len() - start - HEADER_LEN;
+        let header: &mut [u8; HEADER_LEN] =
+            (&mut dst[start..start + HEADER_LEN]).try_into().expect("the header's bytes were put above");
+        write_header(header, kind, payload_len)
     });
     match result {
-        Ok(len) => {
-            dst[start + 8..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(error) => {
             dst.truncate(start);
             Err(error)

@@ -76,12 +76,12 @@ pub use group::{
     FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
     SubscriptionStats,
 };
-pub use message::StoredMessage;
+pub use message::{StoredMessage, StoredMessageRef};
 pub use plugin::{
     PluginEnableRequest, PluginEnableResponse, PluginInfo, PluginListResponse, PluginRemoveRequest, PluginState,
     PluginUploadRequest,
 };
-pub use pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
+pub use pull::{FilterExpression, PullPageWriter, PullRequest, PullResponse, PullStatus};
 pub use query::{MessageQuery, QueryMessageResponse};
 pub use queue_offsets::{
     OffsetByTimestampRequest, OffsetByTimestampResponse, QueueOffsetsRequest, QueueOffsetsResponse,

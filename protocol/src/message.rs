@@ -44,24 +44,104 @@ pub struct StoredMessage {
     pub body: Bytes,
 }
 
-impl Wire for StoredMessage {
-    const MIN_LEN: usize = 2 + 2 + 4 + 8 + 8 + 8 + 8 + 2 + 4 + 4 + 1 + 4 + 4 + 4;
+impl StoredMessage {
+    /// The same message as borrowed fields.
+    pub fn borrowed(
+        &self,
+    ) -> StoredMessageRef<'_, impl Iterator<Item = &str> + Clone, impl Iterator<Item = (&str, &str)> + Clone> {
+        StoredMessageRef {
+            msg_id: &self.msg_id,
+            topic: &self.topic,
+            queue_id: self.queue_id,
+            queue_offset: self.queue_offset,
+            commitlog_offset: self.commitlog_offset,
+            born_timestamp_ms: self.born_timestamp_ms,
+            store_timestamp_ms: self.store_timestamp_ms,
+            born_host: &self.born_host,
+            flags: self.flags,
+            reconsume_times: self.reconsume_times,
+            tag: self.tag.as_deref(),
+            keys: self.keys.iter().map(String::as_str),
+            properties: self.properties.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+            body: &self.body,
+        }
+    }
+}
 
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        w.str("stored_message.msg_id", &self.msg_id)?;
-        w.str("stored_message.topic", &self.topic)?;
+/// A stored message's fields borrowed from wherever they live, encoded exactly as the
+/// [`StoredMessage`] they describe. The broker writes pull pages straight from its
+/// CommitLog records this way (see [`PullPageWriter`](crate::PullPageWriter)), without
+/// allocating a `StoredMessage` per message.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)] // the fields are StoredMessage's, documented there
+pub struct StoredMessageRef<'a, K, P> {
+    pub msg_id: &'a str,
+    pub topic: &'a str,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub commitlog_offset: u64,
+    pub born_timestamp_ms: u64,
+    pub store_timestamp_ms: u64,
+    pub born_host: &'a str,
+    pub flags: u32,
+    pub reconsume_times: u32,
+    pub tag: Option<&'a str>,
+    /// Business keys, in order.
+    pub keys: K,
+    /// User properties as (name, value), in order.
+    pub properties: P,
+    pub body: &'a [u8],
+}
+
+impl<'a, K, P> StoredMessageRef<'a, K, P>
+where
+    K: Iterator<Item = &'a str> + Clone,
+    P: Iterator<Item = (&'a str, &'a str)> + Clone,
+{
+    /// An owned copy.
+    pub fn to_stored(&self) -> StoredMessage {
+        StoredMessage {
+            msg_id: self.msg_id.to_owned(),
+            topic: self.topic.to_owned(),
+            queue_id: self.queue_id,
+            queue_offset: self.queue_offset,
+            commitlog_offset: self.commitlog_offset,
+            born_timestamp_ms: self.born_timestamp_ms,
+            store_timestamp_ms: self.store_timestamp_ms,
+            born_host: self.born_host.to_owned(),
+            flags: self.flags,
+            reconsume_times: self.reconsume_times,
+            tag: self.tag.map(str::to_owned),
+            keys: self.keys.clone().map(str::to_owned).collect(),
+            properties: self.properties.clone().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+            body: Bytes::copy_from_slice(self.body),
+        }
+    }
+
+    /// Writes the [`StoredMessage`] format.
+    pub(crate) fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str("stored_message.msg_id", self.msg_id)?;
+        w.str("stored_message.topic", self.topic)?;
         w.u32(self.queue_id);
         w.u64(self.queue_offset);
         w.u64(self.commitlog_offset);
         w.u64(self.born_timestamp_ms);
         w.u64(self.store_timestamp_ms);
-        w.str("stored_message.born_host", &self.born_host)?;
+        w.str("stored_message.born_host", self.born_host)?;
         w.u32(self.flags);
         w.u32(self.reconsume_times);
-        w.opt_str("stored_message.tag", self.tag.as_deref())?;
-        w.str_list("stored_message.keys", &self.keys)?;
-        w.properties("stored_message.properties", &self.properties)?;
-        w.bytes("stored_message.body", &self.body)
+        w.opt_str("stored_message.tag", self.tag)?;
+        w.str_iter("stored_message.keys", self.keys.clone())?;
+        w.properties_iter("stored_message.properties", self.properties.clone())?;
+        w.bytes("stored_message.body", self.body)
+    }
+}
+
+impl Wire for StoredMessage {
+    const MIN_LEN: usize = 2 + 2 + 4 + 8 + 8 + 8 + 8 + 2 + 4 + 4 + 1 + 4 + 4 + 4;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        self.borrowed().encode(w)
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {

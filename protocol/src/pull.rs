@@ -1,7 +1,10 @@
 //! Pulling: read a page of messages from one queue, long-polling when there is none.
 
+use bytes::{BufMut, Bytes, BytesMut};
+
 use crate::error::{DecodeError, EncodeError};
-use crate::message::StoredMessage;
+use crate::frame::{FrameKind, HEADER_LEN, RequestKind, write_header};
+use crate::message::{StoredMessage, StoredMessageRef};
 use crate::wire::{Reader, Wire, Writer};
 
 /// Which messages of the queue the consumer wants.
@@ -183,6 +186,76 @@ impl Wire for PullResponse {
     }
 }
 
+/// A [`PullResponse`] frame written message by message, for a sender holding its
+/// messages as borrowed fields (the broker: CommitLog records) rather than as
+/// [`StoredMessage`]s. The frame is byte for byte the one [`Response::Pull`](crate::Response::Pull)
+/// encodes for the same fields; the page's fields, known last, are filled in by
+/// [`finish`](Self::finish), so the messages are written once, in place.
+#[derive(Debug)]
+pub struct PullPageWriter {
+    frame: BytesMut,
+    count: u32,
+}
+
+/// Bytes before the first message: frame header, status, three offsets, message count.
+const PAGE_PREFIX_LEN: usize = HEADER_LEN + PullResponse::MIN_LEN;
+
+impl Default for PullPageWriter {
+    fn default() -> Self {
+        let mut frame = BytesMut::new();
+        frame.put_bytes(0, PAGE_PREFIX_LEN);
+        PullPageWriter { frame, count: 0 }
+    }
+}
+
+impl PullPageWriter {
+    /// Appends a message. On error (a field too long for its wire type) nothing is added.
+    pub fn push<'a, K, P>(&mut self, message: &StoredMessageRef<'a, K, P>) -> Result<(), EncodeError>
+    where
+        K: Iterator<Item = &'a str> + Clone,
+        P: Iterator<Item = (&'a str, &'a str)> + Clone,
+    {
+        let before = self.frame.len();
+        if let Err(error) = message.encode(&mut Writer::new(&mut self.frame)) {
+            self.frame.truncate(before);
+            return Err(error);
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Messages written so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no message was written.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The whole frame with the page's fields filled in.
+    pub fn finish(
+        mut self,
+        status: PullStatus,
+        next_offset: u64,
+        min_offset: u64,
+        max_offset: u64,
+    ) -> Result<Bytes, EncodeError> {
+        let payload_len = self.frame.len() - HEADER_LEN;
+        let mut fields = &mut self.frame[HEADER_LEN..PAGE_PREFIX_LEN];
+        fields.put_u8(status as u8);
+        fields.put_u64_le(next_offset);
+        fields.put_u64_le(min_offset);
+        fields.put_u64_le(max_offset);
+        fields.put_u32_le(self.count);
+        let header: &mut [u8; HEADER_LEN] =
+            (&mut self.frame[..HEADER_LEN]).try_into().expect("the prefix holds a header");
+        write_header(header, FrameKind::Response(RequestKind::Pull), payload_len)?;
+        Ok(self.frame.freeze())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -279,5 +352,56 @@ mod tests {
         fn pull_response_round_trips(response in arb_pull_response()) {
             check_response(&Response::Pull(response), None)?;
         }
+
+        #[test]
+        fn a_page_written_message_by_message_is_the_pull_response_frame(response in arb_pull_response()) {
+            let mut page = PullPageWriter::default();
+            for message in &response.messages {
+                page.push(&message.borrowed()).expect("arbitrary messages encode");
+            }
+            prop_assert_eq!(page.len(), response.messages.len());
+            let written = page
+                .finish(response.status, response.next_offset, response.min_offset, response.max_offset)
+                .expect("encodes");
+            let mut expected = bytes::BytesMut::new();
+            Response::Pull(response).encode(&mut expected).expect("encodes");
+            prop_assert_eq!(written, expected.freeze());
+        }
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_encoded_leaves_the_page_as_it_was() {
+        let mut page = PullPageWriter::default();
+        let long = "x".repeat(70_000);
+        let message = StoredMessage {
+            msg_id: "id".into(),
+            topic: "t".into(),
+            queue_id: 0,
+            queue_offset: 0,
+            commitlog_offset: 0,
+            born_timestamp_ms: 0,
+            store_timestamp_ms: 0,
+            born_host: "h".into(),
+            flags: 0,
+            reconsume_times: 0,
+            tag: None,
+            keys: vec![long],
+            properties: Vec::new(),
+            body: bytes::Bytes::new(),
+        };
+        assert!(matches!(page.push(&message.borrowed()), Err(EncodeError::TooLong { .. })));
+        assert!(page.is_empty());
+        let empty = page.finish(PullStatus::NoNewMessage, 1, 0, 1).expect("encodes");
+        let decoded = Response::decode(crate::decode_frame(empty, u32::MAX).expect("a frame")).expect("decodes");
+        assert_eq!(
+            decoded,
+            Response::Pull(PullResponse {
+                status: PullStatus::NoNewMessage,
+                next_offset: 1,
+                min_offset: 0,
+                max_offset: 1,
+                messages: Vec::new()
+            })
+        );
     }
 }

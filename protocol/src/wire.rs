@@ -131,14 +131,32 @@ impl<'a> Writer<'a> {
 
     /// Format: `u32` count, then each string.
     pub(crate) fn str_list(&mut self, field: &'static str, items: &[String]) -> Result<(), EncodeError> {
-        self.u32(len_u32(field, items.len())?);
-        items.iter().try_for_each(|item| self.str(field, item))
+        self.str_iter(field, items.iter().map(String::as_str))
+    }
+
+    /// [`str_list`](Self::str_list) over borrowed strings (counted first, then written).
+    pub(crate) fn str_iter<'s>(
+        &mut self,
+        field: &'static str,
+        items: impl Iterator<Item = &'s str> + Clone,
+    ) -> Result<(), EncodeError> {
+        self.u32(len_u32(field, items.clone().count())?);
+        items.into_iter().try_for_each(|item| self.str(field, item))
     }
 
     /// Format: `u32` count, then each pair as two strings (name, value), in order.
     pub(crate) fn properties(&mut self, field: &'static str, items: &[(String, String)]) -> Result<(), EncodeError> {
-        self.u32(len_u32(field, items.len())?);
-        items.iter().try_for_each(|(name, value)| {
+        self.properties_iter(field, items.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+    }
+
+    /// [`properties`](Self::properties) over borrowed pairs (counted first, then written).
+    pub(crate) fn properties_iter<'s>(
+        &mut self,
+        field: &'static str,
+        items: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+    ) -> Result<(), EncodeError> {
+        self.u32(len_u32(field, items.clone().count())?);
+        items.into_iter().try_for_each(|(name, value)| {
             self.str(field, name)?;
             self.str(field, value)
         })

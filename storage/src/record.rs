@@ -263,6 +263,7 @@ pub struct RecordView<'a> {
 }
 
 /// A little-endian cursor over a record, failing instead of reading past the end.
+#[derive(Clone)]
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -298,7 +299,7 @@ fn read_u32(buf: &[u8], at: usize) -> u32 {
 }
 
 /// Iterates a length-prefixed string list (keys) or pair list (properties).
-fn strings(section: &[u8]) -> impl Iterator<Item = &str> {
+fn strings(section: &[u8]) -> impl Iterator<Item = &str> + Clone {
     let mut reader = Reader { buf: section, pos: 0 };
     std::iter::from_fn(move || {
         // Sections were validated by `RecordView::parse`.
@@ -434,11 +435,11 @@ impl<'a> RecordView<'a> {
         self.tag
     }
     /// Business keys.
-    pub fn keys(&self) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> + Clone + use<'a> {
         strings(self.keys)
     }
     /// Properties as (name, value) pairs, in the producer's order.
-    pub fn properties(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub fn properties(&self) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + use<'a> {
         let mut it = strings(self.properties);
         std::iter::from_fn(move || Some((it.next()?, it.next()?)))
     }
