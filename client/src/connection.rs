@@ -167,14 +167,10 @@ impl Connection {
 async fn read_to_end(recv: &mut quinn::RecvStream, limit: usize) -> Result<Bytes, Error> {
     let mut chunks = Vec::new();
     let mut len = 0;
-    while let Some(chunk) = recv
-        .read_chunk(limit, true)
-        .await
-        .map_err(|error| Error::from_read(quinn::ReadToEndError::Read(error), limit))?
-    {
+    while let Some(chunk) = recv.read_chunk(limit, true).await.map_err(Error::from_read)? {
         len += chunk.bytes.len();
         if len > limit {
-            return Err(Error::from_read(quinn::ReadToEndError::TooLong, limit));
+            return Err(Error::ResponseTooLarge { limit });
         }
         chunks.push(chunk.bytes);
     }

@@ -135,14 +135,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_read(error: quinn::ReadToEndError, limit: usize) -> Self {
+    pub(crate) fn from_read(error: quinn::ReadError) -> Self {
         match error {
-            quinn::ReadToEndError::TooLong => Error::ResponseTooLarge { limit },
-            quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(error)) => Error::Connection(error),
-            quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)) => {
-                Error::stream_code(code, "the broker reset the response stream")
-            }
-            quinn::ReadToEndError::Read(other) => Error::Stream { reason: other.to_string() },
+            quinn::ReadError::ConnectionLost(error) => Error::Connection(error),
+            quinn::ReadError::Reset(code) => Error::stream_code(code, "the broker reset the response stream"),
+            other => Error::Stream { reason: other.to_string() },
         }
     }
 
@@ -236,14 +233,13 @@ mod tests {
 
     #[test]
     fn stream_codes_map_to_error_codes() {
-        let reset = Error::from_read(quinn::ReadToEndError::Read(quinn::ReadError::Reset(VarInt::from_u32(11))), 8);
+        let reset = Error::from_read(quinn::ReadError::Reset(VarInt::from_u32(11)));
         assert_eq!(reset.code(), Some(ErrorCode::TooManyStreams));
         assert!(reset.is_transient());
         let stopped = Error::from_write(quinn::WriteError::Stopped(VarInt::from_u32(3)));
         assert_eq!(stopped.code(), Some(ErrorCode::FrameTooLarge));
         let huge = Error::from_write(quinn::WriteError::Stopped(VarInt::from_u32(70_000)));
         assert_eq!(huge.code(), Some(ErrorCode::Unknown(u16::MAX)));
-        assert!(matches!(Error::from_read(quinn::ReadToEndError::TooLong, 8), Error::ResponseTooLarge { limit: 8 }));
     }
 
     #[test]
