@@ -69,6 +69,11 @@ pub struct BrokerConfig {
     /// pull responses overflow the kernel's default (about 200 KiB) and every drop costs a
     /// QUIC loss recovery; the kernel caps the size at `net.core.rmem_max`/`wmem_max`.
     pub udp_buffer_bytes: usize,
+    /// Largest UDP payload the broker sends and accepts, in bytes (default 4 400; 1 200 to
+    /// 6 500). Path MTU discovery searches up to it, so on an Ethernet path packets stay
+    /// near 1 452 bytes. Fewer, larger packets cost less per message; above 6 500 a
+    /// ten-datagram GSO write passes 64 KiB and Linux drops it.
+    pub max_udp_payload: u16,
     /// Build the bloom index at dispatch (default true). Off saves its disk space
     /// (about 44 bytes per message) and dispatch time; SQL92 subscriptions then read every body.
     pub bloom_index: bool,
@@ -125,6 +130,7 @@ impl BrokerConfig {
             idle_timeout_ms: 60_000,
             worker_threads: 0,
             udp_buffer_bytes: 4 << 20,
+            max_udp_payload: weir_protocol::DEFAULT_MAX_UDP_PAYLOAD,
             bloom_index: true,
             prefilter: true,
             bloom_bytes: 32,
@@ -153,6 +159,21 @@ impl BrokerConfig {
         match self.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1)).max(1),
             n => n,
+        }
+    }
+
+    /// `max_udp_payload`, refused outside 1 200 to 6 500 bytes.
+    pub fn checked_max_udp_payload(&self) -> Result<u16, BrokerError> {
+        let range = weir_protocol::MIN_UDP_PAYLOAD..=weir_protocol::MAX_UDP_PAYLOAD_LIMIT;
+        if range.contains(&self.max_udp_payload) {
+            Ok(self.max_udp_payload)
+        } else {
+            Err(BrokerError::Config(format!(
+                "max_udp_payload must be from {} to {} bytes, not {}",
+                range.start(),
+                range.end(),
+                self.max_udp_payload
+            )))
         }
     }
 
@@ -233,6 +254,17 @@ mod tests {
         assert_eq!(config.max_message_size, 4 << 20);
         assert!(toml::from_str::<BrokerConfig>("flsuh = \"sync\"").is_err());
         assert!(matches!(config.store_config().flush, FlushMode::Sync { .. }));
+    }
+
+    #[test]
+    fn max_udp_payload_outside_what_quic_and_gso_allow_is_refused() {
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.checked_max_udp_payload().expect("default"), weir_protocol::DEFAULT_MAX_UDP_PAYLOAD);
+        for bad in [1199, 6501, 9000] {
+            config.max_udp_payload = bad;
+            let err = config.checked_max_udp_payload().expect_err("out of range");
+            assert!(err.to_string().contains("max_udp_payload"), "{err}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use config::{BrokerConfig, FlushKind};
 pub use error::BrokerError;
 /// The QUIC server settings the broker uses (for transport benchmarks).
 pub use server::bind as bind_udp;
-pub use tls::server_config as quic_server_config;
+pub use tls::{endpoint_config as quic_endpoint_config, server_config as quic_server_config};
 use tokio::task::JoinHandle;
 use weir_storage::Store;
 

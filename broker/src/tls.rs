@@ -58,13 +58,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// and the key of its connection ids, both derived from a secret kept in
 /// `<data_dir>/tls/reset.key`. A broker restarted after a crash then recognises its
 /// clients' old connection ids and resets those connections at once, instead of
-/// leaving the clients to find out through their idle timeout.
+/// leaving the clients to find out through their idle timeout. Also the largest UDP
+/// payload it accepts (`max_udp_payload`).
 pub fn endpoint_config(config: &BrokerConfig) -> Result<quinn::EndpointConfig, BrokerError> {
     let secret = endpoint_secret(config)?;
     let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
     let derived = ring::hmac::sign(&reset_key, b"weir connection ids");
     let cid_key = u64::from_le_bytes(derived.as_ref()[..8].try_into().expect("HMAC-SHA256 gives 32 bytes"));
     let mut endpoint = quinn::EndpointConfig::new(Arc::new(reset_key));
+    endpoint
+        .max_udp_payload_size(config.checked_max_udp_payload()?)
+        .map_err(|err| BrokerError::Config(format!("max_udp_payload: {err}")))?;
     endpoint.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
     Ok(endpoint)
 }
@@ -119,6 +123,9 @@ pub fn server_config(config: &BrokerConfig) -> Result<quinn::ServerConfig, Broke
                 .try_into()
                 .map_err(|_| BrokerError::Config("idle_timeout_ms is too large".into()))?,
         ));
+    let mut mtu_discovery = quinn::MtuDiscoveryConfig::default();
+    mtu_discovery.upper_bound(config.checked_max_udp_payload()?);
+    transport.mtu_discovery_config(Some(mtu_discovery));
     server.transport_config(Arc::new(transport));
     Ok(server)
 }

@@ -57,6 +57,10 @@ pub struct ClientConfig {
     /// Send and receive buffer of the client's UDP socket, in bytes (default 4 MiB; the
     /// kernel caps it at `net.core.rmem_max`/`wmem_max`).
     pub udp_buffer_bytes: usize,
+    /// Largest UDP payload the client sends and accepts, in bytes (default
+    /// [`DEFAULT_MAX_UDP_PAYLOAD`](weir_protocol::DEFAULT_MAX_UDP_PAYLOAD); 1 200 to
+    /// 6 500). Path MTU discovery searches up to it; see the broker's `max_udp_payload`.
+    pub max_udp_payload: u16,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +73,7 @@ impl Default for ClientConfig {
             max_frame_payload: DEFAULT_MAX_PAYLOAD_LEN,
             keep_alive_interval: Duration::from_secs(5),
             udp_buffer_bytes: 4 << 20,
+            max_udp_payload: weir_protocol::DEFAULT_MAX_UDP_PAYLOAD,
         }
     }
 }

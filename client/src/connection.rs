@@ -82,7 +82,7 @@ impl Connection {
     /// mistakes show up here rather than on the first request.
     pub(crate) async fn open(config: &ClientConfig) -> Result<Self, Error> {
         let address = BrokerAddress::parse(&config.broker)?;
-        let quic = quic_config(&config.ca, config.keep_alive_interval)?;
+        let quic = quic_config(config)?;
         let remote = resolve(&config.broker, &address, None).await?;
         let local: SocketAddr = if remote.is_ipv6() {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -90,9 +90,8 @@ impl Connection {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
         let socket = bind(local, config.udp_buffer_bytes).map_err(Error::Socket)?;
-        let endpoint =
-            quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, Arc::new(quinn::TokioRuntime))
-                .map_err(Error::Socket)?;
+        let endpoint = quinn::Endpoint::new(endpoint_config(config)?, None, socket, Arc::new(quinn::TokioRuntime))
+            .map_err(Error::Socket)?;
         let connection = Connection {
             endpoint,
             quic,
@@ -204,10 +203,37 @@ async fn resolve(broker: &str, address: &BrokerAddress, ipv6: Option<bool>) -> R
     })
 }
 
+/// `config.max_udp_payload`, refused outside what QUIC and GSO allow.
+fn max_udp_payload(config: &ClientConfig) -> Result<u16, Error> {
+    let range = weir_protocol::MIN_UDP_PAYLOAD..=weir_protocol::MAX_UDP_PAYLOAD_LIMIT;
+    if range.contains(&config.max_udp_payload) {
+        Ok(config.max_udp_payload)
+    } else {
+        Err(Error::Config {
+            reason: format!(
+                "max_udp_payload must be from {} to {} bytes, not {}",
+                range.start(),
+                range.end(),
+                config.max_udp_payload
+            ),
+        })
+    }
+}
+
+/// The client endpoint's settings: the largest UDP payload it accepts.
+pub fn endpoint_config(config: &ClientConfig) -> Result<quinn::EndpointConfig, Error> {
+    let mut endpoint = quinn::EndpointConfig::default();
+    endpoint
+        .max_udp_payload_size(max_udp_payload(config)?)
+        .map_err(|error| Error::Config { reason: format!("max_udp_payload: {error}") })?;
+    Ok(endpoint)
+}
+
 /// QUIC client settings: TLS 1.3 trusting exactly the configured certificates, ALPN
-/// `weir/1`, keep-alives. Public so transport benchmarks measure exactly these settings.
-pub fn quic_config(ca: &CaSource, keep_alive_interval: Duration) -> Result<quinn::ClientConfig, Error> {
-    let pem = match ca {
+/// `weir/1`, keep-alives, path MTU discovery up to `max_udp_payload`. Public so transport
+/// benchmarks measure exactly these settings.
+pub fn quic_config(config: &ClientConfig) -> Result<quinn::ClientConfig, Error> {
+    let pem = match &config.ca {
         CaSource::File(path) => std::fs::read(path).map_err(|source| Error::CaFile { path: path.clone(), source })?,
         CaSource::Pem(pem) => pem.clone(),
     };
@@ -232,7 +258,10 @@ pub fn quic_config(ca: &CaSource, keep_alive_interval: Duration) -> Result<quinn
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|error| Error::Config { reason: error.to_string() })?;
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(keep_alive_interval));
+    transport.keep_alive_interval(Some(config.keep_alive_interval));
+    let mut mtu_discovery = quinn::MtuDiscoveryConfig::default();
+    mtu_discovery.upper_bound(max_udp_payload(config)?);
+    transport.mtu_discovery_config(Some(mtu_discovery));
     transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("15 s is a valid QUIC idle timeout")));
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
@@ -255,11 +284,25 @@ mod tests {
         assert_eq!(parse("::1:7420"), None);
     }
 
+    fn with_ca(ca: CaSource) -> ClientConfig {
+        ClientConfig { ca, ..ClientConfig::default() }
+    }
+
     #[test]
     fn ca_pem_without_certificates_is_refused() {
-        let error = quic_config(&CaSource::Pem(b"not a pem".to_vec()), Duration::from_secs(1)).unwrap_err();
+        let error = quic_config(&with_ca(CaSource::Pem(b"not a pem".to_vec()))).unwrap_err();
         assert!(matches!(error, Error::Ca { .. }), "{error:?}");
-        let error = quic_config(&CaSource::File("/nonexistent/ca.pem".into()), Duration::from_secs(1)).unwrap_err();
+        let error = quic_config(&with_ca(CaSource::File("/nonexistent/ca.pem".into()))).unwrap_err();
         assert!(matches!(error, Error::CaFile { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn max_udp_payload_outside_what_quic_and_gso_allow_is_refused() {
+        assert!(endpoint_config(&ClientConfig::default()).is_ok());
+        for bad in [1199, 6501] {
+            let config = ClientConfig { max_udp_payload: bad, ..ClientConfig::default() };
+            let error = endpoint_config(&config).unwrap_err();
+            assert!(error.to_string().contains("max_udp_payload"), "{error}");
+        }
     }
 }

@@ -66,7 +66,9 @@ pub use weir_protocol::{
 
 pub use crate::client::Client;
 pub use crate::config::{CaSource, ClientConfig};
-pub use crate::connection::{bind as bind_udp, quic_config as quic_client_config};
+pub use crate::connection::{
+    bind as bind_udp, endpoint_config as quic_endpoint_config, quic_config as quic_client_config,
+};
 pub use crate::error::Error;
 pub use crate::producer::{Producer, ProducerConfig};
 pub use crate::pull::PullConsumer;

@@ -18,6 +18,20 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// is refused during the TLS handshake, before any frame is sent.
 pub const ALPN: &[u8] = b"weir/1";
 
+/// Recommended largest UDP payload a peer sends and accepts, in bytes (README §1). Path MTU
+/// discovery searches up to it and settles lower on smaller paths (about 1 452 on
+/// Ethernet). On loopback, 4 400 drained a backlog about 25 % faster than 1 452 and sped
+/// up acknowledged sends, because each packet costs a fixed amount of packet handling.
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 4400;
+
+/// Largest usable UDP payload, in bytes. Senders batch up to ten datagrams into one
+/// segmentation-offload (GSO) write, and the kernel refuses a batch over 64 KiB: above
+/// this size whole batches would be dropped.
+pub const MAX_UDP_PAYLOAD_LIMIT: u16 = 6500;
+
+/// Smallest UDP payload QUIC allows (RFC 9000 §14).
+pub const MIN_UDP_PAYLOAD: u16 = 1200;
+
 /// Length of the frame header in bytes.
 pub const HEADER_LEN: usize = 12;
 

@@ -71,7 +71,10 @@ pub use consumer_offset::{CommitOffsetRequest, FetchOffsetRequest, FetchOffsetRe
 pub use decoder::{Decoded, FrameDecoder, decode_frame};
 pub use error::{DecodeError, EncodeError};
 pub use error_response::{ErrorCode, ErrorResponse};
-pub use frame::{ALPN, DEFAULT_MAX_PAYLOAD_LEN, Frame, FrameKind, HEADER_LEN, MAGIC, PROTOCOL_VERSION, RequestKind};
+pub use frame::{
+    ALPN, DEFAULT_MAX_PAYLOAD_LEN, DEFAULT_MAX_UDP_PAYLOAD, Frame, FrameKind, HEADER_LEN, MAGIC, MAX_UDP_PAYLOAD_LIMIT,
+    MIN_UDP_PAYLOAD, PROTOCOL_VERSION, RequestKind,
+};
 pub use group::{
     FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
     SubscriptionStats,

@@ -36,7 +36,7 @@ pub async fn run(args: TransportArgs) -> anyhow::Result<ExitCode> {
     let mut config = BrokerConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse()?;
     let server = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        weir_broker::quic_endpoint_config(&config)?,
         Some(weir_broker::quic_server_config(&config)?),
         weir_broker::bind_udp(config.listen, config.udp_buffer_bytes)?,
         Arc::new(quinn::TokioRuntime),
@@ -62,11 +62,16 @@ pub async fn run(args: TransportArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     });
 
-    let ca = CaSource::File(config.tls_paths().0);
-    let client_socket = weir_client::bind_udp("127.0.0.1:0".parse()?, ClientConfig::default().udp_buffer_bytes)?;
-    let mut client =
-        quinn::Endpoint::new(quinn::EndpointConfig::default(), None, client_socket, Arc::new(quinn::TokioRuntime))?;
-    client.set_default_client_config(weir_client::quic_client_config(&ca, std::time::Duration::from_secs(5))?);
+    let mut client_config = ClientConfig::default();
+    client_config.ca = CaSource::File(config.tls_paths().0);
+    let client_socket = weir_client::bind_udp("127.0.0.1:0".parse()?, client_config.udp_buffer_bytes)?;
+    let mut client = quinn::Endpoint::new(
+        weir_client::quic_endpoint_config(&client_config)?,
+        None,
+        client_socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    client.set_default_client_config(weir_client::quic_client_config(&client_config)?);
     let conn = client.connect(addr, "localhost")?.await?;
     let total = args.mib << 20;
     let per_stream = total / args.streams;
