@@ -185,6 +185,8 @@ fn read_page(
         };
         let full = filtered.next_offset < end;
         page.next_offset = filtered.next_offset.min(max_offset);
+        // A message's wire form is its record plus the id and born host as text.
+        page.messages.reserve(filtered.records.iter().map(|record| record.bytes().len() + WIRE_OVERHEAD).sum());
         for record in &filtered.records {
             bytes_left = bytes_left.saturating_sub(record.bytes().len());
             page.messages.push(&text.message(ctx, record)).map_err(encode_error)?;
@@ -205,11 +207,13 @@ pub(crate) fn stored_message(ctx: &Context, record: &StoredRecord) -> StoredMess
 }
 
 /// The text fields a wire message has and a record does not (its id and born host),
-/// in buffers reused from one message to the next.
+/// in buffers reused from one message to the next. The born host is rewritten only when
+/// it changes: a page's messages mostly come from a few producers.
 #[derive(Default)]
 struct MessageText {
     msg_id: String,
     born_host: String,
+    born_host_addr: Option<SocketAddr>,
 }
 
 impl MessageText {
@@ -224,7 +228,10 @@ impl MessageText {
         self.msg_id.clear();
         let id = MessageId { store_id: ctx.store.store_id(), commitlog_offset: v.commitlog_offset() };
         write!(self.msg_id, "{id}").expect("writing to a String cannot fail");
-        write_host(&mut self.born_host, v.born_host());
+        if self.born_host_addr != Some(v.born_host()) {
+            write_host(&mut self.born_host, v.born_host());
+            self.born_host_addr = Some(v.born_host());
+        }
         StoredMessageRef {
             msg_id: &self.msg_id,
             topic: v.topic(),

@@ -224,6 +224,12 @@ impl PullPageWriter {
         Ok(())
     }
 
+    /// Makes room for `additional` more bytes of messages, so a page whose size the
+    /// caller can estimate is written without regrowing (and copying) the frame.
+    pub fn reserve(&mut self, additional: usize) {
+        self.frame.reserve(additional);
+    }
+
     /// Messages written so far.
     pub fn len(&self) -> usize {
         self.count as usize

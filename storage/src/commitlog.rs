@@ -18,18 +18,20 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{AppendError, DecodeError, ReadError};
 use crate::mapped_file::{FileWriter, MappedFile, list_files};
-use crate::record::{self, Check, Message, Placement, RecordView, Slot};
+use crate::record::{self, Check, Layout, Message, Placement, RecordView, Slot};
 
-/// A record read from the CommitLog: verified bytes shared with the mapping.
+/// A record read from the CommitLog: verified bytes shared with the mapping, and where
+/// its fields lie (found when it was verified).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
     bytes: Bytes,
+    layout: Layout,
 }
 
 impl StoredRecord {
-    /// The decoded view (structure only: the CRC was checked when the record was read).
+    /// The decoded view, rebuilt from the layout found when the record was read and verified.
     pub fn view(&self) -> RecordView<'_> {
-        RecordView::parse_verified(&self.bytes).expect("bytes were validated when read")
+        RecordView::with_layout(&self.bytes, &self.layout)
     }
     /// The encoded record.
     pub fn bytes(&self) -> &Bytes {
@@ -291,7 +293,8 @@ impl CommitLog {
         match record::read_slot(bytes, check) {
             Ok(Slot::Record(view)) => {
                 let local = (offset - segment.start()) as usize;
-                let record = StoredRecord { bytes: segment.bytes(local, view.len()).expect("published") };
+                let bytes = segment.bytes(local, view.len()).expect("published");
+                let record = StoredRecord { bytes, layout: view.layout() };
                 Step::Record { record, next: offset + view.len() as u64 }
             }
             Ok(Slot::Blank) => Step::Skip { next: segment.end() },
@@ -309,7 +312,10 @@ impl CommitLog {
         let local = (offset - segment.start()) as usize;
         let bytes = segment.bytes(local, size as usize).ok_or(ReadError::OffsetOutOfRange(offset))?;
         match RecordView::parse(&bytes) {
-            Ok(view) if view.len() == bytes.len() && view.commitlog_offset() == offset => Ok(StoredRecord { bytes }),
+            Ok(view) if view.len() == bytes.len() && view.commitlog_offset() == offset => {
+                let layout = view.layout();
+                Ok(StoredRecord { bytes, layout })
+            }
             Ok(_) => Err(ReadError::Corrupt { offset, source: DecodeError::BadLength(size as usize) }),
             Err(source) => Err(ReadError::Corrupt { offset, source }),
         }

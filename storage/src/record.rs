@@ -262,6 +262,17 @@ pub struct RecordView<'a> {
     body_start: usize,
 }
 
+/// Where a parsed record's variable fields lie within its bytes. A [`StoredRecord`](crate::StoredRecord)
+/// keeps it next to its verified bytes, so a view is rebuilt without parsing the record again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    topic_end: u32,
+    tag: (u32, u32),
+    keys: (u32, u32),
+    properties: (u32, u32),
+    body_start: u32,
+}
+
 /// A little-endian cursor over a record, failing instead of reading past the end.
 #[derive(Clone)]
 struct Reader<'a> {
@@ -381,6 +392,34 @@ impl<'a> RecordView<'a> {
             return Err(DecodeError::BadLength(bytes.len()));
         }
         Ok(Self { bytes, topic, tag, keys, properties, body_start })
+    }
+
+    /// Where this record's fields lie, to rebuild the view with [`with_layout`](Self::with_layout).
+    pub(crate) fn layout(&self) -> Layout {
+        let at = |field: &[u8]| (field.as_ptr() as usize - self.bytes.as_ptr() as usize) as u32;
+        let span = |field: &[u8]| (at(field), at(field) + field.len() as u32);
+        Layout {
+            topic_end: span(self.topic.as_bytes()).1,
+            tag: span(self.tag.as_bytes()),
+            keys: span(self.keys),
+            properties: span(self.properties),
+            body_start: self.body_start as u32,
+        }
+    }
+
+    /// The view of `bytes`, a record [`parse`](Self::parse)d before into `layout`: no
+    /// field is checked again (the short topic and tag are only re-read as UTF-8).
+    pub(crate) fn with_layout(bytes: &'a [u8], layout: &Layout) -> Self {
+        let range = |(start, end): (u32, u32)| &bytes[start as usize..end as usize];
+        let text = |field| std::str::from_utf8(field).expect("validated when the record was parsed");
+        RecordView {
+            bytes,
+            topic: text(&bytes[FIXED_HEADER_LEN..layout.topic_end as usize]),
+            tag: text(range(layout.tag)),
+            keys: range(layout.keys),
+            properties: range(layout.properties),
+            body_start: layout.body_start as usize,
+        }
     }
 
     /// The whole encoded record.
@@ -511,6 +550,18 @@ pub(crate) mod tests {
         assert_eq!(view.property("region"), Some("SH"));
         assert_eq!(view.property("missing"), None);
         assert_eq!(view.body(), b"hello");
+    }
+
+    #[test]
+    fn a_view_rebuilt_from_its_layout_reads_the_same_fields() {
+        let empty = Message { keys: vec![], properties: vec![], tag: String::new(), ..sample("t", 1, b"") };
+        for msg in [sample("orders", 3, b"hello"), empty] {
+            let buf = encode_vec(&msg, PLACEMENT);
+            let parsed = RecordView::parse(&buf).expect("valid");
+            let rebuilt = RecordView::with_layout(&buf, &parsed.layout());
+            assert_eq!(rebuilt.to_message(), msg);
+            assert_eq!(rebuilt.body_range(), parsed.body_range());
+        }
     }
 
     #[test]
