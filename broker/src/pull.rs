@@ -171,7 +171,8 @@ fn read_page(
             limits: PageLimits { max_messages: max - page.messages.len(), max_bytes: bytes_left },
         };
         let end = (page.next_offset + chunk as u64).min(max_offset);
-        let result = path.run(page.next_offset, end, &entries, |entry| match ctx.store.read_entry(entry) {
+        let mut reader = ctx.store.entry_reader();
+        let result = path.run(page.next_offset, end, &entries, |entry| match reader.read(entry) {
             Ok(record) => Ok(Some(record)),
             // Retention removed the segment under us: skip, as RocketMQ does.
             Err(ReadError::OffsetOutOfRange(_)) => Ok(None),

@@ -43,6 +43,45 @@ impl StoredRecord {
     }
 }
 
+/// `bytes` as the record at `offset`, once its length, CRC and fields check out.
+fn verified(bytes: Bytes, offset: u64) -> Result<StoredRecord, ReadError> {
+    match RecordView::parse(&bytes) {
+        Ok(view) if view.len() == bytes.len() && view.commitlog_offset() == offset => {
+            let layout = view.layout();
+            Ok(StoredRecord { bytes, layout })
+        }
+        Ok(_) => Err(ReadError::Corrupt { offset, source: DecodeError::BadLength(bytes.len()) }),
+        Err(source) => Err(ReadError::Corrupt { offset, source }),
+    }
+}
+
+/// Reads records one after another, as a pull page does: it takes one handle on a
+/// segment's published bytes and slices each record from it, where
+/// [`CommitLog::read`] looks the segment up and creates a handle per record. A
+/// segment that retention removes meanwhile stays readable through the handle.
+pub struct CommitLogReader<'a> {
+    log: &'a CommitLog,
+    /// The segment read last: its starting offset and its published bytes.
+    published: Option<(u64, Bytes)>,
+}
+
+impl CommitLogReader<'_> {
+    /// Reads and verifies the record at `offset`, expected to be `size` bytes.
+    pub fn read(&mut self, offset: u64, size: u32) -> Result<StoredRecord, ReadError> {
+        let end = offset.checked_add(size.into()).ok_or(ReadError::OffsetOutOfRange(offset))?;
+        let covered = |(start, bytes): &(u64, Bytes)| offset >= *start && end <= start + bytes.len() as u64;
+        if !self.published.as_ref().is_some_and(covered) {
+            let segment = self.log.segment_at(offset).ok_or(ReadError::OffsetOutOfRange(offset))?;
+            let published = segment.bytes(0, segment.published()).expect("the published bytes are published");
+            self.published = Some((segment.start(), published));
+        }
+        let (start, published) = self.published.as_ref().expect("just set");
+        let local = (offset - start) as usize;
+        let bytes = published.get(local..local + size as usize).ok_or(ReadError::OffsetOutOfRange(offset))?;
+        verified(published.slice_ref(bytes), offset)
+    }
+}
+
 /// What lies at a CommitLog position.
 #[derive(Debug)]
 pub enum Step {
@@ -311,14 +350,12 @@ impl CommitLog {
         let segment = self.segment_at(offset).ok_or(ReadError::OffsetOutOfRange(offset))?;
         let local = (offset - segment.start()) as usize;
         let bytes = segment.bytes(local, size as usize).ok_or(ReadError::OffsetOutOfRange(offset))?;
-        match RecordView::parse(&bytes) {
-            Ok(view) if view.len() == bytes.len() && view.commitlog_offset() == offset => {
-                let layout = view.layout();
-                Ok(StoredRecord { bytes, layout })
-            }
-            Ok(_) => Err(ReadError::Corrupt { offset, source: DecodeError::BadLength(size as usize) }),
-            Err(source) => Err(ReadError::Corrupt { offset, source }),
-        }
+        verified(bytes, offset)
+    }
+
+    /// A reader for many records in a row (see [`CommitLogReader`]).
+    pub fn reader(&self) -> CommitLogReader<'_> {
+        CommitLogReader { log: self, published: None }
     }
 
     /// Reads the record at `offset` without knowing its size (lookup by message id).

@@ -45,6 +45,6 @@ pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
 pub use queue_map::QueueMap;
 pub use record::{Message, RecordView};
 pub use store::{
-    AppendResult, AppendStatus, MessageId, QueueMessage, QueueRead, ReadStatus, RecoveryReport, Store, StoreStats,
-    VerifyReport, now_ms,
+    AppendResult, AppendStatus, EntryReader, MessageId, QueueMessage, QueueRead, ReadStatus, RecoveryReport, Store,
+    StoreStats, VerifyReport, now_ms,
 };

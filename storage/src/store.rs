@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
-use crate::commitlog::{CommitLog, Step, StoredRecord};
+use crate::commitlog::{CommitLog, CommitLogReader, Step, StoredRecord};
 use crate::config::{FlushMode, RecoveryMode, StoreConfig};
 use crate::consume_queue::{ConsumeQueueTable, CqEntry};
 use crate::dispatch::{DispatchHook, Dispatcher};
@@ -417,6 +417,12 @@ impl Store {
         self.log.read(entry.commitlog_offset, entry.size)
     }
 
+    /// A reader for the records of many ConsumeQueue entries in a row (a pull page):
+    /// cheaper per record than [`read_entry`](Self::read_entry), same checks.
+    pub fn entry_reader(&self) -> EntryReader<'_> {
+        EntryReader { log: self.log.reader() }
+    }
+
     /// Reads up to `max` messages of a queue from `offset` on.
     ///
     /// A corrupt record ends the page before it; if it is the first one, the read fails.
@@ -447,9 +453,10 @@ impl Store {
         queue.scan(offset, max, |q, e| entries.push((q, e)));
         let mut next = offset;
         let mut messages = Vec::with_capacity(entries.len());
+        let mut reader = self.entry_reader();
         for (queue_offset, entry) in entries {
             if !entry.is_filler() {
-                match self.log.read(entry.commitlog_offset, entry.size) {
+                match reader.read(&entry) {
                     Ok(record) => messages.push(QueueMessage { queue_offset, entry, record }),
                     // Retention removed the segment under us: skip, as RocketMQ does.
                     Err(ReadError::OffsetOutOfRange(_)) => {}
@@ -618,6 +625,18 @@ fn write_checkpoint(
     let checkpoint =
         Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
     file.store(&checkpoint)
+}
+
+/// Reads the records of ConsumeQueue entries, one after another (see [`Store::entry_reader`]).
+pub struct EntryReader<'a> {
+    log: CommitLogReader<'a>,
+}
+
+impl EntryReader<'_> {
+    /// Reads the record `entry` points at, verifying its CRC.
+    pub fn read(&mut self, entry: &CqEntry) -> Result<StoredRecord, ReadError> {
+        self.log.read(entry.commitlog_offset, entry.size)
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,31 @@ fn round_trip_across_segments_and_reopen() {
     assert_eq!(store.append(&message("orders", 1, 600)).expect("append").queue_offset, 200);
 }
 
+/// An entry reader serves the same records as one-off reads, across segments and
+/// while appends keep publishing more of the segment it holds.
+#[test]
+fn an_entry_reader_follows_appends_and_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path())).expect("open");
+    let mut reader = store.entry_reader();
+    let mut next = 0;
+    for round in 0..6 {
+        for n in 0..100 {
+            store.append(&message("t", 0, round * 100 + n)).expect("append");
+        }
+        assert!(store.wait_dispatched(Duration::from_secs(5)));
+        for (_, entry) in store.queue_entries("t", 0, next, usize::MAX) {
+            assert_eq!(reader.read(&entry).expect("read"), store.read_entry(&entry).expect("read"));
+            next += 1;
+        }
+    }
+    assert_eq!(next, 600);
+    assert!(store.stats().commitlog_bytes > 64 * 1024, "segments rolled");
+    let (_, last) = store.queue_entries("t", 0, 599, 1)[0];
+    let past_the_end = weir_storage::CqEntry { commitlog_offset: last.commitlog_offset + u64::from(last.size), ..last };
+    assert!(matches!(reader.read(&past_the_end), Err(weir_storage::ReadError::OffsetOutOfRange(_))));
+}
+
 #[test]
 fn entries_carry_tag_hashes() {
     let dir = tempfile::tempdir().expect("tempdir");
