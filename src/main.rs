@@ -13,6 +13,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: per-thread free lists and retained pages. glibc's malloc returned each
+/// pull page (a few hundred KiB) to the kernel and faulted it in again for the next.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Weir: a persistent message broker with filtering at the broker.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about)]

@@ -18,6 +18,10 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator `weir` uses, so both load generators run on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Default server address: a local `nats-server -js`.
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
