@@ -131,21 +131,29 @@ impl Producer {
     /// afterwards, a background task keeps the slot and drains them, so the caller's
     /// own send is not held up.
     async fn lead(&self) {
-        let max_payload = self.shared.client.config().max_frame_payload as usize;
-        let Some(batch) = self.shared.coalescer.take_batch(max_payload) else { return };
+        let Some(batch) = self.next_batch().await else { return };
         self.send_coalesced(batch).await;
-        if let Some(mut batch) = self.shared.coalescer.take_batch(max_payload) {
+        if let Some(mut batch) = self.next_batch().await {
             let producer = self.clone();
             tokio::spawn(async move {
                 loop {
                     producer.send_coalesced(batch).await;
-                    match producer.shared.coalescer.take_batch(max_payload) {
+                    match producer.next_batch().await {
                         Some(next) => batch = next,
                         None => return,
                     }
                 }
             });
         }
+    }
+
+    /// The next batch for a request slot, taken after yielding once to the runtime:
+    /// senders woken by the response that just arrived (their messages were acked)
+    /// then queue their next messages first, and they go in this request rather than
+    /// one request each. No timer is involved, so a lone sender is not delayed.
+    async fn next_batch(&self) -> Option<Vec<Waiter>> {
+        tokio::task::yield_now().await;
+        self.shared.coalescer.take_batch(self.shared.client.config().max_frame_payload as usize)
     }
 
     /// Sends coalesced messages in one request and tells each waiter its outcome.
