@@ -4,14 +4,14 @@
 //! task, whatever its size. When many tasks share a [`Producer`](crate::Producer)
 //! and each sends single messages, messages that arrive while
 //! [`MAX_REQUESTS_IN_FLIGHT`] requests are already out wait in a queue and go
-//! together in the next request. Three requests in flight measured best on
-//! loopback with 16 senders (12-17 % more messages/s than two, with p99 still about
-//! 1 ms; four or more only raise the p99). Nothing waits for a timer: a message sent
-//! while fewer requests are in flight leaves at once, so a lone sender sees no
-//! added latency. A slot holder yields to the runtime once before it takes a batch,
-//! so that senders woken by the response it just got queue their next messages in
-//! time to join (on loopback, 16 senders: 55-57k acknowledged messages/s without the
-//! yield, 59-69k with it).
+//! together in the next request. Nothing waits for a timer: a message sent while
+//! fewer requests are in flight leaves at once, so a lone sender sees no added
+//! latency. A slot holder yields to the runtime once before it takes a batch, so
+//! that senders woken by the response it just got queue their next messages in time
+//! to join (on loopback with 16 senders: 55-57k acknowledged messages/s without the
+//! yield, 59-69k with it). With that yield, two requests in flight measured as fast
+//! as three or four (63-64k messages/s) with the lowest p99 (0.6-0.7 ms against
+//! 0.9-1.3 ms).
 //!
 //! Only messages that name no queue and no sharding key are coalesced: they go
 //! round-robin anyway, so a batch may take them all to one queue.
@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use weir_protocol::{Message, SendResult};
 
 /// Coalesced requests a producer keeps in flight at once.
-pub(crate) const MAX_REQUESTS_IN_FLIGHT: usize = 3;
+pub(crate) const MAX_REQUESTS_IN_FLIGHT: usize = 2;
 
 /// What a waiting sender learns about its message.
 #[derive(Debug)]

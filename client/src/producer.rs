@@ -105,7 +105,7 @@ impl Producer {
     /// Sends one message and waits for the broker's result.
     ///
     /// Concurrent sends of messages that name no queue share requests (see the
-    /// `coalesce` module): while three coalesced requests are in flight, messages
+    /// `coalesce` module): while two coalesced requests are in flight, messages
     /// sent meanwhile go together in the next one.
     pub async fn send(&self, message: Message) -> Result<SendResult, Error> {
         if message.queue_id.is_some() {
