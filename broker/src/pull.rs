@@ -159,6 +159,7 @@ fn read_page(
     let mut bytes_left = (weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64).saturating_sub(max * WIRE_OVERHEAD);
     let mut page = empty(PullStatus::Found, offset);
     let mut text = MessageText::default();
+    let mut reader = ctx.store.entry_reader();
     // Fill the page from as many chunks as it takes, within a scan budget.
     while page.next_offset < max_offset && page.messages.len() < max && page.next_offset - offset < PAGE_SCAN_ENTRIES {
         let entries = ctx.store.queue_entries(topic, queue_id, page.next_offset, chunk);
@@ -171,7 +172,6 @@ fn read_page(
             limits: PageLimits { max_messages: max - page.messages.len(), max_bytes: bytes_left },
         };
         let end = (page.next_offset + chunk as u64).min(max_offset);
-        let mut reader = ctx.store.entry_reader();
         let result = path.run(page.next_offset, end, &entries, |entry| match reader.read(entry) {
             Ok(record) => Ok(Some(record)),
             // Retention removed the segment under us: skip, as RocketMQ does.

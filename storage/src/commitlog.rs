@@ -56,9 +56,9 @@ fn verified(bytes: Bytes, offset: u64) -> Result<StoredRecord, ReadError> {
 }
 
 /// Reads records one after another, as a pull page does: it takes one handle on a
-/// segment's published bytes and slices each record from it, where
-/// [`CommitLog::read`] looks the segment up and creates a handle per record. A
-/// segment that retention removes meanwhile stays readable through the handle.
+/// segment's published bytes and slices each record from it, looking a segment up
+/// only when a record lies outside the one it holds. A segment that retention removes
+/// meanwhile stays readable through the handle.
 pub struct CommitLogReader<'a> {
     log: &'a CommitLog,
     /// The segment read last: its starting offset and its published bytes.
@@ -347,10 +347,7 @@ impl CommitLog {
 
     /// Reads and verifies the record at `offset`, expected to be `size` bytes.
     pub fn read(&self, offset: u64, size: u32) -> Result<StoredRecord, ReadError> {
-        let segment = self.segment_at(offset).ok_or(ReadError::OffsetOutOfRange(offset))?;
-        let local = (offset - segment.start()) as usize;
-        let bytes = segment.bytes(local, size as usize).ok_or(ReadError::OffsetOutOfRange(offset))?;
-        verified(bytes, offset)
+        self.reader().read(offset, size)
     }
 
     /// A reader for many records in a row (see [`CommitLogReader`]).
