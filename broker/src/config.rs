@@ -164,17 +164,7 @@ impl BrokerConfig {
 
     /// `max_udp_payload`, refused outside 1 200 to 6 500 bytes.
     pub fn checked_max_udp_payload(&self) -> Result<u16, BrokerError> {
-        let range = weir_protocol::MIN_UDP_PAYLOAD..=weir_protocol::MAX_UDP_PAYLOAD_LIMIT;
-        if range.contains(&self.max_udp_payload) {
-            Ok(self.max_udp_payload)
-        } else {
-            Err(BrokerError::Config(format!(
-                "max_udp_payload must be from {} to {} bytes, not {}",
-                range.start(),
-                range.end(),
-                self.max_udp_payload
-            )))
-        }
+        weir_protocol::checked_udp_payload(self.max_udp_payload).map_err(|err| BrokerError::Config(err.to_string()))
     }
 
     /// The storage engine's configuration.

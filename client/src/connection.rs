@@ -205,19 +205,8 @@ async fn resolve(broker: &str, address: &BrokerAddress, ipv6: Option<bool>) -> R
 
 /// `config.max_udp_payload`, refused outside what QUIC and GSO allow.
 fn max_udp_payload(config: &ClientConfig) -> Result<u16, Error> {
-    let range = weir_protocol::MIN_UDP_PAYLOAD..=weir_protocol::MAX_UDP_PAYLOAD_LIMIT;
-    if range.contains(&config.max_udp_payload) {
-        Ok(config.max_udp_payload)
-    } else {
-        Err(Error::Config {
-            reason: format!(
-                "max_udp_payload must be from {} to {} bytes, not {}",
-                range.start(),
-                range.end(),
-                config.max_udp_payload
-            ),
-        })
-    }
+    weir_protocol::checked_udp_payload(config.max_udp_payload)
+        .map_err(|error| Error::Config { reason: error.to_string() })
 }
 
 /// The client endpoint's settings: the largest UDP payload it accepts.

@@ -32,6 +32,20 @@ pub const MAX_UDP_PAYLOAD_LIMIT: u16 = 6500;
 /// Smallest UDP payload QUIC allows (RFC 9000 §14).
 pub const MIN_UDP_PAYLOAD: u16 = 1200;
 
+/// A largest-UDP-payload setting outside [`MIN_UDP_PAYLOAD`]..=[`MAX_UDP_PAYLOAD_LIMIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("max_udp_payload must be from {} to {} bytes, not {}", MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD_LIMIT, .0)]
+pub struct UdpPayloadOutOfRange(pub u16);
+
+/// `bytes` as a largest UDP payload, or the error when QUIC or GSO cannot use it.
+pub fn checked_udp_payload(bytes: u16) -> Result<u16, UdpPayloadOutOfRange> {
+    if (MIN_UDP_PAYLOAD..=MAX_UDP_PAYLOAD_LIMIT).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(UdpPayloadOutOfRange(bytes))
+    }
+}
+
 /// Length of the frame header in bytes.
 pub const HEADER_LEN: usize = 12;
 
@@ -243,6 +257,17 @@ pub(crate) fn encode_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_payloads_outside_what_quic_and_gso_allow_are_refused() {
+        for good in [MIN_UDP_PAYLOAD, DEFAULT_MAX_UDP_PAYLOAD, MAX_UDP_PAYLOAD_LIMIT] {
+            assert_eq!(checked_udp_payload(good), Ok(good));
+        }
+        for bad in [0, MIN_UDP_PAYLOAD - 1, MAX_UDP_PAYLOAD_LIMIT + 1, u16::MAX] {
+            assert_eq!(checked_udp_payload(bad), Err(UdpPayloadOutOfRange(bad)));
+        }
+        assert_eq!(UdpPayloadOutOfRange(9000).to_string(), "max_udp_payload must be from 1200 to 6500 bytes, not 9000");
+    }
 
     fn header(version: u8, flags: u8, kind: u16, len: u32) -> [u8; HEADER_LEN] {
         let mut bytes = [0; HEADER_LEN];

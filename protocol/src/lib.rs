@@ -73,7 +73,7 @@ pub use error::{DecodeError, EncodeError};
 pub use error_response::{ErrorCode, ErrorResponse};
 pub use frame::{
     ALPN, DEFAULT_MAX_PAYLOAD_LEN, DEFAULT_MAX_UDP_PAYLOAD, Frame, FrameKind, HEADER_LEN, MAGIC, MAX_UDP_PAYLOAD_LIMIT,
-    MIN_UDP_PAYLOAD, PROTOCOL_VERSION, RequestKind,
+    MIN_UDP_PAYLOAD, PROTOCOL_VERSION, RequestKind, UdpPayloadOutOfRange, checked_udp_payload,
 };
 pub use group::{
     FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
