@@ -4,7 +4,8 @@
 //! One appender at a time (the `appender` mutex) assigns CommitLog offsets and
 //! queue offsets and copies records into the active segment's mapping. The
 //! next segment is created ahead of time by a background thread so that a
-//! roll-over does not stall appends. Readers find records through the shared
+//! roll-over does not stall appends, and another populates the active segment's
+//! pages ahead of the appender (the `warm` module). Readers find records through the shared
 //! segment list and see only published bytes.
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{AppendError, DecodeError, ReadError};
 use crate::mapped_file::{FileWriter, MappedFile, list_files};
 use crate::record::{self, Check, Layout, Message, Placement, RecordView, Slot};
+use crate::warm::{WARM_AHEAD, WARM_LOW_WATER, Warmer};
 
 /// A record read from the CommitLog: verified bytes shared with the mapping, and where
 /// its fields lie (found when it was verified).
@@ -120,6 +122,8 @@ struct Appender {
     queue_offsets: HashMap<String, HashMap<u32, u64>>,
     /// Last store timestamp handed out; timestamps never go backwards.
     last_timestamp: i64,
+    /// How far into the active segment warming has been asked for.
+    warm_requested: usize,
 }
 
 /// The CommitLog of one store.
@@ -132,7 +136,9 @@ pub struct CommitLog {
     /// Global offset up to which records are published.
     committed: AtomicU64,
     preallocator: Arc<Preallocator>,
-    preallocator_thread: Mutex<Option<JoinHandle<()>>>,
+    warmer: Arc<Warmer>,
+    /// The preallocator's and the warmer's threads, joined on close.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Outcome of verifying the CommitLog on open.
@@ -176,17 +182,25 @@ impl CommitLog {
         segments.push(writer.file().clone());
         let committed = writer.file().start() + writer.pos() as u64;
         let preallocator = Arc::new(Preallocator::new(dir.to_owned(), segment_size));
-        let thread = preallocator.clone().spawn()?;
+        let warmer = Arc::new(Warmer::default());
+        let threads = vec![preallocator.clone().spawn()?, warmer.clone().spawn()?];
         let log = Self {
             dir: dir.to_owned(),
             segment_size,
             segments: RwLock::new(segments),
-            appender: Mutex::new(Some(Appender { writer, queue_offsets: HashMap::new(), last_timestamp: 0 })),
+            appender: Mutex::new(Some(Appender {
+                writer,
+                queue_offsets: HashMap::new(),
+                last_timestamp: 0,
+                warm_requested: 0,
+            })),
             committed: AtomicU64::new(committed),
             preallocator,
-            preallocator_thread: Mutex::new(Some(thread)),
+            warmer,
+            threads: Mutex::new(threads),
         };
         log.preallocator.request(log.active_end());
+        log.keep_warm(log.appender.lock().as_mut().expect("just opened"));
         Ok((log, recovery))
     }
 
@@ -279,7 +293,7 @@ impl CommitLog {
         let mut guard = self.appender.lock();
         let appender = guard.as_mut().ok_or(AppendError::Closed)?;
         if appender.writer.remaining() < total {
-            self.roll(&mut appender.writer)?;
+            self.roll(appender)?;
         }
         let timestamp = now_ms.max(appender.last_timestamp);
         appender.last_timestamp = timestamp;
@@ -302,11 +316,23 @@ impl CommitLog {
         }
         appender.writer.publish();
         self.committed.store(appender.writer.file().start() + appender.writer.pos() as u64, Ordering::Release);
+        self.keep_warm(appender);
         Ok(placed)
     }
 
+    /// Asks the warmer for the next window once fewer than [`WARM_LOW_WATER`] warmed
+    /// bytes lie ahead of the write position: one request per few MiB appended.
+    fn keep_warm(&self, appender: &mut Appender) {
+        let (pos, size) = (appender.writer.pos(), appender.writer.file().size());
+        if appender.warm_requested < size && pos + WARM_LOW_WATER > appender.warm_requested {
+            appender.warm_requested = (pos + WARM_AHEAD).min(size);
+            self.warmer.request(appender.writer.file(), pos, appender.warm_requested);
+        }
+    }
+
     /// Seals the active segment with a blank and switches to the next one.
-    fn roll(&self, writer: &mut FileWriter) -> Result<(), AppendError> {
+    fn roll(&self, appender: &mut Appender) -> Result<(), AppendError> {
+        let writer = &mut appender.writer;
         let start = writer.file().end();
         let next = self.preallocator.take(start).map_err(|source| AppendError::Segment {
             path: self.dir.join(crate::mapped_file::file_name(start)),
@@ -320,6 +346,8 @@ impl CommitLog {
         writer.publish();
         self.segments.write().push(next.file().clone());
         *writer = next;
+        // The preallocator warmed the new segment's first window.
+        appender.warm_requested = WARM_AHEAD.min(writer.file().size());
         self.preallocator.request(start + self.segment_size);
         Ok(())
     }
@@ -399,11 +427,12 @@ impl CommitLog {
         Ok(self.min_offset())
     }
 
-    /// Stops appending and the preallocator; the segments stay readable.
+    /// Stops appending, the preallocator and the warmer; the segments stay readable.
     pub fn close(&self) {
         self.appender.lock().take();
         self.preallocator.shutdown();
-        if let Some(thread) = self.preallocator_thread.lock().take() {
+        self.warmer.shutdown();
+        for thread in std::mem::take(&mut *self.threads.lock()) {
             let _ = thread.join();
         }
     }
@@ -433,10 +462,16 @@ impl Preallocator {
     }
 
     /// Creates the segment at `start`, replacing a leftover file from an
-    /// earlier run (recovery already removed every file holding data past the end).
+    /// earlier run (recovery already removed every file holding data past the end),
+    /// and warms its first window so the appender's first writes after a roll-over
+    /// do not fault.
     fn create(&self, start: u64) -> std::io::Result<FileWriter> {
         let _ = std::fs::remove_file(self.dir.join(crate::mapped_file::file_name(start)));
-        MappedFile::create(&self.dir, start, self.size)
+        let writer = MappedFile::create(&self.dir, start, self.size)?;
+        if let Err(error) = writer.file().populate(0, WARM_AHEAD) {
+            tracing::debug!(%error, "cannot warm the new segment's first pages");
+        }
+        Ok(writer)
     }
 
     fn spawn(self: Arc<Self>) -> std::io::Result<JoinHandle<()>> {

@@ -7,6 +7,7 @@
 //! - [`record`]: the CommitLog record format (encode, validate, decode).
 //! - `mapped_file`: one memory-mapped file with one writer and many readers.
 //! - `commitlog`: segments, the appender, segment pre-allocation, recovery scan.
+//! - `warm`: populates the active segment's pages ahead of the appender.
 //! - [`EntryFile`]: fixed-width entries in mapped files (ConsumeQueues, hook extension files).
 //! - [`QueueMap`]: per-queue values in `<root>/<topic>/<queue id>/` (ConsumeQueues, hook files).
 //! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
@@ -35,6 +36,7 @@ mod queue_map;
 pub mod record;
 mod retention;
 mod store;
+mod warm;
 
 pub use commitlog::StoredRecord;
 pub use config::{FlushMode, RecoveryMode, StoreConfig};

@@ -129,6 +129,13 @@ impl MappedFile {
         usize::try_from(hole).map_or(self.size(), |hole| hole.clamp(from, self.size()))
     }
 
+    /// Brings bytes `[from, to)` into memory, mapped writable, so that writing them does
+    /// not fault (see the `warm` module). Their contents do not change.
+    pub fn populate(&self, from: usize, to: usize) -> std::io::Result<()> {
+        let to = to.min(self.size());
+        if to > from { self.map.advise_range(memmap2::Advice::PopulateWrite, from, to - from) } else { Ok(()) }
+    }
+
     /// Forces published bytes `[from, to)` to disk.
     pub fn flush_range(&self, from: usize, to: usize) -> std::io::Result<()> {
         if to > from { self.map.flush_range(from, to - from) } else { Ok(()) }
