@@ -15,6 +15,7 @@
 #   BATCH [500]           messages per pull request
 #   ACK [all]             consumer ack policy: all (one ack per batch) or none
 #   RUNS [1]              repetitions of each measurement
+#   THREADS [1]           worker threads of the load generator's runtime
 #   SYNC [default]        default, or `always` to fsync every write
 #                         (`jetstream { sync_interval: always }`, needs nats-server >= 2.10)
 #   PORT [14222]          loopback port for the server
@@ -32,6 +33,7 @@ BACKLOG=${BACKLOG:-1000000}
 BATCH=${BATCH:-500}
 ACK=${ACK:-all}
 RUNS=${RUNS:-1}
+THREADS=${THREADS:-1}
 SYNC=${SYNC:-default}
 PORT=${PORT:-14222}
 NATS_SERVER=${NATS_SERVER:-nats-server}
@@ -77,13 +79,13 @@ grep -q "Server is ready" "$work/server.log" || { echo "run.sh: nats-server not 
 echo "# $("$NATS_SERVER" --version), sync=$SYNC, size=$SIZE, concurrency=$CONCURRENCY, load: $(uptime)" >&2
 
 for _ in $(seq "$RUNS"); do
-    "$bench" publish --url "$url" --count "$COUNT" --size "$SIZE" --concurrency "$CONCURRENCY" --json | tail -n 1
+    "$bench" --threads "$THREADS" publish --url "$url" --count "$COUNT" --size "$SIZE" --concurrency "$CONCURRENCY" --json | tail -n 1
 done
 
 if ((BACKLOG > 0)); then
     echo "# publishing a $BACKLOG-message backlog" >&2
-    "$bench" publish --url "$url" --count "$BACKLOG" --size "$SIZE" --concurrency "$CONCURRENCY" --json >/dev/null
+    "$bench" --threads "$THREADS" publish --url "$url" --count "$BACKLOG" --size "$SIZE" --concurrency "$CONCURRENCY" --json >/dev/null
     for _ in $(seq "$RUNS"); do
-        "$bench" consume --url "$url" --count "$BACKLOG" --batch "$BATCH" --ack "$ACK" --json | tail -n 1
+        "$bench" --threads "$THREADS" consume --url "$url" --count "$BACKLOG" --batch "$BATCH" --ack "$ACK" --json | tail -n 1
     done
 fi

@@ -36,6 +36,8 @@ pub struct ConsumeArgs {
     json: bool,
     #[command(flatten)]
     broker: BrokerAddr,
+    #[command(flatten)]
+    pub threads: super::LoadThreads,
 }
 
 /// Runs `weir bench consume`.

@@ -53,6 +53,8 @@ pub struct ProduceArgs {
     json: bool,
     #[command(flatten)]
     broker: BrokerAddr,
+    #[command(flatten)]
+    pub threads: super::LoadThreads,
 }
 
 /// Totals shared by the sender tasks.

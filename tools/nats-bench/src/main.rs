@@ -28,6 +28,11 @@ const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 #[derive(Parser)]
 #[command(version, about = "NATS JetStream publish/consume benchmark (peer for `weir bench`)")]
 struct Cli {
+    /// Worker threads of the async runtime, as `weir bench --threads` (default 1 in
+    /// both): the client drives one connection, and on a machine shared with the
+    /// server more threads take its cores.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: u16,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,13 +45,19 @@ enum Command {
     Consume(consume::Args),
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Publish(args) => publish::run(args).await,
-        Command::Consume(args) => consume::run(args).await,
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads.into()).enable_all().build();
+    let runtime = runtime.unwrap_or_else(|err| {
+        eprintln!("error: starting the async runtime: {err}");
+        std::process::exit(1);
+    });
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Publish(args) => publish::run(args).await,
+            Command::Consume(args) => consume::run(args).await,
+        }
+    });
     if let Err(err) = result {
         eprintln!("error: {err}");
         std::process::exit(1);
