@@ -123,7 +123,7 @@ impl Producer {
     }
 
     async fn send_alone(&self, message: Message) -> Result<SendResult, Error> {
-        let mut results = self.send_run(vec![message], Placement::RoundRobin).await?;
+        let mut results = self.send_run(&mut vec![message], Placement::RoundRobin).await?;
         Ok(results.remove(0))
     }
 
@@ -158,8 +158,8 @@ impl Producer {
 
     /// Sends coalesced messages in one request and tells each waiter its outcome.
     async fn send_coalesced(&self, batch: Vec<Waiter>) {
-        let (messages, waiters): (Vec<Message>, Vec<_>) = batch.into_iter().unzip();
-        match self.send_run(messages.clone(), Placement::EachRoundRobin).await {
+        let (mut messages, waiters): (Vec<Message>, Vec<_>) = batch.into_iter().unzip();
+        match self.send_run(&mut messages, Placement::EachRoundRobin).await {
             Ok(results) => {
                 for (waiter, result) in waiters.into_iter().zip(results) {
                     let _ = waiter.send(Outcome::Sent(result));
@@ -167,7 +167,9 @@ impl Producer {
             }
             Err(error) => {
                 tracing::debug!(%error, count = messages.len(), "coalesced send failed; sending its messages alone");
-                for (waiter, message) in waiters.into_iter().zip(messages) {
+                for (waiter, mut message) in waiters.into_iter().zip(messages) {
+                    // Coalesced messages named no queue: a lone retry picks its own.
+                    message.queue_id = None;
                     let _ = waiter.send(Outcome::SendAlone(message));
                 }
             }
@@ -178,7 +180,7 @@ impl Producer {
     /// messages with the same key are stored, and consumed, in send order. Retries keep
     /// the queue.
     pub async fn send_ordered(&self, message: Message, sharding_key: &str) -> Result<SendResult, Error> {
-        let mut results = self.send_run(vec![message], Placement::ShardingKey(sharding_key)).await?;
+        let mut results = self.send_run(&mut vec![message], Placement::ShardingKey(sharding_key)).await?;
         Ok(results.remove(0))
     }
 
@@ -190,8 +192,8 @@ impl Producer {
     pub async fn send_batch(&self, messages: Vec<Message>) -> Result<Vec<SendResult>, Error> {
         let mut results = Vec::with_capacity(messages.len());
         let max_payload = self.shared.client.config().max_frame_payload as usize;
-        for run in batch::split(messages, max_payload) {
-            results.extend(self.send_run(run, Placement::RoundRobin).await?);
+        for mut run in batch::split(messages, max_payload) {
+            results.extend(self.send_run(&mut run, Placement::RoundRobin).await?);
         }
         Ok(results)
     }
@@ -226,14 +228,15 @@ impl Producer {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// Sends `messages` in one request, retrying transient failures.
-    async fn send_run(&self, mut messages: Vec<Message>, placement: Placement<'_>) -> Result<Vec<SendResult>, Error> {
+    /// Sends `messages` in one request, retrying transient failures. The messages stay
+    /// the caller's, with their born time and queue set.
+    async fn send_run(&self, messages: &mut Vec<Message>, placement: Placement<'_>) -> Result<Vec<SendResult>, Error> {
         let config = &self.shared.config;
-        stamp_born_time(&mut messages);
+        stamp_born_time(messages);
         let auto: Vec<bool> = messages.iter().map(|message| message.queue_id.is_none()).collect();
         let mut attempt = 0;
         loop {
-            let outcome = self.attempt(&mut messages, &auto, placement).await;
+            let outcome = self.attempt(messages, &auto, placement).await;
             if let Err(error) = &outcome
                 && error.code() == Some(weir_protocol::ErrorCode::UnknownTopic)
             {
@@ -272,19 +275,25 @@ impl Producer {
 
     /// Sets the queue of each message marked `auto` (it named none): per topic one
     /// round-robin queue for the whole request, a round-robin queue per message for
-    /// coalesced sends, or the selector's queue for the sharding key. Topics without write queues are left to the broker to refuse.
+    /// coalesced sends, or the selector's queue for the sharding key. A topic's route is
+    /// looked up once per run of messages to it. Topics without write queues are left to
+    /// the broker to refuse.
     async fn place(&self, messages: &mut [Message], auto: &[bool], placement: Placement<'_>) -> Result<(), Error> {
-        let mut last: Option<(String, Option<u32>)> = None;
+        // The current topic, its write queues, and the queue its request goes to (`RoundRobin`).
+        let mut route: Option<(String, Option<NonZeroU32>, Option<u32>)> = None;
         for (message, _) in messages.iter_mut().zip(auto).filter(|(_, auto)| **auto) {
-            message.queue_id = match (&last, placement) {
-                (Some((topic, queue)), Placement::RoundRobin) if *topic == message.topic => *queue,
-                _ => {
+            let (_, write_queues, request_queue) = match &mut route {
+                Some(route) if route.0 == message.topic => route,
+                route => {
                     let write_queues = self.shared.routes.write_queues(&self.shared.client, &message.topic).await?;
-                    let queue = write_queues.map(|write_queues| self.choose(message, write_queues, placement));
-                    last = Some((message.topic.clone(), queue));
-                    queue
+                    route.insert((message.topic.clone(), write_queues, None))
                 }
             };
+            message.queue_id = match (placement, *request_queue) {
+                (Placement::RoundRobin, Some(queue)) => Some(queue),
+                _ => write_queues.map(|write_queues| self.choose(message, write_queues, placement)),
+            };
+            *request_queue = message.queue_id;
         }
         Ok(())
     }

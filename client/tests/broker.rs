@@ -297,6 +297,33 @@ async fn thousand_concurrent_sends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_fails_alone_not_the_sends_coalesced_with_it() {
+    let harness = start().await;
+    create_topic(&harness.client, "mixed", 4).await;
+    let producer = Producer::new(harness.client.clone());
+    let sends: Vec<_> = (0..64)
+        .map(|i| {
+            let producer = producer.clone();
+            let body = if i == 32 { vec![0u8; MAX_MESSAGE_SIZE + 1] } else { format!("message {i}").into_bytes() };
+            tokio::spawn(async move { producer.send(Message::new("mixed", body)).await })
+        })
+        .collect();
+    let mut queues = HashSet::new();
+    for (i, send) in sends.into_iter().enumerate() {
+        match send.await.expect("send task") {
+            Ok(result) if i != 32 => {
+                assert_eq!(result.status, SendStatus::SendOk);
+                queues.insert(result.queue_id);
+            }
+            Err(error) if i == 32 => assert_eq!(error.code(), Some(ErrorCode::MessageTooLarge), "{error}"),
+            outcome => panic!("send {i}: unexpected {outcome:?}"),
+        }
+    }
+    assert_eq!(queues.len(), 4, "resent messages still go round-robin");
+    wait_until_stored(&harness.client, "mixed", 4, 63).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_split_to_the_frame_limit() {
     let harness = start().await;
     create_topic(&harness.client, "bulk", 2).await;
