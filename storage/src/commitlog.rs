@@ -438,6 +438,14 @@ impl CommitLog {
     }
 }
 
+/// A CommitLog dropped without [`close`](CommitLog::close) (a store whose open failed
+/// after the log opened) still stops its threads, which would otherwise keep segments mapped.
+impl Drop for CommitLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// Creates the next segment in the background.
 #[derive(Debug)]
 struct Preallocator {
@@ -527,5 +535,20 @@ impl Preallocator {
     fn shutdown(&self) {
         *self.state.lock() = PreallocState::Shutdown;
         self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_an_unclosed_log_stops_its_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CommitLog::open(dir.path(), 1 << 20, 0).unwrap();
+        let (preallocator, warmer) = (log.preallocator.clone(), log.warmer.clone());
+        drop(log);
+        assert_eq!(Arc::strong_count(&preallocator), 1, "the pre-allocator thread ended");
+        assert_eq!(Arc::strong_count(&warmer), 1, "the warmer thread ended");
     }
 }
