@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use weir_broker::{Broker, BrokerConfig};
 use weir_client::{
     Bytes, Client, ClientConfig, ConsumeStatus, Error, ErrorCode, Message, PluginState, Producer, PullConsumer,
-    PullStatus, PushConsumer, SendStatus, StartPosition, StoredMessage, Subscription, TopicConfig, TopicPermissions,
+    PullStatus, PushConsumer, SendResult, SendStatus, StartPosition, StoredMessage, Subscription, TopicConfig,
+    TopicPermissions,
 };
 
 /// Messages above this size are refused by the test brokers.
@@ -269,21 +270,32 @@ async fn ordered_send_keeps_per_key_order() {
     }
 }
 
+/// Sends each message from its own task, all at once; the results in message order.
+async fn send_concurrently(producer: &Producer, messages: Vec<Message>) -> Vec<Result<SendResult, Error>> {
+    let sends: Vec<_> = messages
+        .into_iter()
+        .map(|message| {
+            let producer = producer.clone();
+            tokio::spawn(async move { producer.send(message).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(sends.len());
+    for send in sends {
+        results.push(send.await.expect("send task"));
+    }
+    results
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_sends() {
     let harness = start().await;
     create_topic(&harness.client, "load", 4).await;
     let producer = Producer::new(harness.client.clone());
-    let sends: Vec<_> = (0..1000)
-        .map(|i| {
-            let producer = producer.clone();
-            tokio::spawn(async move { producer.send(Message::new("load", format!("message {i}"))).await })
-        })
-        .collect();
+    let messages = (0..1000).map(|i| Message::new("load", format!("message {i}"))).collect();
     let mut per_queue: HashMap<u32, HashSet<u64>> = HashMap::new();
     let mut ids = HashSet::new();
-    for send in sends {
-        let result = send.await.expect("send task").expect("send");
+    for result in send_concurrently(&producer, messages).await {
+        let result = result.expect("send");
         assert_eq!(result.status, SendStatus::SendOk);
         assert!(ids.insert(result.msg_id), "message ids are unique");
         assert!(per_queue.entry(result.queue_id).or_default().insert(result.queue_offset), "offsets are unique");
@@ -301,16 +313,15 @@ async fn a_refused_message_fails_alone_not_the_sends_coalesced_with_it() {
     let harness = start().await;
     create_topic(&harness.client, "mixed", 4).await;
     let producer = Producer::new(harness.client.clone());
-    let sends: Vec<_> = (0..64)
+    let messages = (0..64)
         .map(|i| {
-            let producer = producer.clone();
             let body = if i == 32 { vec![0u8; MAX_MESSAGE_SIZE + 1] } else { format!("message {i}").into_bytes() };
-            tokio::spawn(async move { producer.send(Message::new("mixed", body)).await })
+            Message::new("mixed", body)
         })
         .collect();
     let mut queues = HashSet::new();
-    for (i, send) in sends.into_iter().enumerate() {
-        match send.await.expect("send task") {
+    for (i, outcome) in send_concurrently(&producer, messages).await.into_iter().enumerate() {
+        match outcome {
             Ok(result) if i != 32 => {
                 assert_eq!(result.status, SendStatus::SendOk);
                 queues.insert(result.queue_id);
