@@ -130,6 +130,16 @@ fn bench_store_json_summary_has_the_documented_fields() {
 fn usage_errors_exit_with_status_2() {
     let out = weir().args(["bench", "store", "--count", "x"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
+    for bench in [&["produce", "--size", "1"][..], &["consume", "--group", "g"][..]] {
+        let out = weir()
+            .arg("bench")
+            .args(bench)
+            .args(["--topic", "t", "--count", "1", "--threads", "0"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bench:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"), "{bench:?}");
+    }
     let out = weir().args(["store", "check", "--data-dir", "/nonexistent/weir"]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Weir store"));
