@@ -188,7 +188,9 @@ fn append_error(err: AppendError) -> ErrorResponse {
     let code = match &err {
         AppendError::Invalid(InvalidMessage::TooLarge { .. }) => ErrorCode::MessageTooLarge,
         AppendError::Invalid(_) => ErrorCode::BadRequest,
-        AppendError::DiskFull { .. } => ErrorCode::DiskFull,
+        AppendError::DiskFull { .. } | AppendError::ReadOnly { out_of_space: true, .. } => ErrorCode::DiskFull,
+        AppendError::ReadOnly { .. } => ErrorCode::StoreUnavailable,
+        AppendError::Segment { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => ErrorCode::DiskFull,
         AppendError::Failed(_) | AppendError::Closed => ErrorCode::StoreUnavailable,
         _ => ErrorCode::Internal,
     };
@@ -279,7 +281,7 @@ fn group_stats(ctx: &Context, req: &GroupStatsRequest) -> GroupStatsResponse {
 
 pub(crate) fn read_error(err: ReadError) -> ErrorResponse {
     let code = match err {
-        ReadError::Corrupt { .. } => ErrorCode::StoreUnavailable,
+        ReadError::Corrupt { .. } | ReadError::Io(_) => ErrorCode::StoreUnavailable,
         ReadError::BadMessageId(_) => ErrorCode::BadRequest,
         _ => ErrorCode::NotFound,
     };

@@ -61,9 +61,13 @@ impl Broker {
         let arrivals = Arc::new(long_poll::ArrivalNotifier::default());
         let store_config = config.store_config();
         let shape = config.index_shape()?;
+        // The ConsumeQueues and the bloom index share one budget of mapped files.
+        let budget = weir_storage::MapBudget::for_config(&store_config);
         let blooms = if config.bloom_index {
             let dir = config.data_dir.join("bloomindex");
-            Some(Arc::new(weir_filters::BloomIndex::open(&dir, shape.clone()).map_err(io("opening the bloom index"))?))
+            let index = weir_filters::BloomIndex::open(&dir, shape.clone(), budget.clone())
+                .map_err(io("opening the bloom index"))?;
+            Some(Arc::new(index))
         } else {
             None
         };
@@ -73,7 +77,7 @@ impl Broker {
             hooks.push(blooms.clone());
         }
         hooks.push(arrivals.clone());
-        let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, hooks))
+        let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, budget, hooks))
             .await
             .map_err(|err| BrokerError::Config(format!("store open task failed: {err}")))??;
         let topics =

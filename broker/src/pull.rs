@@ -162,7 +162,11 @@ fn read_page(
     let mut reader = ctx.store.entry_reader();
     // Fill the page from as many chunks as it takes, within a scan budget.
     while page.next_offset < max_offset && page.messages.len() < max && page.next_offset - offset < PAGE_SCAN_ENTRIES {
-        let entries = ctx.store.queue_entries(topic, queue_id, page.next_offset, chunk);
+        let entries = match ctx.store.queue_entries(topic, queue_id, page.next_offset, chunk) {
+            Ok(entries) => entries,
+            Err(err) if page.messages.is_empty() => return Err(read_error(err)),
+            Err(_) => break, // deliver what was read; the next pull reports the failure
+        };
         let path = ReadPath {
             subscription: sub,
             stats: &registered.stats,

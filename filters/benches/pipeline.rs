@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use weir_filters::{
     BloomIndex, BloomShape, Expression, FilterStats, IndexShape, PageLimits, ReadPath, Subscription, TrafficRole,
 };
-use weir_storage::{Message, Store, StoreConfig};
+use weir_storage::{MapBudget, Message, Store, StoreConfig};
 
 const MESSAGES: u64 = 64 * 1024;
 
@@ -28,9 +28,11 @@ fn shape(block_entries: u64) -> IndexShape {
 }
 
 fn store(dir: &std::path::Path, block_entries: u64) -> (Store, Arc<BloomIndex>) {
-    let index = Arc::new(BloomIndex::open(&dir.join("bloomindex"), shape(block_entries)).expect("index"));
+    let index = Arc::new(
+        BloomIndex::open(&dir.join("bloomindex"), shape(block_entries), MapBudget::unlimited()).expect("index"),
+    );
     let config = StoreConfig { segment_size: 256 << 20, ..StoreConfig::new(dir) };
-    let store = Store::open_with_hooks(config, vec![index.clone()]).expect("store");
+    let store = Store::open_with_hooks(config, MapBudget::unlimited(), vec![index.clone()]).expect("store");
     let messages: Vec<Message> = (0..MESSAGES)
         .map(|i| Message {
             topic: "orders".into(),
@@ -60,7 +62,7 @@ fn store(dir: &std::path::Path, block_entries: u64) -> (Store, Arc<BloomIndex>) 
 /// Scans the whole queue with `sub`; returns the number delivered.
 fn scan(store: &Store, index: &BloomIndex, sub: &Subscription, prefilter: bool) -> usize {
     let stats = FilterStats::default();
-    let entries = store.queue_entries("orders", 0, 0, MESSAGES as usize);
+    let entries = store.queue_entries("orders", 0, 0, MESSAGES as usize).expect("entries");
     let blooms = index.queue("orders", 0);
     let path = ReadPath {
         subscription: sub,

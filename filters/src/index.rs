@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use weir_storage::{DispatchHook, Dispatched, EntryFile, HookOrder, QueueMap, RecordView};
+use weir_storage::{DispatchHook, Dispatched, EntryFile, HookOrder, MapBudget, QueueMap, RecordView};
 
 use crate::bloom::{BloomShape, message_terms};
 
@@ -188,10 +188,10 @@ pub struct QueueBlooms {
 }
 
 impl QueueBlooms {
-    fn open(dir: &Path, shape: Arc<IndexShape>) -> std::io::Result<Self> {
-        let entries = EntryFile::open(dir.join("entries"), shape.entry_len(), shape.entries_per_file)?;
+    fn open(dir: &Path, shape: Arc<IndexShape>, budget: &Arc<MapBudget>) -> std::io::Result<Self> {
+        let entries = EntryFile::open(dir.join("entries"), shape.entry_len(), shape.entries_per_file, budget.clone())?;
         let per_file = (shape.entries_per_file / shape.block_entries).max(1);
-        let blocks = EntryFile::open(dir.join("blocks"), shape.block_len(), per_file)?;
+        let blocks = EntryFile::open(dir.join("blocks"), shape.block_len(), per_file, budget.clone())?;
         // A block summary is written only once the block's last entry is: drop any past that.
         blocks.truncate(entries.max_offset() / shape.block_entries)?;
         let open_block = Mutex::new(OpenBlock::starting_at(entries.max_offset(), &shape));
@@ -208,20 +208,29 @@ impl QueueBlooms {
         self.shape.block_entries
     }
 
-    /// Calls `f(queue_offset, entry)` for up to `max` entries from `from` on.
+    /// Calls `f(queue_offset, entry)` for up to `max` entries from `from` on. Files
+    /// that cannot be read give no entries: an entry the index lacks skips nothing.
     pub fn scan(&self, from: u64, max: usize, mut f: impl FnMut(u64, BloomEntry<'_>)) {
-        self.entries.scan(from, max, |q, bytes| f(q, BloomEntry::parse(bytes)));
+        if let Err(err) = self.entries.scan(from, max, |q, bytes| f(q, BloomEntry::parse(bytes))) {
+            tracing::warn!(%err, "bloom index unreadable; reading bodies instead");
+        }
     }
 
-    /// Calls `f` with the summary of complete block `number`, if there is one.
+    /// Calls `f` with the summary of complete block `number`, if there is one (and it
+    /// can be read: a missing summary skips nothing).
     pub fn block<T>(&self, number: u64, f: impl FnOnce(BlockSummary<'_>) -> T) -> Option<T> {
-        self.blocks.read(number, |bytes| f(BlockSummary::parse(bytes)))
+        self.blocks.read(number, |bytes| f(BlockSummary::parse(bytes))).ok().flatten()
+    }
+
+    /// Bytes its files take on disk.
+    fn disk_bytes(&self) -> u64 {
+        self.entries.disk_bytes() + self.blocks.disk_bytes()
     }
 
     fn put(&self, queue_offset: u64, commitlog_offset: u64, view: &RecordView<'_>) -> std::io::Result<()> {
         let max = self.entries.max_offset();
         if queue_offset < max {
-            let same = self.entries.read(queue_offset, |e| BloomEntry::parse(e).describes(commitlog_offset));
+            let same = self.entries.read(queue_offset, |e| BloomEntry::parse(e).describes(commitlog_offset))?;
             if same == Some(true) {
                 return Ok(()); // replayed after a restart
             }
@@ -273,7 +282,7 @@ impl QueueBlooms {
             let stale = self.entries.read(keep - 1, |e| {
                 let e = BloomEntry::parse(e);
                 e.flags & flag::KNOWN != 0 && e.commitlog_offset >= commitlog_end
-            });
+            })?;
             if stale != Some(true) {
                 break;
             }
@@ -304,14 +313,16 @@ impl QueueBlooms {
 #[derive(Debug)]
 pub struct BloomIndex {
     shape: Arc<IndexShape>,
+    budget: Arc<MapBudget>,
     queues: QueueMap<QueueBlooms>,
     /// Set when the index was (re)created: recovery replays the whole CommitLog.
     rebuild: bool,
 }
 
 impl BloomIndex {
-    /// Opens the index under `root`, wiping it when it was built with another shape.
-    pub fn open(root: &Path, shape: IndexShape) -> std::io::Result<Self> {
+    /// Opens the index under `root`, wiping it when it was built with another shape; its
+    /// files are mapped within `budget` (the store's, shared with the ConsumeQueues).
+    pub fn open(root: &Path, shape: IndexShape, budget: Arc<MapBudget>) -> std::io::Result<Self> {
         assert!(
             shape.message.bytes.is_multiple_of(8) && shape.block.bytes.is_multiple_of(8),
             "bloom sizes are whole 64-bit words"
@@ -329,8 +340,8 @@ impl BloomIndex {
             std::fs::write(&meta, &fingerprint)?;
         }
         let shape = Arc::new(shape);
-        let queues = QueueMap::open(root, |dir, _, _| QueueBlooms::open(&dir, shape.clone()))?;
-        Ok(Self { shape, queues, rebuild })
+        let queues = QueueMap::open(root, |dir, _, _| QueueBlooms::open(&dir, shape.clone(), &budget))?;
+        Ok(Self { shape, budget, queues, rebuild })
     }
 
     /// The shape the index is built with.
@@ -344,7 +355,7 @@ impl BloomIndex {
     }
 
     fn queue_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<QueueBlooms>> {
-        self.queues.get_or_create(topic, queue_id, |dir| QueueBlooms::open(&dir, self.shape.clone()))
+        self.queues.get_or_create(topic, queue_id, |dir| QueueBlooms::open(&dir, self.shape.clone(), &self.budget))
     }
 
     fn all(&self) -> Vec<Arc<QueueBlooms>> {
@@ -377,5 +388,13 @@ impl DispatchHook for BloomIndex {
 
     fn retain(&self, topic: &str, queue_id: u32, min_queue_offset: u64) -> std::io::Result<()> {
         self.queue(topic, queue_id).map_or(Ok(()), |q| q.retain(min_queue_offset))
+    }
+
+    fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
+        self.queues.remove_topic(topic)
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.all().iter().map(|q| q.disk_bytes()).sum()
     }
 }

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use weir_filters::{
     BloomIndex, BloomShape, Expression, FilterStats, IndexShape, PageLimits, ReadPath, Subscription, TrafficRole,
 };
-use weir_storage::{Message, ReadError, Store, StoreConfig};
+use weir_storage::{MapBudget, Message, ReadError, Store, StoreConfig};
 
 const TOPIC: &str = "orders";
 const SHADOW: &str = "shadow";
@@ -104,8 +104,8 @@ fn config(dir: &std::path::Path) -> StoreConfig {
 }
 
 fn open(dir: &std::path::Path) -> (Store, Arc<BloomIndex>) {
-    let index = Arc::new(BloomIndex::open(&dir.join("bloomindex"), shape()).expect("index"));
-    let store = Store::open_with_hooks(config(dir), vec![index.clone()]).expect("store");
+    let index = Arc::new(BloomIndex::open(&dir.join("bloomindex"), shape(), MapBudget::unlimited()).expect("index"));
+    let store = Store::open_with_hooks(config(dir), MapBudget::unlimited(), vec![index.clone()]).expect("store");
     (store, index)
 }
 
@@ -136,7 +136,7 @@ fn deliver(store: &Store, index: &BloomIndex, sub: &Subscription, prefilter: boo
     let mut offset = 0;
     let mut delivered = Vec::new();
     while offset < end {
-        let entries = store.queue_entries(TOPIC, 0, offset, max);
+        let entries = store.queue_entries(TOPIC, 0, offset, max).expect("entries");
         let path = ReadPath {
             subscription: sub,
             stats: &stats,
@@ -184,7 +184,7 @@ proptest! {
         let (store, index) = open(dir.path());
         store_messages(&store, &messages);
         let expected: Vec<u64> = store
-            .queue_entries(TOPIC, 0, 0, messages.len())
+            .queue_entries(TOPIC, 0, 0, messages.len()).expect("entries")
             .iter()
             .filter(|(_, e)| sub.matches(&store.read_entry(e).expect("read").view(), SHADOW))
             .map(|(q, _)| *q)
@@ -233,7 +233,7 @@ fn selective_subscriptions_skip_without_reading_bodies() {
         let sub = Subscription::compile(Expression::Sql(expression.into()), TrafficRole::Production, &shape())
             .expect("valid");
         let stats = FilterStats::default();
-        let entries = store.queue_entries(TOPIC, 0, 0, 400);
+        let entries = store.queue_entries(TOPIC, 0, 0, 400).expect("entries");
         let blooms = index.queue(TOPIC, 0);
         let path = ReadPath {
             subscription: &sub,
@@ -286,13 +286,13 @@ proptest! {
         let from = (end as f64 * cut) as usize;
         bytes[from..end as usize].fill(0);
         std::fs::write(&segment, &bytes).expect("damage");
-        let index = Arc::new(BloomIndex::open(&dir.path().join("bloomindex"), shape()).expect("index"));
+        let index = Arc::new(BloomIndex::open(&dir.path().join("bloomindex"), shape(), MapBudget::unlimited()).expect("index"));
         let config = StoreConfig { recovery: weir_storage::RecoveryMode::Full, ..config(dir.path()) };
-        let store = Store::open_with_hooks(config, vec![index.clone()]).expect("reopen");
+        let store = Store::open_with_hooks(config, MapBudget::unlimited(), vec![index.clone()]).expect("reopen");
         store_messages(&store, &after);
         let (_, queue_end) = store.queue_offsets(TOPIC, 0);
         let expected: Vec<u64> = store
-            .queue_entries(TOPIC, 0, 0, queue_end as usize)
+            .queue_entries(TOPIC, 0, 0, queue_end as usize).expect("entries")
             .iter()
             .filter(|(_, e)| sub.matches(&store.read_entry(e).expect("read").view(), SHADOW))
             .map(|(q, _)| *q)

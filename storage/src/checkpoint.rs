@@ -7,6 +7,7 @@
 //! either the old or the new checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: u32 = 0x5743_5031; // "WCP1"
 const LEN: usize = 32;
@@ -86,43 +87,55 @@ impl CheckpointFile {
     }
 }
 
-/// The list of ConsumeQueues and their lengths at the last checkpoint, so
-/// that recovery notices a queue that went missing or fell behind.
+/// The list of ConsumeQueues at the last checkpoint, so that recovery notices a
+/// queue that went missing (e.g. its directory entry was lost with the power).
 ///
-/// Format: text, one `topic queue_id max_offset` line per queue; replaced
-/// atomically like the checkpoint.
+/// Format: text, one `topic queue_id` line per queue (older stores wrote a third
+/// column, the queue's length, which is ignored); replaced atomically like the
+/// checkpoint, and only when queues came or went since the last time.
 #[derive(Debug)]
 pub struct QueueManifest {
     path: PathBuf,
     tmp: PathBuf,
+    /// The queue-set generation last written (`u64::MAX`: none yet).
+    written: AtomicU64,
 }
 
 impl QueueManifest {
     /// The manifest kept in `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("queues"), tmp: dir.join("queues.tmp") }
+        Self { path: dir.join("queues"), tmp: dir.join("queues.tmp"), written: AtomicU64::new(u64::MAX) }
     }
 
     /// The recorded queues; empty when the file is missing or unreadable.
-    pub fn load(&self) -> Vec<(String, u32, u64)> {
+    pub fn load(&self) -> Vec<(String, u32)> {
         let Ok(text) = std::fs::read_to_string(&self.path) else { return Vec::new() };
         text.lines()
             .filter_map(|line| {
                 let mut parts = line.split(' ');
                 let topic = parts.next()?.to_owned();
                 let queue_id = parts.next()?.parse().ok()?;
-                let max_offset = parts.next()?.parse().ok()?;
-                Some((topic, queue_id, max_offset))
+                Some((topic, queue_id))
             })
             .collect()
     }
 
-    /// Durably replaces the manifest.
-    pub fn store(&self, queues: impl Iterator<Item = (String, u32, u64)>) -> std::io::Result<()> {
-        let text: String = queues.map(|(topic, queue_id, max)| format!("{topic} {queue_id} {max}\n")).collect();
+    /// Durably replaces the manifest with `queues()`, unless generation `generation`
+    /// of the queue set is the one written last.
+    pub fn store<I: Iterator<Item = (String, u32)>>(
+        &self,
+        generation: u64,
+        queues: impl FnOnce() -> I,
+    ) -> std::io::Result<()> {
+        if self.written.load(Ordering::Acquire) == generation {
+            return Ok(());
+        }
+        let text: String = queues().map(|(topic, queue_id)| format!("{topic} {queue_id}\n")).collect();
         std::fs::write(&self.tmp, text)?;
         std::fs::File::open(&self.tmp)?.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.written.store(generation, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -158,8 +171,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let manifest = QueueManifest::new(dir.path());
         assert!(manifest.load().is_empty());
-        let queues = vec![("orders".to_owned(), 0, 10), ("%RETRY%g".to_owned(), 3, 0)];
-        manifest.store(queues.clone().into_iter()).expect("store");
+        let queues = vec![("orders".to_owned(), 0), ("%RETRY%g".to_owned(), 3)];
+        manifest.store(1, || queues.clone().into_iter()).expect("store");
         assert_eq!(manifest.load(), queues);
+        manifest.store(1, || -> std::vec::IntoIter<(String, u32)> { panic!("generation 1 is written") }).expect("skip");
+        std::fs::write(dir.path().join("queues"), "old 2 17\n").expect("an older store's manifest");
+        assert_eq!(manifest.load(), [("old".to_owned(), 2)]);
     }
 }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{AppendError, DecodeError, ReadError};
-use crate::mapped_file::{FileWriter, MappedFile, list_files};
+use crate::mapped_file::{FileWriter, Growth, MappedFile, list_files, sync_dir};
 use crate::record::{self, Check, Layout, Message, Placement, RecordView, Slot};
 use crate::warm::{WARM_AHEAD, WARM_LOW_WATER, Warmer};
 
@@ -165,7 +165,7 @@ impl CommitLog {
                 tracing::error!(path = %path.display(), "CommitLog segment out of sequence; data from here on is dropped");
                 break;
             }
-            writers.push(MappedFile::open(&path, start, segment_size)?);
+            writers.push(MappedFile::open(&path, start, segment_size, Growth::Preallocated)?);
         }
         let recovery = Self::verify(&mut writers, verify_from)?;
         for stale in list_files(dir)?
@@ -176,7 +176,11 @@ impl CommitLog {
         }
         let writer = match writers.pop() {
             Some(w) => w,
-            None => MappedFile::create(dir, 0, segment_size)?,
+            None => {
+                let writer = MappedFile::create(dir, 0, segment_size, Growth::Preallocated)?;
+                sync_dir(dir)?;
+                writer
+            }
         };
         let mut segments: Vec<_> = writers.iter().map(|w| w.file().clone()).collect();
         segments.push(writer.file().clone());
@@ -284,6 +288,16 @@ impl CommitLog {
         for (topic, queue_id, next) in offsets {
             appender.queue_offsets.entry(topic).or_default().insert(queue_id, next);
         }
+    }
+
+    /// Forgets the queue offsets of a deleted `topic` (its next message starts at queue
+    /// offset 0) and returns the offset below which its records were written.
+    pub fn forget_topic(&self, topic: &str) -> u64 {
+        let mut guard = self.appender.lock();
+        if let Some(appender) = guard.as_mut() {
+            appender.queue_offsets.remove(topic);
+        }
+        self.committed()
     }
 
     /// Appends `messages` (with their pre-computed encoded lengths) as one
@@ -475,7 +489,8 @@ impl Preallocator {
     /// do not fault.
     fn create(&self, start: u64) -> std::io::Result<FileWriter> {
         let _ = std::fs::remove_file(self.dir.join(crate::mapped_file::file_name(start)));
-        let writer = MappedFile::create(&self.dir, start, self.size)?;
+        let writer = MappedFile::create(&self.dir, start, self.size, Growth::Preallocated)?;
+        sync_dir(&self.dir)?;
         if let Err(error) = writer.file().populate(0, WARM_AHEAD) {
             tracing::debug!(%error, "cannot warm the new segment's first pages");
         }

@@ -62,8 +62,14 @@ pub struct StoreConfig {
     /// Disk usage fraction above which the oldest sealed segments are deleted
     /// before their retention time (default 0.85, as RocketMQ's forced clean).
     pub disk_clean_forcibly: f64,
-    /// How often retention and disk usage are checked (default 10 s).
+    /// Free bytes kept on the data directory's file system: writes are refused below
+    /// it, so the queue and index files of accepted messages can still grow (default 64 MiB).
+    pub disk_reserve_bytes: u64,
+    /// How often retention runs (default 10 s; free space is checked every 50 ms).
     pub clean_interval: Duration,
+    /// Most ConsumeQueue and bloom-index files mapped at once; the least recently used
+    /// close beyond it (0: half of what `vm.max_map_count` and the descriptor limit allow).
+    pub max_mapped_queue_files: usize,
     /// Hash slots per key-index file (default 1 Mi).
     pub index_slots: u32,
     /// Entries per key-index file (default 4 Mi).
@@ -83,7 +89,9 @@ impl StoreConfig {
             retention: Duration::from_secs(72 * 3600),
             disk_high_water: 0.90,
             disk_clean_forcibly: 0.85,
+            disk_reserve_bytes: 64 << 20,
             clean_interval: Duration::from_secs(10),
+            max_mapped_queue_files: 0,
             index_slots: 1 << 20,
             index_entries: 4 << 20,
         }

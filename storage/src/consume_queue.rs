@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::entry_file::EntryFile;
+use crate::map_budget::MapBudget;
 use crate::queue_map::QueueMap;
 
 /// Bytes per entry.
@@ -80,9 +81,15 @@ pub struct ConsumeQueue {
 }
 
 impl ConsumeQueue {
-    /// Opens (or prepares to create) the queue stored in `dir`.
-    pub fn open(dir: PathBuf, topic: String, queue_id: u32, entries_per_file: u64) -> std::io::Result<Self> {
-        Ok(Self { topic, queue_id, entries: EntryFile::open(dir, ENTRY_LEN, entries_per_file)? })
+    /// Opens (or prepares to create) the queue stored in `dir`, mapping its files within `budget`.
+    pub fn open(
+        dir: PathBuf,
+        topic: String,
+        queue_id: u32,
+        entries_per_file: u64,
+        budget: Arc<MapBudget>,
+    ) -> std::io::Result<Self> {
+        Ok(Self { topic, queue_id, entries: EntryFile::open(dir, ENTRY_LEN, entries_per_file, budget)? })
     }
 
     /// Topic of the queue.
@@ -101,22 +108,26 @@ impl ConsumeQueue {
     pub fn max_offset(&self) -> u64 {
         self.entries.max_offset()
     }
+    /// Bytes its files take on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.entries.disk_bytes()
+    }
 
     /// The entry at `queue_offset`, if written and retained.
-    pub fn get(&self, queue_offset: u64) -> Option<CqEntry> {
+    pub fn get(&self, queue_offset: u64) -> std::io::Result<Option<CqEntry>> {
         self.entries.read(queue_offset, CqEntry::decode)
     }
 
     /// Calls `f(queue_offset, entry)` for up to `max` entries from `from` on, fillers included.
-    pub fn scan(&self, from: u64, max: usize, mut f: impl FnMut(u64, CqEntry)) {
-        self.entries.scan(from, max, |q, bytes| f(q, CqEntry::decode(bytes)));
+    pub fn scan(&self, from: u64, max: usize, mut f: impl FnMut(u64, CqEntry)) -> std::io::Result<()> {
+        self.entries.scan(from, max, |q, bytes| f(q, CqEntry::decode(bytes)))
     }
 
     /// Writes the entry for `queue_offset` if it is the next one, idempotently.
     pub fn put(&self, queue_offset: u64, entry: CqEntry) -> std::io::Result<PutOutcome> {
         let max = self.max_offset();
         if queue_offset < max {
-            return match self.get(queue_offset) {
+            return match self.get(queue_offset)? {
                 Some(existing) if existing == entry => Ok(PutOutcome::AlreadyPresent),
                 _ => {
                     // A stale entry from before a CommitLog truncation: cut the queue back.
@@ -141,7 +152,7 @@ impl ConsumeQueue {
     pub fn truncate_after(&self, commitlog_end: u64) -> std::io::Result<()> {
         let mut keep = self.max_offset();
         while keep > self.min_offset() {
-            match self.get(keep - 1) {
+            match self.get(keep - 1)? {
                 Some(e) if e.is_filler() || e.end() <= commitlog_end => break,
                 _ => keep -= 1,
             }
@@ -162,7 +173,7 @@ impl ConsumeQueue {
         // Skip entries of the first file that point at deleted CommitLog data.
         let mut min = self.min_offset();
         while min < self.max_offset()
-            && self.get(min).is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
+            && self.get(min)?.is_some_and(|e| e.is_filler() || e.commitlog_offset < commitlog_min)
         {
             min += 1;
         }
@@ -175,16 +186,17 @@ impl ConsumeQueue {
 #[derive(Debug)]
 pub struct ConsumeQueueTable {
     entries_per_file: u64,
+    budget: Arc<MapBudget>,
     queues: QueueMap<ConsumeQueue>,
 }
 
 impl ConsumeQueueTable {
-    /// Opens every queue found under `root`.
-    pub fn open(root: &Path, entries_per_file: u64) -> std::io::Result<Self> {
+    /// Opens every queue found under `root`, their files to be mapped within `budget`.
+    pub fn open(root: &Path, entries_per_file: u64, budget: Arc<MapBudget>) -> std::io::Result<Self> {
         let queues = QueueMap::open(root, |dir, topic, queue_id| {
-            ConsumeQueue::open(dir, topic.to_owned(), queue_id, entries_per_file)
+            ConsumeQueue::open(dir, topic.to_owned(), queue_id, entries_per_file, budget.clone())
         })?;
-        Ok(Self { entries_per_file, queues })
+        Ok(Self { entries_per_file, budget, queues })
     }
 
     /// The queue, if it has ever received a message.
@@ -195,7 +207,7 @@ impl ConsumeQueueTable {
     /// The queue, created (empty) if needed.
     pub fn get_or_create(&self, topic: &str, queue_id: u32) -> std::io::Result<Arc<ConsumeQueue>> {
         self.queues.get_or_create(topic, queue_id, |dir| {
-            ConsumeQueue::open(dir, topic.to_owned(), queue_id, self.entries_per_file)
+            ConsumeQueue::open(dir, topic.to_owned(), queue_id, self.entries_per_file, self.budget.clone())
         })
     }
 
@@ -204,6 +216,21 @@ impl ConsumeQueueTable {
         let mut all = self.queues.values();
         all.sort_by(|a, b| (a.topic(), a.queue_id()).cmp(&(b.topic(), b.queue_id())));
         all
+    }
+
+    /// Every queue, in no particular order.
+    pub fn values(&self) -> Vec<Arc<ConsumeQueue>> {
+        self.queues.values()
+    }
+
+    /// The queue map (its generation tells when queues came or went).
+    pub fn map(&self) -> &QueueMap<ConsumeQueue> {
+        &self.queues
+    }
+
+    /// Forgets every queue of `topic` and deletes their files.
+    pub fn remove_topic(&self, topic: &str) -> std::io::Result<()> {
+        self.queues.remove_topic(topic)
     }
 }
 
@@ -217,7 +244,7 @@ mod tests {
     }
 
     fn open(dir: &Path) -> ConsumeQueue {
-        ConsumeQueue::open(dir.join("q"), "t".into(), 0, 4).expect("open")
+        ConsumeQueue::open(dir.join("q"), "t".into(), 0, 4, MapBudget::unlimited()).expect("open")
     }
 
     #[test]
@@ -234,10 +261,10 @@ mod tests {
         let cq = open(dir.path());
         assert_eq!((cq.min_offset(), cq.max_offset()), (0, 10));
         let mut seen = Vec::new();
-        cq.scan(2, 100, |q, e| seen.push((q, e)));
+        cq.scan(2, 100, |q, e| seen.push((q, e))).expect("scan");
         assert_eq!(seen, (2..10).map(|i| (i, entry(i))).collect::<Vec<_>>());
-        assert_eq!(cq.get(9), Some(entry(9)));
-        assert_eq!(cq.get(10), None);
+        assert_eq!(cq.get(9).expect("get"), Some(entry(9)));
+        assert_eq!(cq.get(10).expect("get"), None);
     }
 
     #[test]
@@ -265,7 +292,7 @@ mod tests {
         let replacement = CqEntry { commitlog_offset: 999, size: 1, tag_hash: 0 };
         assert_eq!(cq.put(2, replacement).expect("put"), PutOutcome::Appended);
         assert_eq!(cq.max_offset(), 3);
-        assert_eq!(cq.get(2), Some(replacement));
+        assert_eq!(cq.get(2).expect("get"), Some(replacement));
     }
 
     #[test]
@@ -276,7 +303,7 @@ mod tests {
         for i in 2..10 {
             cq.put(i, entry(i)).expect("put");
         }
-        assert_eq!(cq.get(0).map(|e| e.is_filler()), Some(true));
+        assert_eq!(cq.get(0).expect("get").map(|e| e.is_filler()), Some(true));
         cq.delete_below(650).expect("delete");
         assert_eq!(cq.min_offset(), 7);
         assert_eq!(list_files(&dir.path().join("q")).expect("list").len(), 2);

@@ -17,6 +17,7 @@ use crate::commitlog::{CommitLog, Step, StoredRecord};
 use crate::consume_queue::{ConsumeQueueTable, CqEntry, PutOutcome};
 use crate::index::{KeyIndex, fnv1a};
 use crate::record::Check;
+use crate::tombstones::Tombstones;
 
 /// Hash of a tag as stored in ConsumeQueue entries (FNV-1a 64; 0 for no tag).
 ///
@@ -75,6 +76,16 @@ pub trait DispatchHook: Send + Sync {
         let _ = (topic, queue_id, min_queue_offset);
         Ok(())
     }
+    /// `topic` was deleted: drop everything kept for it. Its records are never
+    /// dispatched again; a topic created under the same name starts at queue offset 0.
+    fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
+        let _ = topic;
+        Ok(())
+    }
+    /// Bytes of the files the hook keeps (for the store's disk figures).
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// How often derived files are flushed and the checkpoint written.
@@ -83,6 +94,9 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Empty polls after which the dispatcher sleeps until an append wakes it.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 100;
+/// First and longest wait before a failed dispatch step is tried again.
+const RETRY_MIN: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// State shared between the dispatcher thread and the store.
 pub struct Dispatcher {
@@ -90,8 +104,11 @@ pub struct Dispatcher {
     queues: ConsumeQueueTable,
     index: KeyIndex,
     hooks: Vec<Arc<dyn DispatchHook>>,
+    tombstones: Tombstones,
     /// Records below this offset are dispatched.
     dispatched: AtomicU64,
+    /// Why the last dispatch step failed, until one succeeds: the store refuses writes meanwhile.
+    failure: Mutex<Option<std::io::Error>>,
     thread: Mutex<Option<Thread>>,
     /// Set while the thread sleeps until woken; the appender only wakes it then.
     sleeping: AtomicBool,
@@ -113,6 +130,9 @@ pub struct Replay {
     pub from: u64,
     /// Whether a ConsumeQueue was missing entries, forcing a rebuild from the oldest record.
     pub rebuilt: bool,
+    /// Whether the replay stopped on a write error (e.g. no space): the dispatcher
+    /// thread retries it, and the store is read-only meanwhile.
+    pub incomplete: bool,
 }
 
 impl Dispatcher {
@@ -122,13 +142,16 @@ impl Dispatcher {
         queues: ConsumeQueueTable,
         index: KeyIndex,
         hooks: Vec<Arc<dyn DispatchHook>>,
+        tombstones: Tombstones,
     ) -> Self {
         Self {
             log,
             queues,
             index,
             hooks,
+            tombstones,
             dispatched: AtomicU64::new(0),
+            failure: Mutex::new(None),
             thread: Mutex::new(None),
             sleeping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -148,15 +171,30 @@ impl Dispatcher {
     pub fn index(&self) -> &KeyIndex {
         &self.index
     }
+    /// The tombstones of deleted topics.
+    pub(crate) fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
+    }
     /// Records below this offset are dispatched.
     pub fn dispatched(&self) -> u64 {
         self.dispatched.load(Ordering::Acquire)
     }
+    /// Why dispatching is failing, if it is (it is retried until it succeeds).
+    pub fn failure(&self) -> Option<(std::io::ErrorKind, String)> {
+        self.failure.lock().as_ref().map(|err| (err.kind(), err.to_string()))
+    }
+
+    /// Holds the dispatcher between two records until the guard drops (topic deletion).
+    pub(crate) fn pause(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.step_lock.lock()
+    }
 
     /// Open-time recovery: cuts derived files back to `valid_end`, then replays
     /// from `from` (or from the oldest record when a queue turns out to be behind).
+    /// A write error during the replay (no space for a queue file) does not fail the
+    /// open: the replay is left to the dispatcher thread and the store stays read-only.
     pub fn recover(&self, valid_end: u64, from: u64, index_from: Option<u64>) -> std::io::Result<Replay> {
-        for queue in self.queues.all() {
+        for queue in self.queues.values() {
             queue.truncate_after(valid_end)?;
         }
         let mut from = index_from.map_or(from, |i| i.min(from));
@@ -168,13 +206,36 @@ impl Dispatcher {
         let oldest = self.log.min_offset();
         let from = from.clamp(oldest, valid_end.max(oldest));
         self.dispatched.store(from, Ordering::Release);
-        if self.run_until_caught_up(false)? {
-            return Ok(Replay { from, rebuilt: false });
+        let (from, rebuilt, outcome) = match self.run_until_caught_up(false) {
+            Ok(false) => {
+                tracing::warn!("a ConsumeQueue is missing entries; rebuilding all queues from the CommitLog");
+                self.dispatched.store(oldest, Ordering::Release);
+                (oldest, true, self.run_until_caught_up(true).map(|_| ()))
+            }
+            outcome => (from, false, outcome.map(|_| ())),
+        };
+        let incomplete = outcome.is_err();
+        self.record(outcome);
+        Ok(Replay { from, rebuilt, incomplete })
+    }
+
+    /// Keeps the outcome of a dispatch step: a failure makes the store read-only
+    /// until a later step succeeds.
+    fn record(&self, outcome: std::io::Result<()>) {
+        let mut failure = self.failure.lock();
+        match (outcome, failure.is_some()) {
+            (Ok(()), true) => {
+                tracing::info!(dispatched = self.dispatched(), "dispatch succeeds again; the store accepts writes");
+                *failure = None;
+            }
+            (Err(err), was_failing) => {
+                if !was_failing {
+                    tracing::error!(%err, at = self.dispatched(), "dispatch failed: the store is read-only until it succeeds");
+                }
+                *failure = Some(err);
+            }
+            (Ok(()), false) => {}
         }
-        tracing::warn!("a ConsumeQueue is missing entries; rebuilding all queues from the CommitLog");
-        self.dispatched.store(oldest, Ordering::Release);
-        self.run_until_caught_up(true)?;
-        Ok(Replay { from: oldest, rebuilt: true })
     }
 
     /// Dispatches every published record. With `fill_gaps`, a queue missing
@@ -205,6 +266,9 @@ impl Dispatcher {
 
     fn dispatch(&self, record: &StoredRecord, fill_gaps: bool) -> std::io::Result<bool> {
         let view = record.view();
+        if self.tombstones.is_dead(view.topic(), view.commitlog_offset()) {
+            return Ok(true); // a deleted topic's record: never indexed again
+        }
         let entry = CqEntry {
             commitlog_offset: view.commitlog_offset(),
             size: view.len() as u32,
@@ -232,7 +296,7 @@ impl Dispatcher {
     /// Flushes ConsumeQueues, the index and hooks; returns the offset now durable.
     pub fn flush(&self) -> std::io::Result<u64> {
         let upto = self.dispatched();
-        for queue in self.queues.all() {
+        for queue in self.queues.values() {
             queue.flush()?;
         }
         self.index.flush()?;
@@ -284,11 +348,17 @@ impl Dispatcher {
         let handle = std::thread::Builder::new().name("weir-dispatch".into()).spawn(move || {
             let mut last_tick = Instant::now();
             let mut idle_polls = 0;
+            let mut backoff = RETRY_MIN;
             while !dispatcher.stop.load(Ordering::Acquire) {
                 let before = dispatcher.dispatched();
-                if let Err(err) = dispatcher.run_until_caught_up(true) {
-                    tracing::error!(%err, "dispatch failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
+                let outcome = dispatcher.run_until_caught_up(true).map(|_| ());
+                let failed = outcome.is_err();
+                dispatcher.record(outcome);
+                if failed {
+                    std::thread::park_timeout(backoff);
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                } else {
+                    backoff = RETRY_MIN;
                 }
                 if dispatcher.dispatched() != before {
                     idle_polls = 0;

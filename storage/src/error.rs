@@ -68,13 +68,29 @@ pub enum AppendError {
     /// The message breaks a format limit.
     #[error(transparent)]
     Invalid(#[from] InvalidMessage),
-    /// Disk usage is above the high-water mark; writes are refused until space is freed.
-    #[error("disk usage {used_percent:.1}% is above the high-water mark of {limit_percent:.1}%: writes refused")]
+    /// Disk usage is above the high-water mark, or free space below the reserve kept
+    /// for indexing accepted messages; writes are refused until space is freed.
+    #[error(
+        "disk {used_percent:.1}% used with {free_bytes} bytes free (high-water mark {limit_percent:.1}%, reserve {reserve_bytes} bytes): writes refused until space is freed"
+    )]
     DiskFull {
         /// Current usage of the data directory's file system, in percent.
         used_percent: f64,
         /// Configured high-water mark, in percent.
         limit_percent: f64,
+        /// Bytes free on the file system.
+        free_bytes: u64,
+        /// Configured free-space reserve.
+        reserve_bytes: u64,
+    },
+    /// The store cannot make new messages consumable (a queue or index file cannot
+    /// be written); it serves reads and accepts writes again once that succeeds.
+    #[error("store is read-only: {reason}")]
+    ReadOnly {
+        /// What failed.
+        reason: String,
+        /// Whether the cause is a full disk.
+        out_of_space: bool,
     },
     /// An earlier I/O failure put the store in fail-stop mode; reopen it.
     #[error("store stopped after an I/O failure ({0}); reopen it to recover")]
@@ -144,6 +160,15 @@ pub enum ReadError {
     /// The message id belongs to another store.
     #[error("message id {0} belongs to another store")]
     ForeignMessageId(String),
+    /// A queue's files could not be opened or read.
+    #[error("cannot read queue files: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(err: std::io::Error) -> Self {
+        ReadError::Io(err.to_string())
+    }
 }
 
 /// Attaches a path to an I/O error.

@@ -56,7 +56,13 @@ impl IndexFile {
     fn create(dir: &Path, begin: u64, slots: usize, capacity: usize) -> std::io::Result<Self> {
         let path = dir.join(file_name(begin));
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-        file.set_len(Self::size_for(slots, capacity))?;
+        // Real blocks, not a sparse file: a write through the mapping must never need
+        // space the disk no longer has (that would be SIGBUS, not an error).
+        if let Err(err) = crate::mapped_file::allocate(&file, 0, Self::size_for(slots, capacity)) {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(err);
+        }
         let index = Self { map: MmapRaw::map_raw(&file)?, path, slot_count: slots, capacity };
         let words = index.words();
         for (i, v) in [MAGIC, begin, begin, 0, slots as u64, capacity as u64].into_iter().enumerate() {
@@ -222,6 +228,11 @@ impl KeyIndex {
         }
         out.dedup();
         out
+    }
+
+    /// Bytes of the index files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.files.read().iter().map(|f| f.map.len() as u64).sum()
     }
 
     /// Forces the newest file to disk.

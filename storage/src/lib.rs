@@ -10,6 +10,7 @@
 //! - `warm`: populates the active segment's pages ahead of the appender.
 //! - [`EntryFile`]: fixed-width entries in mapped files (ConsumeQueues, hook extension files).
 //! - [`QueueMap`]: per-queue values in `<root>/<topic>/<queue id>/` (ConsumeQueues, hook files).
+//! - [`MapBudget`]: how many per-queue files stay mapped; the least recently used close.
 //! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
 //! - `index`: message lookup by business key.
 //! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
@@ -17,6 +18,8 @@
 //! - `checkpoint`: durable positions that bound recovery.
 //! - `meta`: `store.meta` (format, id, geometry) and the process lock.
 //! - `retention`: segment retention, early cleanup and the disk high-water mark.
+//! - `disk`: the disk watch (high-water mark, free-space reserve) and the store's state.
+//! - `tombstones`: deleted topics whose records are still in the CommitLog.
 //! - `store`: the [`Store`] facade and message ids.
 //!
 //! **Boundary**: the storage engine knows nothing about networks, filters or plugins.
@@ -25,25 +28,30 @@ mod checkpoint;
 mod commitlog;
 mod config;
 mod consume_queue;
+mod disk;
 mod dispatch;
 mod entry_file;
 mod error;
 mod flush;
 mod index;
+mod map_budget;
 mod mapped_file;
 mod meta;
 mod queue_map;
 pub mod record;
 mod retention;
 mod store;
+mod tombstones;
 mod warm;
 
 pub use commitlog::StoredRecord;
 pub use config::{FlushMode, RecoveryMode, StoreConfig};
 pub use consume_queue::{CqEntry, ENTRY_LEN as CQ_ENTRY_LEN};
+pub use disk::StoreState;
 pub use dispatch::{DispatchHook, Dispatched, HookOrder, tag_hash};
 pub use entry_file::EntryFile;
 pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
+pub use map_budget::MapBudget;
 pub use queue_map::QueueMap;
 pub use record::{Message, RecordView};
 pub use store::{

@@ -1,10 +1,18 @@
-//! One fixed-size, memory-mapped file with a single appending writer and
+//! One memory-mapped file of fixed capacity with a single appending writer and
 //! any number of concurrent readers.
 //!
 //! The writer fills the file from the front and *publishes* how far it got;
 //! readers only see the published prefix. Bytes below the published position
 //! are never written again (except by recovery, before anyone reads), so
 //! readers can hold [`Bytes`] over the mapping without copying.
+//!
+//! The mapping always spans the file's whole capacity, but only its *allocated*
+//! prefix (the file's length, backed by real blocks from `fallocate`) is ever
+//! touched. A [`Growth::Preallocated`] file (a CommitLog segment) is allocated
+//! whole when created; a [`Growth::OnDemand`] file (ConsumeQueue, bloom index)
+//! starts empty and the writer extends it in doubling steps, so a queue holding
+//! one message costs one page. Either way a write through the mapping never
+//! needs a new block, so a full disk is an error from `fallocate`, never SIGBUS.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -14,15 +22,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use memmap2::MmapRaw;
 
+/// How a file's blocks are allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// The whole capacity when the file is created (CommitLog segments, written at speed).
+    Preallocated,
+    /// As the writer needs them, doubling from one page (per-queue files, mostly small).
+    OnDemand,
+}
+
+/// Smallest allocation step of an on-demand file.
+const PAGE: usize = 4096;
+
 /// A mapped file shared by its writer and readers.
 #[derive(Debug)]
 pub struct MappedFile {
     path: PathBuf,
     /// Global offset of the file's first byte (its file name).
     start: u64,
+    /// Spans the whole capacity; only `[0, allocated)` is backed by the file.
     map: MmapRaw,
     /// Bytes `[0, published)` are written and immutable.
     published: AtomicUsize,
+    /// The file's length: bytes `[0, allocated)` have blocks and may be touched.
+    allocated: AtomicUsize,
     file: File,
 }
 
@@ -44,40 +67,54 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 }
 
 impl MappedFile {
-    /// Creates `dir/<start>` of `size` bytes, allocating its blocks up front so
-    /// that writes through the mapping cannot hit ENOSPC (which would be SIGBUS).
-    pub fn create(dir: &Path, start: u64, size: u64) -> std::io::Result<FileWriter> {
+    /// Creates `dir/<start>` with a capacity of `size` bytes, allocated as `growth` says.
+    /// The caller makes the new directory entry durable (see [`sync_dir`]).
+    pub fn create(dir: &Path, start: u64, size: u64, growth: Growth) -> std::io::Result<FileWriter> {
         let path = dir.join(file_name(start));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        if let Err(err) = allocate(&file, size) {
+        if growth == Growth::Preallocated
+            && let Err(err) = allocate(&file, 0, size)
+        {
             drop(file);
             let _ = std::fs::remove_file(&path);
             return Err(err);
         }
-        sync_dir(dir)?;
-        Self::map(path, start, file, 0)
+        Self::map(path, start, file, size)
     }
 
-    /// Maps an existing file; the writer starts at `published` (found by recovery).
-    pub fn open(path: &Path, start: u64, expected_size: u64) -> std::io::Result<FileWriter> {
+    /// Maps an existing file of capacity `size`; the writer starts at 0 (recovery or
+    /// [`FileWriter::resume`] sets it). A preallocated file cut short (a crash during
+    /// creation) is grown back, its gap reading as zeroes; an on-demand one may be shorter.
+    pub fn open(path: &Path, start: u64, size: u64, growth: Growth) -> std::io::Result<FileWriter> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
-        if len < expected_size {
-            // A file cut short (e.g. a crash during creation): grow it back; the gap reads as zeroes.
-            allocate(&file, expected_size)?;
-        } else if len > expected_size {
+        if len > size {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} is {len} bytes, expected {expected_size}", path.display()),
+                format!("{} is {len} bytes, more than its capacity of {size}", path.display()),
             ));
         }
-        Self::map(path.to_owned(), start, file, 0)
+        if len < size && growth == Growth::Preallocated {
+            allocate(&file, 0, size)?;
+        }
+        Self::map(path.to_owned(), start, file, size)
     }
 
-    fn map(path: PathBuf, start: u64, file: File, published: usize) -> std::io::Result<FileWriter> {
-        let map = MmapRaw::map_raw(&file)?;
-        let file = Arc::new(MappedFile { path, start, map, published: AtomicUsize::new(published), file });
-        Ok(FileWriter { file, pos: published })
+    fn map(path: PathBuf, start: u64, file: File, size: u64) -> std::io::Result<FileWriter> {
+        let size = usize::try_from(size).map_err(|_| std::io::Error::other("file capacity overflows usize"))?;
+        let allocated = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+        // Mapping past the end of the file is allowed; those pages are never touched
+        // until the file has grown over them.
+        let map = memmap2::MmapOptions::new().len(size).map_raw(&file)?;
+        let file = Arc::new(MappedFile {
+            path,
+            start,
+            map,
+            published: AtomicUsize::new(0),
+            allocated: AtomicUsize::new(allocated.min(size)),
+            file,
+        });
+        Ok(FileWriter { file, pos: 0 })
     }
 
     /// Path of the file.
@@ -99,6 +136,10 @@ impl MappedFile {
     /// How many bytes are published (readable).
     pub fn published(&self) -> usize {
         self.published.load(Ordering::Acquire)
+    }
+    /// Bytes backed by the file (its length): what it costs on disk.
+    pub fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::Acquire)
     }
 
     /// The published bytes from `pos` on.
@@ -122,17 +163,13 @@ impl MappedFile {
     /// file system reports it (ext4, xfs and tmpfs report pre-allocated blocks
     /// that were never written as holes), or the file's end where it cannot tell.
     fn data_end(&self, from: usize) -> usize {
-        use std::os::fd::AsRawFd;
-        let Ok(offset) = libc::off_t::try_from(from) else { return self.size() };
-        // SAFETY: plain FFI call on the open file descriptor this struct owns.
-        let hole = unsafe { libc::lseek(self.file.as_raw_fd(), offset, libc::SEEK_HOLE) };
-        usize::try_from(hole).map_or(self.size(), |hole| hole.clamp(from, self.size()))
+        data_end(&self.file, from, self.allocated())
     }
 
     /// Brings bytes `[from, to)` into memory, mapped writable, so that writing them does
     /// not fault (see the `warm` module). Their contents do not change.
     pub fn populate(&self, from: usize, to: usize) -> std::io::Result<()> {
-        let to = to.min(self.size());
+        let to = to.min(self.allocated());
         if to > from { self.map.advise_range(memmap2::Advice::PopulateWrite, from, to - from) } else { Ok(()) }
     }
 
@@ -151,14 +188,34 @@ impl FileWriter {
     pub fn pos(&self) -> usize {
         self.pos
     }
-    /// Bytes left for writing.
+    /// Bytes left for writing: the capacity after the write position.
     pub fn remaining(&self) -> usize {
         self.file.size() - self.pos
     }
 
-    /// Writable bytes `[pos, pos + len)`; panics if `len` exceeds [`remaining`](Self::remaining).
+    /// Makes sure `len` bytes from the write position are allocated: an on-demand file
+    /// grows to twice its length (at least a page, at most its capacity) or to what is
+    /// needed. Fails with the file system's error (e.g. no space) and leaves the file as
+    /// it was; panics if `len` exceeds [`remaining`](Self::remaining).
+    pub fn allocate(&mut self, len: usize) -> std::io::Result<()> {
+        assert!(len <= self.remaining(), "allocating past the end of {}", self.file.path.display());
+        let (needed, allocated) = (self.pos + len, self.file.allocated());
+        if needed <= allocated {
+            return Ok(());
+        }
+        let target = needed.max(allocated * 2).max(PAGE).next_multiple_of(PAGE).min(self.file.size());
+        allocate(&self.file.file, allocated as u64, target as u64)?;
+        self.file.allocated.store(target, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writable bytes `[pos, pos + len)`; panics unless they are [allocated](Self::allocate).
     pub fn reserve(&mut self, len: usize) -> &mut [u8] {
-        assert!(len <= self.remaining(), "reserve past the end of {}", self.file.path.display());
+        assert!(
+            self.pos + len <= self.file.allocated(),
+            "reserve past the allocated end of {}",
+            self.file.path.display()
+        );
         // SAFETY: the range is inside the mapping (checked above) and at or
         // above `published`, so no reader looks at it; `FileWriter` is the
         // file's only writer and `&mut self` makes this borrow unique.
@@ -176,11 +233,29 @@ impl FileWriter {
         self.file.published.store(self.pos, Ordering::Release);
     }
 
+    /// Continues writing at `pos` of a file reopened with its bytes known to be good
+    /// (everything before `pos` is published as it is; nothing is zeroed).
+    pub fn resume(&mut self, pos: usize) -> std::io::Result<()> {
+        if pos > self.file.allocated() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {} bytes, fewer than the {pos} expected",
+                    self.file.path.display(),
+                    self.file.allocated()
+                ),
+            ));
+        }
+        self.pos = pos;
+        self.publish();
+        Ok(())
+    }
+
     /// Recovery only, before the file is shared with readers: sets the write
     /// position and zeroes everything after it, discarding a torn tail.
     /// Returns how many bytes of data (through the last non-zero byte) were discarded.
     pub fn truncate(&mut self, pos: usize) -> std::io::Result<u64> {
-        assert!(pos <= self.file.size());
+        assert!(pos <= self.file.allocated());
         let data = self.data_len_from(pos);
         self.pos = pos;
         self.reserve(data).fill(0);
@@ -196,11 +271,11 @@ impl FileWriter {
         region.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
     }
 
-    /// Recovery only: the raw bytes from `pos` to the end of the file, written or not.
+    /// Recovery only: the raw bytes from `pos` to the allocated end of the file, written or not.
     pub fn raw_from(&mut self, pos: usize) -> &[u8] {
         let saved = self.pos;
-        self.pos = pos.min(self.file.size());
-        let len = self.remaining();
+        self.pos = pos.min(self.file.allocated());
+        let len = self.file.allocated() - self.pos;
         let bytes: &[u8] = self.reserve(len);
         let bytes = bytes as *const [u8];
         self.pos = saved;
@@ -223,17 +298,57 @@ impl AsRef<[u8]> for FileSlice {
     }
 }
 
-/// Allocates the file's blocks (not a sparse file), falling back to `set_len`
-/// on file systems without `fallocate`.
-fn allocate(file: &File, size: u64) -> std::io::Result<()> {
+/// Allocates blocks for bytes `[from, to)` of the file, extending it to `to` (not a
+/// sparse file), falling back to `set_len` on file systems without `fallocate`.
+pub(crate) fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let len = libc::off_t::try_from(size).map_err(|_| std::io::Error::other("file size overflows off_t"))?;
+    let off = |n: u64| libc::off_t::try_from(n).map_err(|_| std::io::Error::other("file size overflows off_t"));
+    let (offset, len) = (off(from)?, off(to.saturating_sub(from))?);
+    if len == 0 {
+        return Ok(());
+    }
     // SAFETY: plain FFI call on a valid, open file descriptor.
-    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) } {
         0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(size),
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(to),
         errno => Err(std::io::Error::from_raw_os_error(errno)),
     }
+}
+
+/// End of the region of `file` from `from` that may hold data: the next hole as the
+/// file system reports it (ext4, xfs and tmpfs report pre-allocated blocks that were
+/// never written as holes), or `len` (the file's length) where it cannot tell.
+pub(crate) fn data_end(file: &File, from: usize, len: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let Ok(offset) = libc::off_t::try_from(from) else { return len };
+    // SAFETY: plain FFI call on an open file descriptor.
+    let hole = unsafe { libc::lseek(file.as_raw_fd(), offset, libc::SEEK_HOLE) };
+    usize::try_from(hole).map_or(len, |hole| hole.clamp(from.min(len), len))
+}
+
+/// End of the last data region of `file` (of length `len`): where written data ends,
+/// whatever unwritten or pre-allocated ranges lie before it. `len` where the file
+/// system cannot tell.
+pub(crate) fn last_data_end(file: &File, len: u64) -> u64 {
+    use std::os::fd::AsRawFd;
+    let Ok(len_off) = libc::off_t::try_from(len) else { return len };
+    let (mut pos, mut end) = (0, 0);
+    while pos < len_off {
+        // SAFETY: plain FFI calls on an open file descriptor.
+        let data = unsafe { libc::lseek(file.as_raw_fd(), pos, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no data after `pos`; anything else: the file system cannot tell.
+            let no_more = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            return if no_more { end } else { len };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(file.as_raw_fd(), data, libc::SEEK_HOLE) };
+        if hole < data {
+            return len;
+        }
+        (pos, end) = (hole, hole as u64);
+    }
+    end.min(len)
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.
@@ -261,7 +376,7 @@ mod tests {
     #[test]
     fn readers_see_only_published_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = MappedFile::create(dir.path(), 4096, 4096).expect("create");
+        let mut w = MappedFile::create(dir.path(), 4096, 4096, Growth::Preallocated).expect("create");
         assert_eq!(w.file().path().file_name().and_then(|n| n.to_str()), Some("00000000000000004096"));
         w.reserve(5).copy_from_slice(b"hello");
         w.advance(5);
@@ -276,7 +391,7 @@ mod tests {
     #[test]
     fn bytes_outlive_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = MappedFile::create(dir.path(), 0, 4096).expect("create");
+        let mut w = MappedFile::create(dir.path(), 0, 4096, Growth::Preallocated).expect("create");
         w.reserve(3).copy_from_slice(b"abc");
         w.advance(3);
         w.publish();
@@ -291,14 +406,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(file_name(0));
         {
-            let mut w = MappedFile::create(dir.path(), 0, 4096).expect("create");
+            let mut w = MappedFile::create(dir.path(), 0, 4096, Growth::Preallocated).expect("create");
             w.reserve(10).fill(7);
             w.advance(10);
             w.publish();
             w.truncate(4).expect("truncate");
             assert_eq!(w.file().read_from(0), &[7, 7, 7, 7]);
         }
-        let mut w = MappedFile::open(&path, 0, 4096).expect("open");
+        let mut w = MappedFile::open(&path, 0, 4096, Growth::Preallocated).expect("open");
         assert_eq!(&w.raw_from(0)[..12], &[7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 
@@ -307,18 +422,41 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(file_name(0));
         std::fs::write(&path, [1u8; 100]).expect("write");
-        let mut w = MappedFile::open(&path, 0, 4096).expect("short file is regrown");
+        let mut w = MappedFile::open(&path, 0, 4096, Growth::Preallocated).expect("short file is regrown");
         assert_eq!(w.file().size(), 4096);
         assert_eq!(w.raw_from(99)[..2], [1, 0]);
         drop(w);
-        assert!(MappedFile::open(&path, 0, 1024).is_err());
+        assert!(MappedFile::open(&path, 0, 1024, Growth::Preallocated).is_err());
+    }
+
+    #[test]
+    fn an_on_demand_file_grows_in_doubling_pages_up_to_its_capacity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = MappedFile::create(dir.path(), 0, 40_000, Growth::OnDemand).expect("create");
+        let len = || std::fs::metadata(dir.path().join(file_name(0))).expect("stat").len();
+        assert_eq!((w.file().allocated(), len()), (0, 0), "created empty");
+        w.allocate(10).expect("grow");
+        assert_eq!(len(), 4096);
+        w.reserve(10).fill(1);
+        w.advance(10);
+        w.allocate(5000).expect("grow");
+        assert_eq!(len(), 8192, "doubled");
+        w.advance(0);
+        w.allocate(30_000).expect("grow");
+        assert_eq!(len(), 32_768, "what is needed, in pages, when more than double");
+        w.allocate(39_990).expect("grow");
+        assert_eq!(len(), 40_000, "never past the capacity");
+        drop(w);
+        let mut w = MappedFile::open(&dir.path().join(file_name(0)), 0, 40_000, Growth::OnDemand).expect("open");
+        assert_eq!(w.file().allocated(), 40_000);
+        assert_eq!(w.data_len_from(0), 10);
     }
 
     #[test]
     fn lists_files_in_offset_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         for start in [2048u64, 0, 1024] {
-            MappedFile::create(dir.path(), start, 1024).expect("create");
+            MappedFile::create(dir.path(), start, 1024, Growth::Preallocated).expect("create");
         }
         std::fs::write(dir.path().join("checkpoint"), b"x").expect("write");
         let starts: Vec<u64> = list_files(dir.path()).expect("list").into_iter().map(|(s, _)| s).collect();

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -14,6 +15,8 @@ pub struct QueueMap<T> {
     root: PathBuf,
     /// topic → queue id → value (looked up by `&str`: no allocation).
     queues: RwLock<HashMap<String, HashMap<u32, Arc<T>>>>,
+    /// Grows whenever a queue is added or removed.
+    generation: AtomicU64,
 }
 
 impl<T> QueueMap<T> {
@@ -37,7 +40,7 @@ impl<T> QueueMap<T> {
                 queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(value));
             }
         }
-        Ok(Self { root: root.to_owned(), queues: RwLock::new(queues) })
+        Ok(Self { root: root.to_owned(), queues: RwLock::new(queues), generation: AtomicU64::new(0) })
     }
 
     /// The value of a queue, if it exists.
@@ -62,11 +65,39 @@ impl<T> QueueMap<T> {
         }
         let value = Arc::new(open(self.root.join(topic).join(queue_id.to_string()))?);
         by_id.insert(queue_id, value.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(value)
     }
 
     /// Every value, in no particular order.
     pub fn values(&self) -> Vec<Arc<T>> {
         self.queues.read().values().flat_map(|by_id| by_id.values().cloned()).collect()
+    }
+
+    /// How many queues there are.
+    pub fn len(&self) -> usize {
+        self.queues.read().values().map(HashMap::len).sum()
+    }
+
+    /// Whether there is no queue.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes whenever a queue is added or removed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Forgets every queue of `topic` and deletes `<root>/<topic>/`. Values still held
+    /// elsewhere stay readable (their files are unlinked, not unmapped).
+    pub fn remove_topic(&self, topic: &str) -> std::io::Result<()> {
+        if self.queues.write().remove(topic).is_some() {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+        match std::fs::remove_dir_all(self.root.join(topic)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
     }
 }

@@ -1,132 +1,100 @@
-//! Retention and the disk watch: deleting expired sealed segments (early when
-//! the disk fills up), trimming the derived files after them, and refusing
-//! writes above the disk high-water mark.
+//! Retention: deleting expired sealed segments (early when the disk fills up),
+//! trimming the derived files after them, and forgetting tombstones of deleted
+//! topics whose records are all gone. The disk watch decides when writes are
+//! refused (see the `disk` module); this thread frees the space.
 
-use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::commitlog::CommitLog;
 use crate::config::StoreConfig;
+use crate::disk::DiskWatch;
 use crate::dispatch::Dispatcher;
 
-/// Disk-usage state shared by the cleaner and the append path.
-#[derive(Debug, Default)]
-pub(crate) struct DiskWatch {
-    /// Usage fraction while writes are refused.
-    refusing: Mutex<Option<f64>>,
-    stop: Mutex<bool>,
-    wake: Condvar,
+/// The retention pass and what it remembers between passes.
+pub(crate) struct Cleaner {
+    config: StoreConfig,
+    log: Arc<CommitLog>,
+    dispatcher: Arc<Dispatcher>,
+    disk: Arc<DiskWatch>,
+    /// The CommitLog minimum the derived files were last trimmed to: with many
+    /// queues, trimming each costs a read, so it runs only when the minimum moved.
+    trimmed_to: AtomicU64,
 }
 
-impl DiskWatch {
-    /// The disk usage while writes are refused.
-    pub(crate) fn refusing(&self) -> Option<f64> {
-        *self.refusing.lock()
+impl Cleaner {
+    /// A cleaner over the store's parts.
+    pub(crate) fn new(
+        config: &StoreConfig,
+        log: &Arc<CommitLog>,
+        dispatcher: &Arc<Dispatcher>,
+        disk: &Arc<DiskWatch>,
+    ) -> Self {
+        Self {
+            config: config.clone(),
+            log: log.clone(),
+            dispatcher: dispatcher.clone(),
+            disk: disk.clone(),
+            trimmed_to: AtomicU64::new(u64::MAX),
+        }
     }
-    /// Stops the cleaner thread.
-    pub(crate) fn stop(&self) {
-        *self.stop.lock() = true;
-        self.wake.notify_all();
-    }
-}
 
-/// Starts the retention and disk-usage thread.
-pub(crate) fn spawn_cleaner(
-    config: &StoreConfig,
-    log: &Arc<CommitLog>,
-    dispatcher: &Arc<Dispatcher>,
-    disk: &Arc<DiskWatch>,
-) -> std::io::Result<JoinHandle<()>> {
-    let (config, log, dispatcher, disk) = (config.clone(), log.clone(), dispatcher.clone(), disk.clone());
-    std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
-        loop {
-            if let Err(err) = clean(&config, &log, &dispatcher, &disk) {
-                tracing::error!(%err, "retention failed");
+    /// Starts the retention thread: a pass every `clean_interval`, or sooner when the
+    /// disk watch sees the forced-clean mark crossed.
+    pub(crate) fn spawn(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        let cleaner = self.clone();
+        std::thread::Builder::new().name("weir-clean".into()).spawn(move || {
+            loop {
+                if let Err(err) = cleaner.clean() {
+                    tracing::error!(%err, "retention failed");
+                }
+                if cleaner.disk.wait(cleaner.config.clean_interval) {
+                    return;
+                }
             }
-            let mut stop = disk.stop.lock();
-            if !*stop {
-                disk.wake.wait_for(&mut stop, config.clean_interval);
+        })
+    }
+
+    /// One retention pass: delete expired sealed segments (and, above the forced-clean
+    /// mark, the oldest ones regardless of age), trim derived files, re-read the disk.
+    pub(crate) fn clean(&self) -> std::io::Result<()> {
+        let (config, dispatcher) = (&self.config, &self.dispatcher);
+        let space = self.disk.refresh()?;
+        let mut usage = space.usage;
+        let total = space.total.max(1) as f64;
+        let now = SystemTime::now();
+        let dispatched = dispatcher.dispatched();
+        let min = self.log.delete_oldest_while(|segment| {
+            // Never delete what the dispatcher has not indexed yet.
+            if segment.end() > dispatched {
+                return false;
             }
-            if *stop {
-                return;
+            let age =
+                std::fs::metadata(segment.path()).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+            let expired = age.is_some_and(|age| age >= config.retention);
+            let forced = usage >= config.disk_clean_forcibly;
+            if forced && !expired {
+                tracing::warn!(usage, segment = %segment.path().display(), "disk nearly full: deleting a segment before its retention time");
             }
+            if expired || forced {
+                usage -= segment.size() as f64 / total;
+            }
+            expired || forced
+        })?;
+        if self.trimmed_to.load(Ordering::Acquire) != min {
+            for queue in dispatcher.queues().values() {
+                queue.delete_below(min)?;
+                for hook in dispatcher.hooks() {
+                    hook.retain(queue.topic(), queue.queue_id(), queue.min_offset())?;
+                }
+            }
+            dispatcher.index().delete_below(min)?;
+            dispatcher.tombstones().prune(min)?;
+            self.trimmed_to.store(min, Ordering::Release);
         }
-    })
-}
-
-/// Usable size and available bytes of the file system holding `dir`, as `df`
-/// counts them: usable = used + available, so blocks reserved for root (or
-/// otherwise unavailable) count neither as space nor as usage.
-fn file_system_space(dir: &Path) -> std::io::Result<(f64, f64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: `statvfs` is plain old data; zeroes are a valid initial value.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error());
+        self.disk.refresh()?;
+        Ok(())
     }
-    let block = stat.f_frsize as f64;
-    let used = stat.f_blocks.saturating_sub(stat.f_bfree) as f64 * block;
-    let available = stat.f_bavail as f64 * block;
-    Ok((used + available, available))
-}
-
-/// Fraction of the file system holding `dir` that is in use.
-fn disk_usage(dir: &Path) -> std::io::Result<f64> {
-    let (total, available) = file_system_space(dir)?;
-    Ok(if total > 0.0 { 1.0 - available / total } else { 0.0 })
-}
-
-/// One retention pass: delete expired sealed segments (and, above the forced-clean
-/// mark, the oldest ones regardless of age), trim derived files, and decide
-/// whether writes must be refused.
-pub(crate) fn clean(
-    config: &StoreConfig,
-    log: &CommitLog,
-    dispatcher: &Dispatcher,
-    disk: &DiskWatch,
-) -> std::io::Result<()> {
-    let mut usage = disk_usage(&config.data_dir)?;
-    let total = file_system_space(&config.data_dir)?.0.max(1.0);
-    let now = SystemTime::now();
-    let dispatched = dispatcher.dispatched();
-    let min = log.delete_oldest_while(|segment| {
-        // Never delete what the dispatcher has not indexed yet.
-        if segment.end() > dispatched {
-            return false;
-        }
-        let age = std::fs::metadata(segment.path()).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
-        let expired = age.is_some_and(|age| age >= config.retention);
-        let forced = usage >= config.disk_clean_forcibly;
-        if forced && !expired {
-            tracing::warn!(usage, segment = %segment.path().display(), "disk nearly full: deleting a segment before its retention time");
-        }
-        if expired || forced {
-            usage -= segment.size() as f64 / total;
-        }
-        expired || forced
-    })?;
-    for queue in dispatcher.queues().all() {
-        queue.delete_below(min)?;
-        for hook in dispatcher.hooks() {
-            hook.retain(queue.topic(), queue.queue_id(), queue.min_offset())?;
-        }
-    }
-    dispatcher.index().delete_below(min)?;
-    let usage = disk_usage(&config.data_dir)?;
-    let mut refusing = disk.refusing.lock();
-    match (*refusing, usage >= config.disk_high_water) {
-        (None, true) => {
-            tracing::error!(usage, limit = config.disk_high_water, "disk above the high-water mark: refusing writes")
-        }
-        (Some(_), false) => tracing::info!(usage, "disk usage back below the high-water mark: accepting writes"),
-        _ => {}
-    }
-    *refusing = (usage >= config.disk_high_water).then_some(usage);
-    Ok(())
 }

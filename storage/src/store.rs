@@ -12,13 +12,16 @@ use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::commitlog::{CommitLog, CommitLogReader, Step, StoredRecord};
 use crate::config::{FlushMode, RecoveryMode, StoreConfig};
 use crate::consume_queue::{ConsumeQueueTable, CqEntry};
+use crate::disk::{DiskWatch, StoreState};
 use crate::dispatch::{DispatchHook, Dispatcher};
 use crate::error::{AppendError, IoContext, OpenError, ReadError};
 use crate::flush::{Durability, FlushService};
 use crate::index::KeyIndex;
+use crate::map_budget::MapBudget;
 use crate::meta;
 use crate::record::{self, Check, Message};
-use crate::retention::{self, DiskWatch};
+use crate::retention::Cleaner;
+use crate::tombstones::Tombstones;
 
 /// Global identity of a stored message: the store it lives in and its CommitLog offset.
 ///
@@ -150,8 +153,10 @@ pub struct RecoveryReport {
 }
 
 /// Figures for `weir status` and monitoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreStats {
+    /// What the store can do now, and why not more.
+    pub state: StoreState,
     /// Oldest retained CommitLog offset.
     pub min_offset: u64,
     /// One past the newest record.
@@ -162,8 +167,32 @@ pub struct StoreStats {
     pub dispatched_offset: u64,
     /// Bytes of CommitLog segment files.
     pub commitlog_bytes: u64,
+    /// Bytes of ConsumeQueue files.
+    pub consume_queue_bytes: u64,
+    /// Bytes of the key index and the dispatch hooks' files (the bloom index). The
+    /// small metadata files (checkpoint, manifests) are left out.
+    pub index_bytes: u64,
+    /// Fraction of the data directory's file system in use (every file on it counts).
+    pub disk_usage: f64,
+    /// Bytes free on that file system.
+    pub disk_free_bytes: u64,
     /// Number of ConsumeQueues.
     pub queues: usize,
+    /// Per-queue files mapped now, and the most that may be.
+    pub mapped_queue_files: (usize, usize),
+    /// Per-queue files closed so far to stay within that budget.
+    pub queue_file_evictions: u64,
+}
+
+impl StoreStats {
+    /// Bytes of CommitLog not yet in the ConsumeQueues.
+    pub fn dispatch_lag_bytes(&self) -> u64 {
+        self.max_offset.saturating_sub(self.dispatched_offset)
+    }
+    /// Bytes of every file the store writes.
+    pub fn store_bytes(&self) -> u64 {
+        self.commitlog_bytes + self.consume_queue_bytes + self.index_bytes
+    }
 }
 
 /// The result of [`Store::verify`]: a full scan for `weir store check`.
@@ -189,6 +218,8 @@ pub struct Store {
     checkpoint: Arc<CheckpointFile>,
     recovery: RecoveryReport,
     disk: Arc<DiskWatch>,
+    cleaner: Arc<Cleaner>,
+    budget: Arc<MapBudget>,
     closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: std::fs::File,
@@ -208,11 +239,17 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating if needed) the store at `config.data_dir`, recovering after a crash.
     pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
-        Self::open_with_hooks(config, Vec::new())
+        let budget = MapBudget::for_config(&config);
+        Self::open_with_hooks(config, budget, Vec::new())
     }
 
-    /// Like [`open`](Self::open), with extra dispatch hooks (replayed during recovery).
-    pub fn open_with_hooks(mut config: StoreConfig, hooks: Vec<Arc<dyn DispatchHook>>) -> Result<Self, OpenError> {
+    /// Like [`open`](Self::open), with extra dispatch hooks (replayed during recovery)
+    /// and the budget of mapped per-queue files the ConsumeQueues share with them.
+    pub fn open_with_hooks(
+        mut config: StoreConfig,
+        budget: Arc<MapBudget>,
+        hooks: Vec<Arc<dyn DispatchHook>>,
+    ) -> Result<Self, OpenError> {
         let dir = &config.data_dir.clone();
         std::fs::create_dir_all(dir).at(dir)?;
         let lock = meta::lock_dir(dir)?;
@@ -232,7 +269,9 @@ impl Store {
         let (log, log_recovery) = CommitLog::open(&log_dir, config.segment_size, verify_from).at(&log_dir)?;
         let log = Arc::new(log);
         let cq_dir = dir.join("consumequeue");
-        let queues = ConsumeQueueTable::open(&cq_dir, config.consume_queue_entries_per_file).at(&cq_dir)?;
+        let queues =
+            ConsumeQueueTable::open(&cq_dir, config.consume_queue_entries_per_file, budget.clone()).at(&cq_dir)?;
+        let tombstones = Tombstones::load(dir).at(dir)?;
         let index_dir = dir.join("index");
         let (index, index_from) =
             KeyIndex::open(&index_dir, config.index_slots, config.index_entries, clean_shutdown).at(&index_dir)?;
@@ -242,16 +281,14 @@ impl Store {
             .manifest()
             .load()
             .into_iter()
-            .any(|(topic, queue_id, _)| queues.get(&topic, queue_id).is_none());
+            .any(|(topic, queue_id)| queues.get(&topic, queue_id).is_none() && !tombstones.contains(&topic));
         let replay_from = match checkpoint {
-            Some(cp) if !queue_lost && !queues.all().is_empty() => cp.dispatched,
+            Some(cp) if !queue_lost && !queues.map().is_empty() => cp.dispatched,
             _ => 0,
         };
-        let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks));
+        let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks, tombstones));
         let replay = dispatcher.recover(log_recovery.valid_end, replay_from, index_from).at(&cq_dir)?;
-        log.set_queue_offsets(
-            dispatcher.queues().all().iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())),
-        );
+        log.set_queue_offsets(next_queue_offsets(&log, &dispatcher));
         let recovery = RecoveryReport {
             clean_shutdown,
             records_verified: log_recovery.records,
@@ -259,6 +296,9 @@ impl Store {
             replayed_from: replay.from,
             rebuilt_queues: replay.rebuilt,
         };
+        if replay.incomplete {
+            tracing::warn!("opened read-only: the dispatcher cannot index every record yet and keeps trying");
+        }
         if log_recovery.truncated_bytes > 0 {
             tracing::info!(
                 bytes = log_recovery.truncated_bytes,
@@ -268,7 +308,8 @@ impl Store {
         }
 
         let flush = FlushService::new(log.committed());
-        let disk = Arc::new(DiskWatch::default());
+        let disk = Arc::new(DiskWatch::new(&config).at(dir)?);
+        let cleaner = Arc::new(Cleaner::new(&config, &log, &dispatcher, &disk));
         let store = Self {
             store_id,
             log,
@@ -277,15 +318,21 @@ impl Store {
             checkpoint: checkpoint_file,
             recovery,
             disk,
+            cleaner,
+            budget,
             closed: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             _lock: lock,
             config,
         };
-        // Everything recovered is durable now: record it before accepting writes.
+        // Everything recovered is durable now: record it before accepting writes. A
+        // checkpoint that cannot be written (a full disk) leaves the last one, which
+        // only makes the next recovery replay more.
         store.log.flush(0, store.log.committed()).at(&log_dir)?;
         store.dispatcher.flush().at(&cq_dir)?;
-        store.write_checkpoint().at(dir)?;
+        if let Err(err) = store.write_checkpoint() {
+            tracing::warn!(%err, "cannot write a checkpoint after recovery; the previous one stays");
+        }
         store.start_services().at(dir)?;
         Ok(store)
     }
@@ -299,7 +346,7 @@ impl Store {
                 tracing::error!(%err, "checkpoint failed");
             }
         })?);
-        threads.push(retention::spawn_cleaner(&self.config, &self.log, &self.dispatcher, &self.disk)?);
+        threads.push(self.cleaner.spawn()?);
         Ok(())
     }
 
@@ -367,6 +414,8 @@ impl Store {
             .collect())
     }
 
+    /// Refuses an append the store could not make consumable: closed, stopped by a
+    /// failed flush, a dispatcher that cannot write, or a disk without the reserve.
     fn check_writable(&self) -> Result<(), AppendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
@@ -374,13 +423,54 @@ impl Store {
         if let Some(why) = self.flush.failure() {
             return Err(AppendError::Failed(why));
         }
-        if let Some(used) = self.disk.refusing() {
+        if let Some((kind, why)) = self.dispatcher.failure() {
+            return Err(AppendError::ReadOnly {
+                reason: format!("cannot index new messages: {why}"),
+                out_of_space: kind == std::io::ErrorKind::StorageFull,
+            });
+        }
+        if let Some(space) = self.disk.refusal() {
+            let (high_water, reserve) = self.disk.limits();
             return Err(AppendError::DiskFull {
-                used_percent: used * 100.0,
-                limit_percent: self.config.disk_high_water * 100.0,
+                used_percent: space.usage * 100.0,
+                limit_percent: high_water * 100.0,
+                free_bytes: space.free,
+                reserve_bytes: reserve,
             });
         }
         Ok(())
+    }
+
+    /// What the store can do now: `ok`, `read_only` (with why) or `failed`.
+    pub fn state(&self) -> StoreState {
+        match self.check_writable() {
+            Ok(()) | Err(AppendError::Closed) => StoreState::Ok,
+            Err(AppendError::Failed(why)) => {
+                StoreState::Failed { reason: format!("a flush failed ({why}); reopen the store to recover") }
+            }
+            Err(err) => StoreState::ReadOnly { reason: err.to_string() },
+        }
+    }
+
+    /// Deletes `topic`'s ConsumeQueues, hook files and key-index reach. Its records stay
+    /// in the CommitLog until retention removes them but are never served or indexed
+    /// again; the next message of a topic with this name starts at queue offset 0.
+    pub fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
+        // The dispatcher waits between two records: none of this topic is indexed meanwhile.
+        let _paused = self.dispatcher.pause();
+        let dead_below = self.log.forget_topic(topic);
+        self.dispatcher.tombstones().insert(topic, dead_below)?;
+        self.dispatcher.queues().remove_topic(topic)?;
+        for hook in self.dispatcher.hooks() {
+            hook.delete_topic(topic)?;
+        }
+        tracing::info!(topic, dead_below, "deleted topic");
+        Ok(())
+    }
+
+    /// The budget of mapped per-queue files.
+    pub fn map_budget(&self) -> &Arc<MapBudget> {
+        &self.budget
     }
 
     /// Oldest retained and one-past-newest offsets of a queue (`(0, 0)` if it never received a message).
@@ -388,7 +478,7 @@ impl Store {
         self.dispatcher.queues().get(topic, queue_id).map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
     }
 
-    /// Every queue with its `(topic, queue_id, min_offset, max_offset)`.
+    /// Every queue with its `(topic, queue_id, min_offset, max_offset)`, sorted.
     pub fn queues(&self) -> Vec<(String, u32, u64, u64)> {
         self.dispatcher
             .queues()
@@ -400,16 +490,22 @@ impl Store {
 
     /// Up to `max` ConsumeQueue entries from `offset` on, without touching the CommitLog
     /// (for tag-hash pre-filtering). Filler entries are left out.
-    pub fn queue_entries(&self, topic: &str, queue_id: u32, offset: u64, max: usize) -> Vec<(u64, CqEntry)> {
+    pub fn queue_entries(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, CqEntry)>, ReadError> {
         let mut out = Vec::new();
         if let Some(queue) = self.dispatcher.queues().get(topic, queue_id) {
             queue.scan(offset, max, |q, e| {
                 if !e.is_filler() {
                     out.push((q, e));
                 }
-            });
+            })?;
         }
-        out
+        Ok(out)
     }
 
     /// Reads the record a ConsumeQueue entry points at, verifying its CRC.
@@ -450,7 +546,7 @@ impl Store {
             return page(ReadStatus::NoNewMessage, offset, Vec::new());
         }
         let mut entries = Vec::new();
-        queue.scan(offset, max, |q, e| entries.push((q, e)));
+        queue.scan(offset, max, |q, e| entries.push((q, e)))?;
         let mut next = offset;
         let mut messages = Vec::with_capacity(entries.len());
         let mut reader = self.entry_reader();
@@ -475,7 +571,11 @@ impl Store {
         if id.store_id != self.store_id {
             return Err(ReadError::ForeignMessageId(id.to_string()));
         }
-        self.log.read_at(id.commitlog_offset)
+        let record = self.log.read_at(id.commitlog_offset)?;
+        if self.dispatcher.tombstones().is_dead(record.view().topic(), id.commitlog_offset) {
+            return Err(ReadError::OffsetOutOfRange(id.commitlog_offset)); // its topic was deleted
+        }
+        Ok(record)
     }
 
     /// Up to `max` messages of `topic` carrying business key `key`, newest first.
@@ -486,6 +586,7 @@ impl Store {
             .into_iter()
             .filter_map(|offset| self.log.read_at(offset).ok())
             .filter(|r| r.view().topic() == topic && r.view().keys().any(|k| k == key))
+            .filter(|r| !self.dispatcher.tombstones().is_dead(topic, r.view().commitlog_offset()))
             .take(max)
             .collect()
     }
@@ -495,7 +596,7 @@ impl Store {
     pub fn offset_at_time(&self, topic: &str, queue_id: u32, timestamp_ms: i64) -> u64 {
         let Some(queue) = self.dispatcher.queues().get(topic, queue_id) else { return 0 };
         let stored_at = |q: u64| -> Option<i64> {
-            let entry = queue.get(q).filter(|e| !e.is_filler())?;
+            let entry = queue.get(q).ok().flatten().filter(|e| !e.is_filler())?;
             Some(self.log.read(entry.commitlog_offset, entry.size).ok()?.view().store_timestamp_ms())
         };
         // Binary search over [min, max); unreadable entries count as "before".
@@ -507,15 +608,25 @@ impl Store {
         lo
     }
 
-    /// Current figures.
+    /// Current figures, from memory (no file is read).
     pub fn stats(&self) -> StoreStats {
+        let queues = self.dispatcher.queues().values();
+        let space = self.disk.space();
         StoreStats {
+            state: self.state(),
             min_offset: self.log.min_offset(),
             max_offset: self.log.committed(),
             flushed_offset: self.flush.flushed(),
             dispatched_offset: self.dispatcher.dispatched(),
             commitlog_bytes: self.log.disk_bytes(),
-            queues: self.dispatcher.queues().all().len(),
+            consume_queue_bytes: queues.iter().map(|q| q.disk_bytes()).sum(),
+            index_bytes: self.dispatcher.index().disk_bytes()
+                + self.dispatcher.hooks().iter().map(|h| h.disk_bytes()).sum::<u64>(),
+            disk_usage: space.usage,
+            disk_free_bytes: space.free,
+            queues: queues.len(),
+            mapped_queue_files: (self.budget.mapped(), self.budget.limit()),
+            queue_file_evictions: self.budget.evictions(),
         }
     }
 
@@ -553,7 +664,7 @@ impl Store {
             }
         }
         for queue in self.dispatcher.queues().all() {
-            queue.scan(queue.min_offset(), usize::MAX, |q, entry| {
+            let scanned = queue.scan(queue.min_offset(), usize::MAX, |q, entry| {
                 if entry.is_filler() {
                     return;
                 }
@@ -572,13 +683,17 @@ impl Store {
                     report.corrupt += 1;
                 }
             });
+            if let Err(err) = scanned {
+                tracing::error!(topic = queue.topic(), queue_id = queue.queue_id(), %err, "ConsumeQueue unreadable");
+                report.corrupt += 1;
+            }
         }
         report
     }
 
     /// Runs retention and the disk check now (the cleaner thread also does this periodically).
     pub fn clean(&self) -> std::io::Result<()> {
-        retention::clean(&self.config, &self.log, &self.dispatcher, &self.disk)
+        self.cleaner.clean()
     }
 
     /// Stops background services, flushes everything and marks a clean shutdown.
@@ -618,13 +733,38 @@ fn write_checkpoint(
     file: &CheckpointFile,
 ) -> std::io::Result<()> {
     let dispatched = dispatcher.flush()?;
-    let queues = dispatcher.queues().all();
-    file.manifest().store(queues.iter().map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())))?;
+    let queues = dispatcher.queues();
+    file.manifest()
+        .store(queues.map().generation(), || queues.all().into_iter().map(|q| (q.topic().to_owned(), q.queue_id())))?;
     let commitlog_flushed = flush.flushed().min(log.committed());
     // Derived entries are only durable up to what the CommitLog itself has on disk.
     let checkpoint =
         Checkpoint { commitlog_flushed, dispatched: dispatched.min(commitlog_flushed), written_at_ms: now_ms() };
     file.store(&checkpoint)
+}
+
+/// The next queue offset of every queue, for the appender: each ConsumeQueue's end,
+/// raised past any record the dispatcher has not indexed yet (a replay that stopped
+/// on a full disk leaves such records).
+fn next_queue_offsets(log: &CommitLog, dispatcher: &Dispatcher) -> Vec<(String, u32, u64)> {
+    let mut next: std::collections::HashMap<(String, u32), u64> =
+        dispatcher.queues().values().iter().map(|q| ((q.topic().to_owned(), q.queue_id()), q.max_offset())).collect();
+    let mut pos = dispatcher.dispatched();
+    loop {
+        match log.step(pos, Check::Structure) {
+            Step::Record { record, next: after } => {
+                let view = record.view();
+                if !dispatcher.tombstones().is_dead(view.topic(), pos) {
+                    let slot = next.entry((view.topic().to_owned(), view.queue_id())).or_default();
+                    *slot = (*slot).max(view.queue_offset() + 1);
+                }
+                pos = after;
+            }
+            Step::Skip { next: after } => pos = after,
+            Step::End | Step::Corrupt(_) => break,
+        }
+    }
+    next.into_iter().map(|((topic, queue_id), offset)| (topic, queue_id, offset)).collect()
 }
 
 /// Reads the records of ConsumeQueue entries, one after another (see [`Store::entry_reader`]).

@@ -105,13 +105,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::mapped_file::Growth;
 
     #[test]
     fn warms_the_requested_range_in_steps_and_follows_a_new_file() {
         let dir = tempfile::tempdir().unwrap();
         let size = 3 * WARM_STEP + 4096;
-        let first = MappedFile::create(dir.path(), 0, size as u64).unwrap();
-        let second = MappedFile::create(dir.path(), size as u64, size as u64).unwrap();
+        let first = MappedFile::create(dir.path(), 0, size as u64, Growth::Preallocated).unwrap();
+        let second = MappedFile::create(dir.path(), size as u64, size as u64, Growth::Preallocated).unwrap();
         let warmer = Arc::new(Warmer::default());
         let thread = warmer.clone().spawn().unwrap();
         let wait_for = |warmed: usize| {

@@ -101,14 +101,14 @@ fn an_entry_reader_follows_appends_and_segments() {
             store.append(&message("t", 0, round * 100 + n)).expect("append");
         }
         assert!(store.wait_dispatched(Duration::from_secs(5)));
-        for (_, entry) in store.queue_entries("t", 0, next, usize::MAX) {
+        for (_, entry) in store.queue_entries("t", 0, next, usize::MAX).expect("entries") {
             assert_eq!(reader.read(&entry).expect("read"), store.read_entry(&entry).expect("read"));
             next += 1;
         }
     }
     assert_eq!(next, 600);
     assert!(store.stats().commitlog_bytes > 64 * 1024, "segments rolled");
-    let (_, last) = store.queue_entries("t", 0, 599, 1)[0];
+    let (_, last) = store.queue_entries("t", 0, 599, 1).expect("entries")[0];
     let past_the_end = weir_storage::CqEntry { commitlog_offset: last.commitlog_offset + u64::from(last.size), ..last };
     assert!(matches!(reader.read(&past_the_end), Err(weir_storage::ReadError::OffsetOutOfRange(_))));
 }
@@ -121,7 +121,7 @@ fn entries_carry_tag_hashes() {
         store.append(&message("t", 0, n)).expect("append");
     }
     assert!(store.wait_dispatched(Duration::from_secs(5)));
-    let hashes: Vec<u64> = store.queue_entries("t", 0, 0, 10).iter().map(|(_, e)| e.tag_hash).collect();
+    let hashes: Vec<u64> = store.queue_entries("t", 0, 0, 10).expect("entries").iter().map(|(_, e)| e.tag_hash).collect();
     assert_eq!(hashes, [tag_hash("even"), tag_hash("odd"), tag_hash("even"), tag_hash("odd")]);
     assert_ne!(tag_hash("even"), tag_hash("odd"));
     assert_eq!(tag_hash(""), 0);
@@ -250,7 +250,7 @@ fn populate(dir: &Path, count: usize) -> Vec<(u64, u64)> {
     }
     assert!(store.wait_dispatched(Duration::from_secs(5)));
     let mut spans: Vec<(u64, u64)> = (0..3)
-        .flat_map(|q| store.queue_entries("t", q, 0, usize::MAX))
+        .flat_map(|q| store.queue_entries("t", q, 0, usize::MAX).expect("entries"))
         .map(|(_, entry)| (entry.commitlog_offset, entry.commitlog_offset + u64::from(entry.size)))
         .collect();
     spans.sort_unstable();
