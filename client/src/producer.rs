@@ -13,7 +13,7 @@ use crate::coalesce::{Coalescer, Outcome, Waiter};
 use crate::connection::EncodedRequest;
 use crate::error::Error;
 use crate::route::TopicRoutes;
-use crate::selector::{HashSelector, QueueSelector, RoundRobin};
+use crate::selector::{HashSelector, QueueSelector, RoundRobin, RoundRobins};
 
 /// How a [`Producer`] chooses queues and retries.
 #[derive(Debug, Clone)]
@@ -45,10 +45,11 @@ impl Default for ProducerConfig {
 
 /// Sends messages to the broker.
 ///
-/// Messages without a `queue_id` go to the topic's write queues in turn (the queue count
-/// comes from ListTopics and is cached for 30 s); [`send_ordered`](Self::send_ordered)
-/// sends all messages of one sharding key to one queue. A message whose
-/// `born_timestamp_ms` is 0 is stamped with the current time.
+/// Messages without a `queue_id` go to the topic's write queues in turn, each topic's
+/// turn starting at a random queue (the queue count comes from ListTopics and is cached
+/// for 30 s); [`send_ordered`](Self::send_ordered) sends all messages of one sharding
+/// key to one queue. A message whose `born_timestamp_ms` is 0 is stamped with the
+/// current time.
 ///
 /// Transient failures are retried up to [`ProducerConfig::retries`] times. A send whose
 /// answer was lost may have been stored, so a retried send can store a message twice
@@ -64,7 +65,8 @@ struct Shared {
     client: Client,
     config: ProducerConfig,
     routes: TopicRoutes,
-    round_robin: RoundRobin,
+    /// Per topic, the write queue its next round-robin message goes to.
+    round_robins: RoundRobins,
     /// One-way sends still in flight, joined by [`Producer::close`].
     oneway: Mutex<JoinSet<()>>,
     /// Single round-robin sends waiting to share a request.
@@ -95,7 +97,7 @@ impl Producer {
             client,
             config,
             routes: TopicRoutes::default(),
-            round_robin: RoundRobin::default(),
+            round_robins: RoundRobins::default(),
             oneway: Mutex::new(JoinSet::new()),
             coalescer: Coalescer::default(),
         };
@@ -279,33 +281,57 @@ impl Producer {
     /// looked up once per run of messages to it. Topics without write queues are left to
     /// the broker to refuse.
     async fn place(&self, messages: &mut [Message], auto: &[bool], placement: Placement<'_>) -> Result<(), Error> {
-        // The current topic, its write queues, and the queue its request goes to (`RoundRobin`).
-        let mut route: Option<(String, Option<NonZeroU32>, Option<u32>)> = None;
+        let mut route: Option<TopicRun> = None;
         for (message, _) in messages.iter_mut().zip(auto).filter(|(_, auto)| **auto) {
-            let (_, write_queues, request_queue) = match &mut route {
-                Some(route) if route.0 == message.topic => route,
+            let run = match &mut route {
+                Some(run) if run.topic == message.topic => run,
                 route => {
                     let write_queues = self.shared.routes.write_queues(&self.shared.client, &message.topic).await?;
-                    route.insert((message.topic.clone(), write_queues, None))
+                    let round_robin = self.shared.round_robins.topic(&message.topic);
+                    route.insert(TopicRun {
+                        topic: message.topic.clone(),
+                        write_queues,
+                        round_robin,
+                        request_queue: None,
+                    })
                 }
             };
-            message.queue_id = match (placement, *request_queue) {
+            message.queue_id = match (placement, run.request_queue) {
                 (Placement::RoundRobin, Some(queue)) => Some(queue),
-                _ => write_queues.map(|write_queues| self.choose(message, write_queues, placement)),
+                _ => {
+                    run.write_queues.map(|write_queues| self.choose(message, write_queues, &run.round_robin, placement))
+                }
             };
-            *request_queue = message.queue_id;
+            run.request_queue = message.queue_id;
         }
         Ok(())
     }
 
-    fn choose(&self, message: &Message, write_queues: NonZeroU32, placement: Placement<'_>) -> u32 {
+    fn choose(
+        &self,
+        message: &Message,
+        write_queues: NonZeroU32,
+        round_robin: &RoundRobin,
+        placement: Placement<'_>,
+    ) -> u32 {
         match placement {
-            Placement::RoundRobin | Placement::EachRoundRobin => self.shared.round_robin.next(write_queues),
+            Placement::RoundRobin | Placement::EachRoundRobin => round_robin.next(write_queues),
             Placement::ShardingKey(key) => {
                 self.shared.config.selector.select(message, key, write_queues) % write_queues.get()
             }
         }
     }
+}
+
+/// The topic of the current run of messages being placed.
+struct TopicRun {
+    topic: String,
+    /// Its write queue count.
+    write_queues: Option<NonZeroU32>,
+    /// Its round-robin.
+    round_robin: Arc<RoundRobin>,
+    /// The queue this request goes to (`Placement::RoundRobin`).
+    request_queue: Option<u32>,
 }
 
 /// Whether a send attempt's outcome calls for another attempt, attempts permitting:

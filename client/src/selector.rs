@@ -1,9 +1,17 @@
 //! Choosing the queue a message is sent to: round-robin by default, by sharding key for
 //! ordered sends.
+//!
+//! A producer keeps one round-robin per topic (RocketMQ keeps `sendWhichQueue` in each
+//! topic's route), so messages sent to several topics in turn still spread over each
+//! topic's queues. Each starts at a random queue (as `sendWhichQueue` does), so
+//! short-lived producers, one process per message, spread over the queues instead of
+//! all sending to queue 0.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use weir_protocol::Message;
 
@@ -39,17 +47,63 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(OFFSET_BASIS, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }
 
-/// Spreads unordered sends over the write queues in turn.
-#[derive(Debug, Default)]
+/// Spreads unordered sends over the write queues in turn, starting at a random queue.
+#[derive(Debug)]
 pub(crate) struct RoundRobin {
     next: AtomicU32,
 }
 
+impl Default for RoundRobin {
+    /// A round-robin starting at a random position (RocketMQ's producer starts its
+    /// `sendWhichQueue` at a random index too).
+    fn default() -> Self {
+        Self::starting_at(random_start())
+    }
+}
+
 impl RoundRobin {
+    /// A round-robin whose first pick is `start % write_queues`.
+    pub(crate) fn starting_at(start: u32) -> Self {
+        RoundRobin { next: AtomicU32::new(start) }
+    }
+
     /// The next queue among `write_queues`.
     pub(crate) fn next(&self, write_queues: NonZeroU32) -> u32 {
         self.next.fetch_add(1, Ordering::Relaxed) % write_queues.get()
     }
+}
+
+/// A producer's round-robins, one per topic, created on the topic's first send.
+#[derive(Debug, Default)]
+pub(crate) struct RoundRobins {
+    by_topic: Mutex<HashMap<String, Arc<RoundRobin>>>,
+}
+
+impl RoundRobins {
+    /// The topic's round-robin.
+    pub(crate) fn topic(&self, topic: &str) -> Arc<RoundRobin> {
+        let mut by_topic = self.by_topic.lock().expect("round-robin map lock");
+        if let Some(round_robin) = by_topic.get(topic) {
+            return round_robin.clone();
+        }
+        by_topic.entry(topic.to_owned()).or_default().clone()
+    }
+}
+
+/// A random start for a [`RoundRobin`], below 2^31 so that the counter wraps (and skips
+/// or repeats a queue once) only after two billion sends. No dependency for randomness:
+/// `RandomState`'s keys come from the OS once per thread and change for every new state;
+/// the time, process id and a counter are hashed in as well.
+fn random_start() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    hasher.write_u128(now.as_nanos());
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (hasher.finish() >> 33) as u32
 }
 
 #[cfg(test)]
@@ -82,9 +136,54 @@ mod tests {
 
     #[test]
     fn round_robin_visits_every_queue_in_turn() {
-        let round_robin = RoundRobin::default();
+        let round_robin = RoundRobin::starting_at(0);
         let picks: Vec<u32> = (0..7).map(|_| round_robin.next(queues(3))).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn a_random_start_still_visits_every_queue_in_turn() {
+        for _ in 0..100 {
+            let round_robin = RoundRobin::default();
+            let picks: Vec<u32> = (0..17).map(|_| round_robin.next(queues(8))).collect();
+            for pair in picks.windows(2) {
+                assert_eq!(pair[1], (pair[0] + 1) % 8, "{picks:?}");
+            }
+            let mut first_eight = picks[..8].to_vec();
+            first_eight.sort_unstable();
+            assert_eq!(first_eight, (0..8).collect::<Vec<_>>(), "{picks:?}");
+        }
+    }
+
+    #[test]
+    fn fresh_round_robins_start_at_different_queues() {
+        // One fresh producer per message (`weir send`) must not send everything to queue 0.
+        let mut counts = [0u32; 8];
+        for _ in 0..256 {
+            counts[RoundRobin::default().next(queues(8)) as usize] += 1;
+        }
+        // Uniform starts put 32 on each queue; fewer than 4 on one has odds under 1e-9.
+        assert!(counts.iter().all(|&count| count >= 4), "{counts:?}");
+    }
+
+    #[test]
+    fn topics_sent_to_in_turn_each_visit_all_their_queues() {
+        // A producer-wide counter would send every message of `a` to one queue and every
+        // message of `b` to the other.
+        let round_robins = RoundRobins::default();
+        let mut counts: HashMap<&str, [u32; 2]> = HashMap::new();
+        for _ in 0..100 {
+            for topic in ["a", "b"] {
+                counts.entry(topic).or_default()[round_robins.topic(topic).next(queues(2)) as usize] += 1;
+            }
+        }
+        assert_eq!(counts, HashMap::from([("a", [50, 50]), ("b", [50, 50])]));
+        assert!(Arc::ptr_eq(&round_robins.topic("a"), &round_robins.topic("a")));
+    }
+
+    #[test]
+    fn random_start_leaves_room_before_wrapping() {
+        assert!((0..1000).all(|_| random_start() < 1 << 31));
     }
 
     proptest! {
