@@ -1,5 +1,6 @@
 //! `weir bench produce`: acknowledged sends to a broker, `--concurrency` in
-//! flight, with throughput and latency percentiles.
+//! flight, with throughput and latency percentiles; over one topic or, with
+//! `--topics N`, round-robin over N topics.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::Args;
 use parking_lot::Mutex;
-use weir_client::{Error as ClientError, Producer};
+use weir_client::{Client, Error as ClientError, Producer};
 use weir_protocol::{ErrorCode, Message, TopicConfig, TopicPermissions};
 
 use super::vary::{PropertyTemplate, Variation};
@@ -20,9 +22,17 @@ use crate::latency::{Percentiles, histogram};
 /// Arguments of `weir bench produce`.
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
-    /// Topic (created with 8 queues if missing).
+    /// Topic (created with `--queues` queues if missing); with `--topics K`, the prefix
+    /// of the K topics `<topic>-0` … `<topic>-<K-1>`.
     #[arg(long)]
     topic: String,
+    /// Spread the messages round-robin over K topics (message i to `<topic>-<i % K>`),
+    /// creating those missing; 1 sends to `--topic` itself.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    topics: u32,
+    /// Read and write queues of each topic the benchmark creates.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    queues: u32,
     /// Messages to send.
     #[arg(long)]
     count: u64,
@@ -69,20 +79,13 @@ struct Totals {
 pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.concurrency > 0 && args.batch > 0, "--concurrency and --batch must be positive");
     let client = args.broker.connect().await?;
-    let topic = TopicConfig {
-        name: args.topic.clone(),
-        read_queues: 8,
-        write_queues: 8,
-        permissions: TopicPermissions::READ_WRITE,
-    };
-    match client.create_topic(topic).await {
-        Ok(_) => {}
-        Err(err) if err.code() == Some(ErrorCode::TopicExists) => {}
-        Err(err) => return Err(err.into()),
-    }
+    let names = topic_names(&args.topic, args.topics);
+    create_missing_topics(&client, &names, args.queues).await?;
     let producer = Arc::new(Producer::new(client.clone()));
     let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
-    let template = Message::new(args.topic.clone(), vec![b'x'; args.size]);
+    // One template per topic: message i is a copy of `templates[i % N]`.
+    let body = weir_client::Bytes::from(vec![b'x'; args.size]);
+    let templates: Arc<[Message]> = names.iter().map(|name| Message::new(name.clone(), body.clone())).collect();
     let variation =
         Arc::new(Variation { props: args.props.clone(), tags: args.tags.clone(), shadow_every: args.shadow_every });
     let totals = Arc::new(Totals::default());
@@ -90,8 +93,8 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let (producer, ack_log, template, totals, next, variation) =
-            (producer.clone(), ack_log.clone(), template.clone(), totals.clone(), next.clone(), variation.clone());
+        let (producer, ack_log, templates, totals, next, variation) =
+            (producer.clone(), ack_log.clone(), templates.clone(), totals.clone(), next.clone(), variation.clone());
         let (count, batch) = (args.count, u64::from(args.batch));
         tasks.spawn(async move {
             let mut latencies = histogram();
@@ -103,7 +106,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
                 let n = batch.min(count - first) as usize;
                 let mut messages: Vec<Message> = (first..first + n as u64)
                     .map(|index| {
-                        let mut m = template.clone();
+                        let mut m = templates[(index % templates.len() as u64) as usize].clone();
                         variation.apply(&mut m, index);
                         m
                     })
@@ -117,12 +120,12 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
                 let micros = t0.elapsed().as_micros().max(1) as u64;
                 match outcome {
                     Ok(results) => {
-                        for r in &results {
+                        for (index, r) in (first..).zip(&results) {
                             let _ = latencies.record(micros);
                             if let Some(log) = &ack_log {
                                 let ack = Ack {
                                     msg_id: r.msg_id.clone(),
-                                    topic: template.topic.clone(),
+                                    topic: templates[(index % templates.len() as u64) as usize].topic.clone(),
                                     queue_id: r.queue_id,
                                     queue_offset: r.queue_offset,
                                 };
@@ -156,12 +159,59 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let errors = totals.errors.load(Ordering::Relaxed);
     let latency = Percentiles::from(&latencies);
     let summary = Summary { key: "sent", done: sent, errors, seconds, size: args.size, latency, filter: None };
-    print_summary(summary, args.json);
+    print_summary_with(summary, &[("topics", u64::from(args.topics))], args.json);
     if let Some(err) = totals.first_error.lock().take() {
         eprintln!("error: {errors} message(s) failed; first error: {err}");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The topics of a run: `--topic` itself, or `<topic>-0` … `<topic>-<N-1>`.
+fn topic_names(topic: &str, topics: u32) -> Vec<String> {
+    if topics == 1 { vec![topic.to_owned()] } else { (0..topics).map(|i| format!("{topic}-{i}")).collect() }
+}
+
+/// Topic creations in flight at once, so that 10 000 topics take seconds, not minutes,
+/// without flooding the broker.
+const CREATES_IN_FLIGHT: usize = 16;
+
+/// Creates each topic of `names` with `queues` read and write queues; one that exists
+/// already is left as it is.
+async fn create_missing_topics(client: &Client, names: &[String], queues: u32) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut pending = names.iter().cloned();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut created = 0usize;
+    loop {
+        while in_flight.len() < CREATES_IN_FLIGHT
+            && let Some(name) = pending.next()
+        {
+            let client = client.clone();
+            in_flight.spawn(async move {
+                let topic = TopicConfig {
+                    name: name.clone(),
+                    read_queues: queues,
+                    write_queues: queues,
+                    permissions: TopicPermissions::READ_WRITE,
+                };
+                match client.create_topic(topic).await {
+                    Ok(_) => Ok(true),
+                    Err(err) if err.code() == Some(ErrorCode::TopicExists) => Ok(false),
+                    Err(err) => Err(err).with_context(|| format!("creating topic {name}")),
+                }
+            });
+        }
+        match in_flight.join_next().await {
+            Some(joined) => created += usize::from(joined??),
+            None => break,
+        }
+    }
+    if names.len() > 1 {
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("{} topics: {created} created, {} existed ({seconds:.2} s)", names.len(), names.len() - created);
+    }
+    Ok(())
 }
 
 fn record_error(totals: &Totals, n: u64, err: &ClientError) {
@@ -191,6 +241,11 @@ pub struct Summary<'a> {
 /// `errors`, `seconds`, `msgs_per_sec`, `mb_per_sec`, `p50_ms`, `p99_ms`, `p999_ms`, and
 /// `filter` when given.
 pub fn print_summary(summary: Summary<'_>, json: bool) {
+    print_summary_with(summary, &[], json);
+}
+
+/// [`print_summary`] with more counts: each a JSON field, or a table row after the first line.
+pub fn print_summary_with(summary: Summary<'_>, counts: &[(&str, u64)], json: bool) {
     let Summary { key, done, errors, seconds, size, latency: p, filter } = summary;
     let msgs_per_sec = done as f64 / seconds;
     let mb_per_sec = msgs_per_sec * size as f64 / 1e6;
@@ -201,12 +256,18 @@ pub fn print_summary(summary: Summary<'_>, json: bool) {
             "p50_ms": ms(p.p50), "p99_ms": ms(p.p99), "p999_ms": ms(p.p999), "max_ms": ms(p.max), "size": size,
         });
         out[key] = done.into();
+        for &(name, count) in counts {
+            out[name] = count.into();
+        }
         if let Some(filter) = filter {
             out["filter"] = filter;
         }
         println!("{out}");
     } else {
         println!("{key} {done} messages of {size} B in {seconds:.2} s ({errors} errors)");
+        for &(name, count) in counts {
+            println!("  {name:<10}{count:>12}");
+        }
         println!("  {:<10}{:>12.0}", "msgs/s", msgs_per_sec);
         println!("  {:<10}{:>12.1}", "MB/s", mb_per_sec);
         println!("  {:<10}{:>9.3} ms", "p50", ms(p.p50));
