@@ -5,7 +5,8 @@
 //! - `tls`: configured or generated self-signed certificates.
 //! - `server`: the quinn driver (connections, one task per request stream, shutdown).
 //! - `handler`: requests to storage operations and back.
-//! - `topics`: topic metadata; `offsets`: consumer offsets; `persist`: their JSON files.
+//! - `topics`: topic metadata, kept in a `journal` (`topics.log`); `offsets`:
+//!   consumer offsets, kept by `persist` (a JSON file replaced atomically).
 //! - `long_poll`: wake-ups for pulls held until a message arrives.
 //! - `groups`: consumer groups (shadow role) and their compiled subscriptions.
 //! - `plugins`: the plugin admin requests over the `weir-plugins` registry.
@@ -16,6 +17,7 @@ mod config;
 mod error;
 mod groups;
 mod handler;
+mod journal;
 mod long_poll;
 mod offsets;
 mod persist;
@@ -80,8 +82,7 @@ impl Broker {
         let store = tokio::task::spawn_blocking(move || Store::open_with_hooks(store_config, budget, hooks))
             .await
             .map_err(|err| BrokerError::Config(format!("store open task failed: {err}")))??;
-        let topics =
-            topics::TopicTable::open(config.data_dir.join("topics.json")).map_err(io("loading topics.json"))?;
+        let topics = topics::TopicTable::open(&config.data_dir).map_err(io("loading topics"))?;
         let offsets = offsets::ConsumerOffsets::open(config.data_dir.join("consumer_offsets.json"))
             .map_err(io("loading consumer_offsets.json"))?;
         let plugins = {
