@@ -45,6 +45,13 @@ pub struct BrokerConfig {
     pub retention_hours: u64,
     /// Disk-usage fraction above which sends are refused (default 0.90).
     pub disk_high_water: f64,
+    /// Free bytes kept on the data directory's file system: sends are refused below
+    /// it, so the queue and index files of accepted messages can still grow (default 64 MiB).
+    pub disk_reserve_bytes: u64,
+    /// Most ConsumeQueue and bloom-index files kept open and mapped; the least recently
+    /// used close beyond it and reopen on demand (0, the default: half of what
+    /// `vm.max_map_count` and the descriptor limit allow).
+    pub max_mapped_queue_files: usize,
     /// PEM certificate chain to present; default: `<data_dir>/tls/cert.pem`, generated self-signed on first start.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`; default `<data_dir>/tls/key.pem`.
@@ -121,6 +128,8 @@ impl BrokerConfig {
             max_message_size: 4 << 20,
             retention_hours: 72,
             disk_high_water: 0.90,
+            disk_reserve_bytes: 64 << 20,
+            max_mapped_queue_files: 0,
             tls_cert: None,
             tls_key: None,
             max_streams_per_connection: 1024,
@@ -180,6 +189,8 @@ impl BrokerConfig {
             retention: Duration::from_secs(self.retention_hours * 3600),
             disk_high_water: self.disk_high_water,
             disk_clean_forcibly: self.disk_high_water.min(0.85),
+            disk_reserve_bytes: self.disk_reserve_bytes,
+            max_mapped_queue_files: self.max_mapped_queue_files,
             ..StoreConfig::new(&self.data_dir)
         }
     }

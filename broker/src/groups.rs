@@ -239,6 +239,24 @@ impl Groups {
         Ok(registered)
     }
 
+    /// Drops every group's subscription to a deleted `topic`. On a write error
+    /// nothing changes.
+    pub fn remove_topic(&self, topic: &str) -> Result<(), GroupError> {
+        let mut state = self.state.lock();
+        if !state.subscriptions.groups.values().any(|topics| topics.contains_key(topic)) {
+            return Ok(());
+        }
+        let mut next = SubscriptionsFile { groups: state.subscriptions.groups.clone() };
+        for topics in next.groups.values_mut() {
+            topics.remove(topic);
+        }
+        next.groups.retain(|_, topics| !topics.is_empty());
+        crate::persist::store(&self.subscriptions_path, &next)?;
+        state.subscriptions = next;
+        state.compiled.retain(|(_, t), _| t != topic);
+        Ok(())
+    }
+
     /// The registered subscription of `group` to `topic`.
     pub fn subscription(&self, group: &str, topic: &str) -> Option<Registered> {
         self.state.lock().compiled.get(&(group.to_owned(), topic.to_owned())).cloned()
@@ -297,5 +315,18 @@ mod tests {
         let registered = groups.subscription("g", "t").expect("reloaded");
         assert_eq!((registered.version, registered.subscription.role()), (2, TrafficRole::Shadow));
         assert_eq!(*registered.subscription.expression(), sql("a = 2"));
+    }
+
+    #[test]
+    fn deleting_a_topic_drops_its_subscriptions_for_good() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("open");
+        groups.subscribe("g", "t", Expression::All, None).expect("valid");
+        groups.subscribe("g", "u", Expression::All, None).expect("valid");
+        groups.remove_topic("t").expect("persist");
+        assert!(groups.subscription("g", "t").is_none());
+        drop(groups);
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("reopen");
+        assert!(groups.subscription("g", "t").is_none() && groups.subscription("g", "u").is_some());
     }
 }

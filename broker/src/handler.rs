@@ -81,7 +81,7 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> R
         }
         Request::CreateTopic(config) => ctx.topics.create(&config).map(Response::CreateTopic),
         Request::UpdateTopic(config) => ctx.topics.update(&config).map(Response::UpdateTopic),
-        Request::DeleteTopic(req) => ctx.topics.delete(&req.topic).map(|()| Response::DeleteTopic),
+        Request::DeleteTopic(req) => delete_topic(ctx, req.topic).await.map(|()| Response::DeleteTopic),
         Request::ListTopics(req) => {
             Ok(Response::ListTopics(weir_protocol::ListTopicsResponse { topics: ctx.topics.list(req.include_system) }))
         }
@@ -101,6 +101,30 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> R
         Request::PluginEnable(req) => crate::plugins::enable(ctx, req).await.map(Response::PluginEnable),
     };
     Reply::Response(outcome.unwrap_or_else(Response::Error))
+}
+
+/// Deletes a topic and everything kept for it: its queues and indexes (the store
+/// never serves its records again), its groups' offsets and subscriptions. Held
+/// pulls on it wake up to `UNKNOWN_TOPIC`.
+async fn delete_topic(ctx: &Arc<Context>, topic: String) -> Outcome<()> {
+    // First the metadata: sends and pulls get UNKNOWN_TOPIC from here on.
+    ctx.topics.delete(&topic)?;
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        ctx.store.delete_topic(&topic).map_err(|err| {
+            error(
+                ErrorCode::Internal,
+                format!("topic {topic} is deleted but its queues could not all be removed: {err}"),
+            )
+        })?;
+        ctx.offsets.remove_topic(&topic);
+        ctx.offsets
+            .persist()
+            .map_err(|err| error(ErrorCode::Internal, format!("cannot persist consumer offsets: {err}")))?;
+        ctx.groups.remove_topic(&topic).map_err(group_error)
+    })
+    .await
+    .map_err(|err| error(ErrorCode::Internal, format!("delete task failed: {err}")))?
 }
 
 fn existing_topic(ctx: &Context, name: &str) -> Outcome<Topic> {
@@ -339,5 +363,27 @@ fn status(ctx: &Context) -> BrokerStatus {
     status.commitlog_max_offset = stats.max_offset;
     status.connections = ctx.connections.load(Ordering::Relaxed);
     status.subscriptions = subscription_stats(ctx, None);
+    status.store = store_status(&stats);
     status
+}
+
+fn store_status(stats: &weir_storage::StoreStats) -> weir_protocol::StoreStatus {
+    let mut store = weir_protocol::StoreStatus::default();
+    store.state = match stats.state {
+        weir_storage::StoreState::Ok => weir_protocol::StoreState::Ok,
+        weir_storage::StoreState::ReadOnly { .. } => weir_protocol::StoreState::ReadOnly,
+        weir_storage::StoreState::Failed { .. } => weir_protocol::StoreState::Failed,
+    };
+    store.reason = stats.state.reason().unwrap_or_default().to_owned();
+    store.disk_usage_ppm = (stats.disk_usage.clamp(0.0, 1.0) * 1e6) as u32;
+    store.disk_free_bytes = stats.disk_free_bytes;
+    store.dispatch_lag_bytes = stats.dispatch_lag_bytes();
+    store.store_bytes = stats.store_bytes();
+    store.consume_queue_bytes = stats.consume_queue_bytes;
+    store.index_bytes = stats.index_bytes;
+    store.queues = stats.queues as u64;
+    store.mapped_queue_files = stats.mapped_queue_files.0 as u64;
+    store.mapped_queue_files_limit = stats.mapped_queue_files.1 as u64;
+    store.queue_file_evictions = stats.queue_file_evictions;
+    store
 }

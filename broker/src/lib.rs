@@ -63,7 +63,9 @@ impl Broker {
         let arrivals = Arc::new(long_poll::ArrivalNotifier::default());
         let store_config = config.store_config();
         let shape = config.index_shape()?;
-        // The ConsumeQueues and the bloom index share one budget of mapped files.
+        // The ConsumeQueues and the bloom index share one budget of mapped files, sized
+        // from the descriptor limit: raise it first, as far as the process may.
+        raise_descriptor_limit();
         let budget = weir_storage::MapBudget::for_config(&store_config);
         let blooms = if config.bloom_index {
             let dir = config.data_dir.join("bloomindex");
@@ -162,6 +164,24 @@ impl Broker {
             .map_err(io("closing the store"))?;
         tracing::info!("broker stopped");
         Ok(())
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every mapped queue file
+/// holds a descriptor, and the default soft limit (often 1024) would cap the broker
+/// at a few hundred queues before it has to close and reopen their files.
+fn raise_descriptor_limit() {
+    // SAFETY: `rlimit` is plain old data and `getrlimit` only writes into it.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid resource id and out-pointer; `setrlimit` reads what `getrlimit` wrote.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(open_files = limit.rlim_cur, "raised the open-file limit");
     }
 }
 

@@ -35,6 +35,14 @@ impl ArrivalNotifier {
 }
 
 impl DispatchHook for ArrivalNotifier {
+    /// Pulls held on a deleted topic wake up and find it gone (`UNKNOWN_TOPIC`).
+    fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
+        if let Some(by_id) = self.queues.lock().remove(topic) {
+            by_id.values().for_each(|notify| notify.notify_waiters());
+        }
+        Ok(())
+    }
+
     fn dispatch(&self, dispatched: &Dispatched<'_>) -> std::io::Result<()> {
         let view = dispatched.record.view();
         let queues = self.queues.lock();

@@ -44,6 +44,17 @@ impl ConsumerOffsets {
         state.1 = true;
     }
 
+    /// Forgets every group's offsets in a deleted `topic`.
+    pub fn remove_topic(&self, topic: &str) {
+        let mut state = self.state.lock();
+        let mut removed = false;
+        for topics in state.0.groups.values_mut() {
+            removed |= topics.remove(topic).is_some();
+        }
+        state.0.groups.retain(|_, topics| !topics.is_empty());
+        state.1 |= removed;
+    }
+
     /// The committed offset, if any.
     pub fn fetch(&self, group: &str, topic: &str, queue_id: u32) -> Option<u64> {
         self.state.lock().0.groups.get(group)?.get(topic)?.get(&queue_id).copied()
@@ -75,7 +86,12 @@ mod tests {
         assert_eq!(offsets.fetch("g", "orders", 3), Some(43));
         assert_eq!(offsets.fetch("g", "orders", 2), None);
         offsets.persist().expect("persist");
-        let reopened = ConsumerOffsets::open(path).expect("reopen");
+        let reopened = ConsumerOffsets::open(path.clone()).expect("reopen");
         assert_eq!(reopened.fetch("g", "orders", 3), Some(43));
+        reopened.commit("g", "payments", 0, 7);
+        reopened.remove_topic("orders");
+        reopened.persist().expect("persist");
+        let reopened = ConsumerOffsets::open(path).expect("reopen");
+        assert_eq!((reopened.fetch("g", "orders", 3), reopened.fetch("g", "payments", 0)), (None, Some(7)));
     }
 }

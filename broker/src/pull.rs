@@ -68,6 +68,8 @@ pub(crate) async fn pull(ctx: &Arc<Context>, req: PullRequest) -> Outcome<Bytes>
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = shutting_down.changed() => {}
                 }
+                // Deleted while held: the consumer learns it now.
+                readable_queue(ctx, &req.topic, req.queue_id)?;
             }
             PullStatus::NoNewMessage if offset != req.offset => {
                 // Skipped to the end without a match: report how far the scan got.

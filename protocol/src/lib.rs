@@ -92,7 +92,7 @@ pub use queue_offsets::{
 pub use request::Request;
 pub use response::Response;
 pub use send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
-pub use status::{BrokerStatus, FlushMode};
+pub use status::{BrokerStatus, FlushMode, StoreState, StoreStatus};
 pub use topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
 pub use wire::MAX_STRING_LEN;
 

@@ -22,6 +22,113 @@ pub enum FlushMode {
     Sync,
 }
 
+/// What the broker's store can do now.
+///
+/// Format: `u8`: 0 ok, 1 read_only, 2 failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StoreState {
+    /// Reads and writes are served.
+    #[default]
+    Ok,
+    /// Reads are served; writes are refused until the cause clears by itself.
+    ReadOnly,
+    /// A flush failed: reads are served, writes need a restart.
+    Failed,
+}
+
+impl StoreState {
+    /// `ok`, `read_only` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StoreState::Ok => "ok",
+            StoreState::ReadOnly => "read_only",
+            StoreState::Failed => "failed",
+        }
+    }
+}
+
+/// The store's health and disk figures, for operators and scripts.
+///
+/// Format: `u8` state ([`StoreState`]), string reason, `u32` disk_usage_ppm,
+/// then `u64` each: disk_free_bytes, dispatch_lag_bytes, store_bytes,
+/// consume_queue_bytes, index_bytes, queues, mapped_queue_files,
+/// mapped_queue_files_limit, queue_file_evictions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StoreStatus {
+    /// Whether the store takes writes.
+    pub state: StoreState,
+    /// Why it does not (empty when ok).
+    pub reason: String,
+    /// Usage of the data directory's file system, in parts per million.
+    pub disk_usage_ppm: u32,
+    /// Bytes free on that file system.
+    pub disk_free_bytes: u64,
+    /// Bytes of CommitLog not yet in the ConsumeQueues.
+    pub dispatch_lag_bytes: u64,
+    /// Bytes of every file the store writes.
+    pub store_bytes: u64,
+    /// Bytes of ConsumeQueue files.
+    pub consume_queue_bytes: u64,
+    /// Bytes of the key index and the bloom index.
+    pub index_bytes: u64,
+    /// Number of ConsumeQueues.
+    pub queues: u64,
+    /// Per-queue files mapped now.
+    pub mapped_queue_files: u64,
+    /// The most per-queue files mapped at once.
+    pub mapped_queue_files_limit: u64,
+    /// Per-queue files closed so far to stay within that limit.
+    pub queue_file_evictions: u64,
+}
+
+impl Wire for StoreStatus {
+    const MIN_LEN: usize = 1 + 4 + 4 + 9 * 8;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.u8(self.state as u8);
+        w.str("status.store.reason", &self.reason)?;
+        w.u32(self.disk_usage_ppm);
+        for n in [
+            self.disk_free_bytes,
+            self.dispatch_lag_bytes,
+            self.store_bytes,
+            self.consume_queue_bytes,
+            self.index_bytes,
+            self.queues,
+            self.mapped_queue_files,
+            self.mapped_queue_files_limit,
+            self.queue_file_evictions,
+        ] {
+            w.u64(n);
+        }
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let state = match r.u8("status.store.state")? {
+            0 => StoreState::Ok,
+            1 => StoreState::ReadOnly,
+            2 => StoreState::Failed,
+            state => return Err(DecodeError::InvalidValue { field: "status.store.state", value: state.into() }),
+        };
+        Ok(StoreStatus {
+            state,
+            reason: r.str("status.store.reason")?,
+            disk_usage_ppm: r.u32("status.store.disk_usage_ppm")?,
+            disk_free_bytes: r.u64("status.store.disk_free_bytes")?,
+            dispatch_lag_bytes: r.u64("status.store.dispatch_lag_bytes")?,
+            store_bytes: r.u64("status.store.store_bytes")?,
+            consume_queue_bytes: r.u64("status.store.consume_queue_bytes")?,
+            index_bytes: r.u64("status.store.index_bytes")?,
+            queues: r.u64("status.store.queues")?,
+            mapped_queue_files: r.u64("status.store.mapped_queue_files")?,
+            mapped_queue_files_limit: r.u64("status.store.mapped_queue_files_limit")?,
+            queue_file_evictions: r.u64("status.store.queue_file_evictions")?,
+        })
+    }
+}
+
 /// The broker's state, for operators.
 ///
 /// Built with `BrokerStatus::default()` and field assignment, so fields added later do
@@ -31,7 +138,7 @@ pub enum FlushMode {
 /// elsewhere: 1 version (string), 2 uptime_ms (`u64`), 3 data_dir (string), 4 flush_mode
 /// ([`FlushMode`]), 5 topic_count (`u32`), 6 commitlog_size_bytes (`u64`),
 /// 7 commitlog_max_offset (`u64`), 8 connections (`u32`), 9 subscriptions
-/// (list\<[`SubscriptionStats`]\>).
+/// (list\<[`SubscriptionStats`]\>), 10 store ([`StoreStatus`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BrokerStatus {
@@ -53,6 +160,8 @@ pub struct BrokerStatus {
     pub connections: u32,
     /// Every registered subscription with its filter statistics.
     pub subscriptions: Vec<SubscriptionStats>,
+    /// The store's health and disk figures.
+    pub store: StoreStatus,
 }
 
 const VERSION: u16 = 1;
@@ -64,6 +173,7 @@ const COMMITLOG_SIZE_BYTES: u16 = 6;
 const COMMITLOG_MAX_OFFSET: u16 = 7;
 const CONNECTIONS: u16 = 8;
 const SUBSCRIPTIONS: u16 = 9;
+const STORE: u16 = 10;
 
 /// One numbered status field with its still-encoded value.
 ///
@@ -127,6 +237,7 @@ impl Wire for BrokerStatus {
                 Ok(())
             })?,
             StatusField::new(SUBSCRIPTIONS, |w| w.list("status.subscriptions", &self.subscriptions))?,
+            StatusField::new(STORE, |w| self.store.encode(w))?,
         ];
         w.list("status.fields", &fields)
     }
@@ -157,6 +268,7 @@ impl Wire for BrokerStatus {
                 }
                 CONNECTIONS => status.connections = value.u32("status.connections")?,
                 SUBSCRIPTIONS => status.subscriptions = value.list("status.subscriptions")?,
+                STORE => status.store = StoreStatus::decode(&mut value)?,
                 _unknown => continue,
             }
             value.finish()?;

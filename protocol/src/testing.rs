@@ -30,7 +30,7 @@ use crate::queue_offsets::{
 use crate::request::Request;
 use crate::response::Response;
 use crate::send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
-use crate::status::{BrokerStatus, FlushMode};
+use crate::status::{BrokerStatus, FlushMode, StoreState, StoreStatus};
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
 use crate::wire::{Wire, Writer};
 
@@ -243,9 +243,15 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
         (arb_string(), arb_string(), any::<bool>()),
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
         vec(arb_subscription_stats(), 0..2),
+        arb_store_status(),
     )
         .prop_map(
-            |((version, data_dir, sync), (uptime_ms, topic_count, size, max_offset, connections), subscriptions)| {
+            |(
+                (version, data_dir, sync),
+                (uptime_ms, topic_count, size, max_offset, connections),
+                subscriptions,
+                store,
+            )| {
                 BrokerStatus {
                     version,
                     uptime_ms,
@@ -256,9 +262,28 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
                     commitlog_max_offset: max_offset,
                     connections,
                     subscriptions,
+                    store,
                 }
             },
         )
+}
+
+/// Any store status.
+fn arb_store_status() -> impl Strategy<Value = StoreStatus> {
+    (0u8..3, arb_string(), any::<u32>(), any::<[u64; 9]>()).prop_map(|(state, reason, disk_usage_ppm, n)| StoreStatus {
+        state: [StoreState::Ok, StoreState::ReadOnly, StoreState::Failed][state as usize],
+        reason,
+        disk_usage_ppm,
+        disk_free_bytes: n[0],
+        dispatch_lag_bytes: n[1],
+        store_bytes: n[2],
+        consume_queue_bytes: n[3],
+        index_bytes: n[4],
+        queues: n[5],
+        mapped_queue_files: n[6],
+        mapped_queue_files_limit: n[7],
+        queue_file_evictions: n[8],
+    })
 }
 
 /// Any plugin listing entry.

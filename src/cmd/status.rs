@@ -22,6 +22,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let client = args.broker.connect().await?;
     let s = client.status().await?;
     let flush = format!("{:?}", s.flush_mode).to_lowercase();
+    let store = &s.store;
+    let disk_usage = f64::from(store.disk_usage_ppm) / 1e6;
     if args.json {
         println!(
             "{}",
@@ -29,10 +31,29 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "broker": client.config().broker, "version": s.version, "uptime_ms": s.uptime_ms, "data_dir": s.data_dir,
                 "flush": flush, "topics": s.topic_count, "commitlog_size_bytes": s.commitlog_size_bytes,
                 "commitlog_max_offset": s.commitlog_max_offset, "connections": s.connections,
+                "state": store.state.as_str(), "reason": store.reason, "disk_usage": disk_usage,
+                "disk_free_bytes": store.disk_free_bytes, "dispatch_lag_bytes": store.dispatch_lag_bytes,
+                "store_bytes": store.store_bytes, "consume_queue_bytes": store.consume_queue_bytes,
+                "index_bytes": store.index_bytes, "queues": store.queues,
+                "mapped_queue_files": store.mapped_queue_files,
+                "mapped_queue_files_limit": store.mapped_queue_files_limit,
+                "queue_file_evictions": store.queue_file_evictions,
                 "subscriptions": s.subscriptions.iter().map(crate::cmd::group::stats_json).collect::<Vec<_>>(),
             })
         );
     } else {
+        let reason = if store.reason.is_empty() { String::new() } else { format!(": {}", store.reason) };
+        println!(
+            "store {}{reason}; disk {:.1}% used, {} bytes free; {} bytes in {} queue(s) and the CommitLog; dispatch lag {} bytes; {} of at most {} queue files mapped",
+            store.state.as_str(),
+            disk_usage * 100.0,
+            store.disk_free_bytes,
+            store.store_bytes,
+            store.queues,
+            store.dispatch_lag_bytes,
+            store.mapped_queue_files,
+            store.mapped_queue_files_limit,
+        );
         println!(
             "weir {} at {}: up {:.0} s, data dir {}, {flush} flush, {} topic(s), CommitLog {} bytes (max offset {}), {} connection(s), {} subscription(s)",
             s.version,

@@ -121,7 +121,8 @@ fn entries_carry_tag_hashes() {
         store.append(&message("t", 0, n)).expect("append");
     }
     assert!(store.wait_dispatched(Duration::from_secs(5)));
-    let hashes: Vec<u64> = store.queue_entries("t", 0, 0, 10).expect("entries").iter().map(|(_, e)| e.tag_hash).collect();
+    let hashes: Vec<u64> =
+        store.queue_entries("t", 0, 0, 10).expect("entries").iter().map(|(_, e)| e.tag_hash).collect();
     assert_eq!(hashes, [tag_hash("even"), tag_hash("odd"), tag_hash("even"), tag_hash("odd")]);
     assert_ne!(tag_hash("even"), tag_hash("odd"));
     assert_eq!(tag_hash(""), 0);
