@@ -135,6 +135,8 @@ pub struct CommitLog {
     appender: Mutex<Option<Appender>>,
     /// Global offset up to which records are published.
     committed: AtomicU64,
+    /// Records appended since the log was opened.
+    appended_records: AtomicU64,
     preallocator: Arc<Preallocator>,
     warmer: Arc<Warmer>,
     /// The preallocator's and the warmer's threads, joined on close.
@@ -199,6 +201,7 @@ impl CommitLog {
                 warm_requested: 0,
             })),
             committed: AtomicU64::new(committed),
+            appended_records: AtomicU64::new(0),
             preallocator,
             warmer,
             threads: Mutex::new(threads),
@@ -259,6 +262,10 @@ impl CommitLog {
     /// Segment size.
     pub fn segment_size(&self) -> u64 {
         self.segment_size
+    }
+    /// Records appended since the log was opened.
+    pub fn appended_records(&self) -> u64 {
+        self.appended_records.load(Ordering::Acquire)
     }
     /// Offset one past the last published record.
     pub fn committed(&self) -> u64 {
@@ -330,6 +337,7 @@ impl CommitLog {
         }
         appender.writer.publish();
         self.committed.store(appender.writer.file().start() + appender.writer.pos() as u64, Ordering::Release);
+        self.appended_records.fetch_add(placed.len() as u64, Ordering::AcqRel);
         self.keep_warm(appender);
         Ok(placed)
     }

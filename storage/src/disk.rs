@@ -6,12 +6,14 @@
 //! reaches the high-water mark **or** free space falls below a reserve. The reserve
 //! is what lets every acknowledged message become consumable: the dispatcher still
 //! has room to grow the queue and index files of the messages already accepted.
-//! The append path re-reads the file system every [`SPACE_CHECK_INTERVAL`], so the
-//! refusal starts (and ends, once space returns) within that time, not at the next
-//! retention pass.
+//! The append path re-reads the file system every [`SPACE_CHECK_INTERVAL`], and
+//! sooner once the messages appended since the last reading could have used an
+//! eighth of the reserve (each counted with [`DERIVED_BYTES_PER_MESSAGE`] for the
+//! queue and index pages it may add), so the refusal starts (and ends, once space
+//! returns) in time, not at the next retention pass.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -20,6 +22,11 @@ use crate::config::StoreConfig;
 
 /// How often the append path re-reads the file system's free space.
 pub const SPACE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Derived bytes a message may cost at most, for deciding when to re-read the free
+/// space: the first message of a queue makes its ConsumeQueue and bloom-index files,
+/// a page each.
+pub const DERIVED_BYTES_PER_MESSAGE: u64 = 8 << 10;
 
 /// What a store can do right now (`weir status` shows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +83,8 @@ pub(crate) struct DiskWatch {
     clean_forcibly: f64,
     reserve: u64,
     last_check_ms: AtomicI64,
+    /// Bytes appended (with their possible derived bytes) since the last reading.
+    since_check: AtomicU64,
     space: Mutex<Space>,
     refusing: AtomicBool,
     stop: Mutex<bool>,
@@ -91,6 +100,7 @@ impl DiskWatch {
             clean_forcibly: config.disk_clean_forcibly,
             reserve: config.disk_reserve_bytes,
             last_check_ms: AtomicI64::new(0),
+            since_check: AtomicU64::new(0),
             space: Mutex::new(Space::default()),
             refusing: AtomicBool::new(false),
             stop: Mutex::new(false),
@@ -100,19 +110,45 @@ impl DiskWatch {
         Ok(watch)
     }
 
-    /// Reads the file system now, decides whether writes are refused and, near full,
-    /// wakes the cleaner for an early pass.
+    /// Reads the file system now and, above the forced-clean mark, wakes the cleaner
+    /// for an early pass.
     pub(crate) fn refresh(&self) -> std::io::Result<Space> {
         self.last_check_ms.store(crate::now_ms(), Ordering::Relaxed);
+        self.since_check.store(0, Ordering::Relaxed);
         let space = file_system_space(&self.dir)?;
         *self.space.lock() = space;
-        let refuse = space.usage >= self.high_water || space.free < self.reserve;
+        if space.usage > self.clean_forcibly {
+            self.wake.notify_all();
+        }
+        Ok(space)
+    }
+
+    /// The append path's check before appending `messages` of `bytes` in all, with
+    /// `pending` messages not yet dispatched: re-reads the file system when due (see
+    /// the module doc); returns the space while writes are refused.
+    pub(crate) fn refusal(&self, messages: usize, bytes: u64, pending: u64) -> Option<Space> {
+        let weight = bytes + messages as u64 * DERIVED_BYTES_PER_MESSAGE;
+        let used = self.since_check.fetch_add(weight, Ordering::Relaxed) + weight;
+        let now = crate::now_ms();
+        let last = self.last_check_ms.load(Ordering::Relaxed);
+        let due = now - last >= SPACE_CHECK_INTERVAL.as_millis() as i64 || used >= self.reserve / 8;
+        if due
+            && self.last_check_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            && let Err(err) = self.refresh()
+        {
+            tracing::warn!(%err, "cannot read the file system's free space");
+        }
+        let space = *self.space.lock();
+        let free = space.free.saturating_sub(self.since_check.load(Ordering::Relaxed));
+        let needed = self.reserve.saturating_add(pending.saturating_mul(DERIVED_BYTES_PER_MESSAGE));
+        let refuse = space.usage >= self.high_water || free < needed;
         match (self.refusing.swap(refuse, Ordering::AcqRel), refuse) {
             (false, true) => tracing::error!(
                 usage = space.usage,
                 free_bytes = space.free,
                 high_water = self.high_water,
                 reserve_bytes = self.reserve,
+                pending_messages = pending,
                 "disk nearly full: refusing writes"
             ),
             (true, false) => {
@@ -124,24 +160,7 @@ impl DiskWatch {
             }
             _ => {}
         }
-        if space.usage >= self.clean_forcibly {
-            self.wake.notify_all();
-        }
-        Ok(space)
-    }
-
-    /// The append path's check: re-reads the file system at most every
-    /// [`SPACE_CHECK_INTERVAL`]; returns the space while writes are refused.
-    pub(crate) fn refusal(&self) -> Option<Space> {
-        let now = crate::now_ms();
-        let last = self.last_check_ms.load(Ordering::Relaxed);
-        if now - last >= SPACE_CHECK_INTERVAL.as_millis() as i64
-            && self.last_check_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-            && let Err(err) = self.refresh()
-        {
-            tracing::warn!(%err, "cannot read the file system's free space");
-        }
-        self.refusing.load(Ordering::Acquire).then(|| *self.space.lock())
+        refuse.then_some(space)
     }
 
     /// The space as last read.
@@ -199,12 +218,13 @@ mod tests {
         let mut config = StoreConfig::new(dir.path());
         config.disk_reserve_bytes = u64::MAX;
         let watch = DiskWatch::new(&config).expect("watch");
-        assert!(watch.refusal().is_some(), "no file system has that much free");
+        assert!(watch.refusal(1, 100, 0).is_some(), "no file system has that much free");
         let mut config = StoreConfig::new(dir.path());
         config.disk_reserve_bytes = 0;
         config.disk_high_water = 1.0;
         let watch = DiskWatch::new(&config).expect("watch");
-        assert!(watch.refusal().is_none());
+        assert!(watch.refusal(1, 100, 0).is_none());
+        assert!(watch.refusal(1, 100, u64::MAX).is_some(), "undispatched messages count against the space");
         assert!(watch.space().free > 0);
     }
 }

@@ -107,6 +107,8 @@ pub struct Dispatcher {
     tombstones: Tombstones,
     /// Records below this offset are dispatched.
     dispatched: AtomicU64,
+    /// Records dispatched since recovery (compared with those appended since the open).
+    dispatched_records: AtomicU64,
     /// Why the last dispatch step failed, until one succeeds: the store refuses writes meanwhile.
     failure: Mutex<Option<std::io::Error>>,
     thread: Mutex<Option<Thread>>,
@@ -151,6 +153,7 @@ impl Dispatcher {
             hooks,
             tombstones,
             dispatched: AtomicU64::new(0),
+            dispatched_records: AtomicU64::new(0),
             failure: Mutex::new(None),
             thread: Mutex::new(None),
             sleeping: AtomicBool::new(false),
@@ -178,6 +181,10 @@ impl Dispatcher {
     /// Records below this offset are dispatched.
     pub fn dispatched(&self) -> u64 {
         self.dispatched.load(Ordering::Acquire)
+    }
+    /// Records dispatched since recovery ended.
+    pub fn dispatched_records(&self) -> u64 {
+        self.dispatched_records.load(Ordering::Acquire)
     }
     /// Why dispatching is failing, if it is (it is retried until it succeeds).
     pub fn failure(&self) -> Option<(std::io::ErrorKind, String)> {
@@ -216,6 +223,9 @@ impl Dispatcher {
         };
         let incomplete = outcome.is_err();
         self.record(outcome);
+        // Appends start counting now; so does this (a replay left unfinished counts
+        // nothing: its records are on disk already).
+        self.dispatched_records.store(0, Ordering::Release);
         Ok(Replay { from, rebuilt, incomplete })
     }
 
@@ -249,6 +259,7 @@ impl Dispatcher {
                     if !self.dispatch(&record, fill_gaps)? {
                         return Ok(false);
                     }
+                    self.dispatched_records.fetch_add(1, Ordering::AcqRel);
                     pos = next;
                 }
                 Step::Skip { next } => pos = next,

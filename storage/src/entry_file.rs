@@ -446,6 +446,8 @@ fn used_len(path: &Path, capacity: u64, entry_len: usize) -> std::io::Result<(u6
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn entry(i: u64) -> [u8; 8] {
@@ -573,5 +575,74 @@ mod tests {
         file.append(&entry(5)).expect("append after the cut");
         assert_eq!(entries(&file, 0).len(), 6);
         assert_eq!(file.read(5, <[u8]>::to_vec).expect("read"), Some(entry(5).to_vec()));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u16),
+        Truncate(u16),
+        Reopen,
+        /// Other files take the budget: this one is closed.
+        Crowd,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u16..600).prop_map(Op::Append),
+            1 => any::<u16>().prop_map(Op::Truncate),
+            1 => Just(Op::Reopen),
+            1 => Just(Op::Crowd),
+        ]
+    }
+
+    proptest! {
+        /// A file grown across growth steps, file boundaries, truncations, closes by the
+        /// budget and reopens reads back exactly what a vector holds.
+        #[test]
+        fn grows_closes_and_reopens_like_a_vector(ops in proptest::collection::vec(op(), 1..24)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("e");
+            let budget = MapBudget::new(2);
+            let open = || EntryFile::open(path.clone(), 8, 1000, budget.clone()).expect("open");
+            let mut file = open();
+            let mut model: Vec<[u8; 8]> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Append(n) => {
+                        for _ in 0..n {
+                            let e = entry(model.len() as u64);
+                            file.append(&e).expect("append");
+                            model.push(e);
+                        }
+                    }
+                    Op::Truncate(at) => {
+                        let at = u64::from(at) % (model.len() as u64 + 1);
+                        file.truncate(at).expect("truncate");
+                        model.truncate(at as usize);
+                    }
+                    Op::Reopen => {
+                        file.flush().expect("flush");
+                        drop(file);
+                        file = open();
+                    }
+                    Op::Crowd => {
+                        let others: Vec<_> = (0..3)
+                            .map(|i| EntryFile::open(dir.path().join(format!("o{i}")), 8, 4, budget.clone()).expect("open"))
+                            .collect();
+                        for other in &others {
+                            other.append(&entry(0)).expect("append");
+                        }
+                        prop_assert!(!file.is_mapped() || model.is_empty());
+                    }
+                }
+                prop_assert_eq!(file.max_offset(), model.len() as u64);
+            }
+            let read: Vec<Vec<u8>> = entries(&file, 0).into_iter().map(|(_, e)| e).collect();
+            let expected: Vec<Vec<u8>> = model.iter().map(|e| e.to_vec()).collect();
+            prop_assert_eq!(read, expected);
+            if let Some(last) = model.last() {
+                prop_assert_eq!(file.read(model.len() as u64 - 1, <[u8]>::to_vec).expect("read"), Some(last.to_vec()));
+            }
+        }
     }
 }

@@ -74,7 +74,7 @@ impl Cleaner {
             let age =
                 std::fs::metadata(segment.path()).and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
             let expired = age.is_some_and(|age| age >= config.retention);
-            let forced = usage >= config.disk_clean_forcibly;
+            let forced = usage > config.disk_clean_forcibly;
             if forced && !expired {
                 tracing::warn!(usage, segment = %segment.path().display(), "disk nearly full: deleting a segment before its retention time");
             }

@@ -375,12 +375,12 @@ impl Store {
     /// Appends messages as one contiguous run sharing one flush. All or nothing:
     /// an invalid message fails the whole batch before anything is written.
     pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<AppendResult>, AppendError> {
-        self.check_writable()?;
         let sized = messages
             .iter()
             .map(|m| Ok((m, record::encoded_len(m, self.config.max_message_size)?)))
             .collect::<Result<Vec<_>, AppendError>>()?;
         let total: u64 = sized.iter().map(|(_, len)| *len as u64).sum();
+        self.check_writable(messages.len(), total)?;
         if total > self.config.segment_size / 2 {
             return Err(crate::error::InvalidMessage::TooLarge {
                 size: total as usize,
@@ -388,7 +388,14 @@ impl Store {
             }
             .into());
         }
-        let placed = self.log.append(&sized, now_ms())?;
+        let placed = match self.log.append(&sized, now_ms()) {
+            // No space for the next segment: the same refusal as the disk watch's.
+            Err(AppendError::Segment { source, .. }) if source.kind() == std::io::ErrorKind::StorageFull => {
+                let space = self.disk.refresh().unwrap_or_default();
+                return Err(self.disk_full(space));
+            }
+            placed => placed?,
+        };
         self.dispatcher.notify();
         let status = match self.config.flush {
             FlushMode::Async { .. } => AppendStatus::SendOk,
@@ -416,7 +423,7 @@ impl Store {
 
     /// Refuses an append the store could not make consumable: closed, stopped by a
     /// failed flush, a dispatcher that cannot write, or a disk without the reserve.
-    fn check_writable(&self) -> Result<(), AppendError> {
+    fn check_writable(&self, messages: usize, bytes: u64) -> Result<(), AppendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
@@ -429,21 +436,26 @@ impl Store {
                 out_of_space: kind == std::io::ErrorKind::StorageFull,
             });
         }
-        if let Some(space) = self.disk.refusal() {
-            let (high_water, reserve) = self.disk.limits();
-            return Err(AppendError::DiskFull {
-                used_percent: space.usage * 100.0,
-                limit_percent: high_water * 100.0,
-                free_bytes: space.free,
-                reserve_bytes: reserve,
-            });
+        let pending = self.log.appended_records().saturating_sub(self.dispatcher.dispatched_records());
+        if let Some(space) = self.disk.refusal(messages, bytes, pending) {
+            return Err(self.disk_full(space));
         }
         Ok(())
     }
 
+    fn disk_full(&self, space: crate::disk::Space) -> AppendError {
+        let (high_water, reserve) = self.disk.limits();
+        AppendError::DiskFull {
+            used_percent: space.usage * 100.0,
+            limit_percent: high_water * 100.0,
+            free_bytes: space.free,
+            reserve_bytes: reserve,
+        }
+    }
+
     /// What the store can do now: `ok`, `read_only` (with why) or `failed`.
     pub fn state(&self) -> StoreState {
-        match self.check_writable() {
+        match self.check_writable(0, 0) {
             Ok(()) | Err(AppendError::Closed) => StoreState::Ok,
             Err(AppendError::Failed(why)) => {
                 StoreState::Failed { reason: format!("a flush failed ({why}); reopen the store to recover") }

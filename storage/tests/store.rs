@@ -395,3 +395,65 @@ fn refuses_a_directory_that_is_not_a_store() {
     let err = Store::open(config(dir.path())).expect_err("not a store");
     assert!(err.to_string().contains("not a version-1 Weir store"), "{err}");
 }
+
+#[test]
+fn a_deleted_topic_is_never_served_again_and_its_name_starts_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path())).expect("open");
+    let old: Vec<_> = (0..5).map(|n| store.append(&message("t", 0, n)).expect("append")).collect();
+    store.append(&message("other", 0, 99)).expect("append");
+    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    store.delete_topic("t").expect("delete");
+    assert_eq!(store.queue_offsets("t", 0), (0, 0), "its queues are gone");
+    assert!(!dir.path().join("consumequeue").join("t").exists(), "and their files");
+    assert!(store.message_by_id(&old[0].msg_id.to_string()).is_err(), "not even by id");
+    assert!(store.messages_by_key("t", "key-1", 10).is_empty(), "nor by key");
+    let new = store.append(&message("t", 0, 100)).expect("append to the new topic");
+    assert_eq!(new.queue_offset, 0, "the new topic starts at queue offset 0");
+    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    let expected = vec![(0, "100".to_owned())];
+    assert_eq!(read_all(&store, "t", 0), expected);
+    drop(store);
+
+    // A reopen, and a rebuild of every queue from the CommitLog, still skip the old records.
+    let store = Store::open(config(dir.path())).expect("reopen");
+    assert_eq!(read_all(&store, "t", 0), expected);
+    drop(store);
+    std::fs::remove_dir_all(dir.path().join("consumequeue").join("other")).expect("lose a queue");
+    let store = Store::open(config(dir.path())).expect("reopen");
+    assert_eq!(store.recovery().replayed_from, 0, "a lost queue replays the whole CommitLog");
+    assert_eq!(read_all(&store, "t", 0), expected);
+    assert_eq!(read_all(&store, "other", 0), [(0, "99".to_owned())]);
+    assert_eq!(store.append(&message("t", 0, 101)).expect("append").queue_offset, 1);
+}
+
+#[test]
+fn many_queues_stay_within_the_map_budget_and_read_back_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig { max_mapped_queue_files: 16, ..config(dir.path()) };
+    let store = Store::open(config.clone()).expect("open");
+    for round in 0..3 {
+        for q in 0..100 {
+            store.append(&message(&format!("t{}", q % 25), q / 25, round * 1000 + q as usize)).expect("append");
+        }
+        assert!(store.wait_dispatched(Duration::from_secs(5)));
+        assert!(store.stats().mapped_queue_files.0 <= 16, "{:?}", store.stats().mapped_queue_files);
+    }
+    assert!(store.stats().queue_file_evictions > 0);
+    let expected = |q: usize| -> Vec<(u64, String)> {
+        (0..3).map(|round| (round as u64, (round * 1000 + q).to_string())).collect()
+    };
+    for q in 0..100 {
+        assert_eq!(read_all(&store, &format!("t{}", q % 25), (q / 25) as u32), expected(q));
+    }
+    // Three messages cost one page per queue file (here files hold 64 entries, 1 280
+    // bytes, less than a page), not a preallocated file.
+    assert_eq!(store.stats().consume_queue_bytes, 100 * 1280);
+    drop(store);
+    let store = Store::open(config).expect("reopen");
+    assert_eq!(store.stats().mapped_queue_files.0, 0, "reopening maps nothing");
+    for q in (0..100).rev() {
+        assert_eq!(read_all(&store, &format!("t{}", q % 25), (q / 25) as u32), expected(q));
+    }
+    assert!(store.stats().mapped_queue_files.0 <= 16);
+}
