@@ -60,8 +60,8 @@ mod subscription;
 pub use weir_protocol::bytes::Bytes;
 pub use weir_protocol::{
     BrokerStatus, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, Message, PluginInfo,
-    PluginState, PullResponse, PullStatus, SendResult, SendStatus, StoredMessage, SubscriptionStats, TopicConfig,
-    TopicPermissions,
+    PluginState, PullResponse, PullStatus, SendResult, SendStatus, StoreState, StoreStatus, StoredMessage,
+    SubscriptionStats, TopicConfig, TopicPermissions,
 };
 
 pub use crate::client::Client;
