@@ -112,6 +112,10 @@ impl ConsumeQueue {
     pub fn disk_bytes(&self) -> u64 {
         self.entries.disk_bytes()
     }
+    /// Whether entries were written since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.entries.is_dirty()
+    }
 
     /// The entry at `queue_offset`, if written and retained.
     pub fn get(&self, queue_offset: u64) -> std::io::Result<Option<CqEntry>> {
@@ -226,6 +230,11 @@ impl ConsumeQueueTable {
     /// The queue map (its generation tells when queues came or went).
     pub fn map(&self) -> &QueueMap<ConsumeQueue> {
         &self.queues
+    }
+
+    /// The budget of mapped files the queues share.
+    pub fn budget(&self) -> &Arc<MapBudget> {
+        &self.budget
     }
 
     /// Forgets every queue of `topic` and deletes their files.

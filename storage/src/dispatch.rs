@@ -94,6 +94,9 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Empty polls after which the dispatcher sleeps until an append wakes it.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 100;
+/// Dirty ConsumeQueues above which a checkpoint syncs the whole file system once
+/// instead of flushing each file.
+const SYNC_FILE_SYSTEM_ABOVE: usize = 64;
 /// First and longest wait before a failed dispatch step is tried again.
 const RETRY_MIN: Duration = Duration::from_millis(10);
 const RETRY_MAX: Duration = Duration::from_secs(1);
@@ -305,9 +308,17 @@ impl Dispatcher {
     }
 
     /// Flushes ConsumeQueues, the index and hooks; returns the offset now durable.
-    pub fn flush(&self) -> std::io::Result<u64> {
+    ///
+    /// With more than [`SYNC_FILE_SYSTEM_ABOVE`] dirty ConsumeQueues (many queues
+    /// written since the last checkpoint), one sync of the file system under `dir`
+    /// replaces a flush per file, the hooks' files included.
+    pub fn flush(&self, dir: &std::path::Path) -> std::io::Result<u64> {
         let upto = self.dispatched();
-        for queue in self.queues.values() {
+        let queues = self.queues.values();
+        if queues.iter().filter(|q| q.is_dirty()).count() > SYNC_FILE_SYSTEM_ABOVE {
+            self.queues.budget().sync_file_system(dir)?;
+        }
+        for queue in queues {
             queue.flush()?;
         }
         self.index.flush()?;

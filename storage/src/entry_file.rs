@@ -53,6 +53,8 @@ struct Shared {
     /// Bytes the last file takes on disk (earlier files are full).
     last_allocated: AtomicU64,
     last_used: AtomicU64,
+    /// Budget tick taken after the last write completed (see [`MapBudget::synced_before`]).
+    written: AtomicU64,
     me: Weak<Shared>,
 }
 
@@ -103,6 +105,7 @@ impl EntryFile {
             max_offset: AtomicU64::new(end / entry_len as u64),
             flushed: AtomicU64::new(end),
             last_allocated: AtomicU64::new(last_allocated),
+            written: AtomicU64::new(0),
             me: me.clone(),
         });
         Ok(Self { shared })
@@ -125,6 +128,11 @@ impl EntryFile {
         let files = self.shared.files.read().starts.len() as u64;
         files.saturating_sub(1) * self.shared.file_size + self.shared.last_allocated.load(Ordering::Relaxed)
     }
+    /// Whether entries were written since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.max_offset() * self.shared.entry_len as u64 > self.shared.flushed.load(Ordering::Acquire)
+    }
+
     /// Whether its files are mapped now.
     pub fn is_mapped(&self) -> bool {
         self.shared.files.read().mapped.is_some()
@@ -240,6 +248,7 @@ impl EntryFile {
             }
             s.max_offset.store(index.max(self.min_offset()), Ordering::Release);
             s.flushed.fetch_min(byte, Ordering::AcqRel);
+            s.written.store(s.budget.tick(), Ordering::Release);
             Ok(())
         })();
         drop(writer);
@@ -247,12 +256,18 @@ impl EntryFile {
         result
     }
 
-    /// Forces written entries to disk (through the mapping, or the files when closed).
+    /// Forces written entries to disk (through the mapping, or the files when closed),
+    /// unless a file-system sync since the last write did.
     pub fn flush(&self) -> std::io::Result<()> {
         let s = &self.shared;
         let end = self.max_offset() * s.entry_len as u64;
         let from = s.flushed.load(Ordering::Acquire);
         if end <= from {
+            return Ok(());
+        }
+        // Read after `end`: the stamp of the last write, hence of every write `end` counts.
+        if s.written.load(Ordering::Acquire) < s.budget.synced_before() {
+            s.flushed.fetch_max(end, Ordering::AcqRel);
             return Ok(());
         }
         let files = s.files.read();
@@ -393,6 +408,7 @@ impl Shared {
         w.advance(skip + self.entry_len);
         w.publish();
         self.max_offset.fetch_add(1, Ordering::AcqRel);
+        self.written.store(self.budget.tick(), Ordering::Release);
         Ok(())
     }
 }
@@ -552,6 +568,24 @@ mod tests {
         }
         drop(files);
         assert_eq!(budget.mapped(), 0, "dropped files give their maps back");
+    }
+
+    #[test]
+    fn a_file_system_sync_covers_what_was_written_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let budget = MapBudget::unlimited();
+        let file = EntryFile::open(dir.path().join("e"), 8, 4, budget.clone()).expect("open");
+        file.append(&entry(0)).expect("append");
+        assert!(file.is_dirty());
+        budget.sync_file_system(dir.path()).expect("syncfs");
+        file.append(&entry(1)).expect("written after the sync");
+        file.flush().expect("flush");
+        assert!(!file.is_dirty());
+        file.append(&entry(2)).expect("append");
+        budget.sync_file_system(dir.path()).expect("syncfs");
+        assert!(file.is_dirty(), "a sync alone changes no file's state");
+        file.flush().expect("flush without a system call");
+        assert!(!file.is_dirty());
     }
 
     #[test]

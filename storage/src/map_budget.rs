@@ -10,6 +10,10 @@
 //! opens). A closed file keeps its offsets in memory and reopens on its next use.
 //!
 //! Closing never waits: a file busy with its writer or a reader is skipped.
+//!
+//! The budget also knows the last file-system sync: when many queue files are dirty,
+//! one `syncfs` costs less than a flush per file, and every file whose last write
+//! came before that sync started counts as flushed without another system call.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -32,6 +36,8 @@ pub struct MapBudget {
     /// Everything holding mapped files, in no order.
     open: Mutex<Vec<Weak<dyn Mapped>>>,
     evictions: AtomicU64,
+    /// Writes stamped before this tick are on disk (a file-system sync covered them).
+    synced_before: AtomicU64,
 }
 
 impl std::fmt::Debug for MapBudget {
@@ -49,6 +55,7 @@ impl MapBudget {
             clock: AtomicU64::new(1),
             open: Mutex::new(Vec::new()),
             evictions: AtomicU64::new(0),
+            synced_before: AtomicU64::new(0),
         })
     }
 
@@ -95,7 +102,26 @@ impl MapBudget {
 
     /// A new use stamp.
     pub(crate) fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::Relaxed)
+        self.clock.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Writes stamped before this tick are durable.
+    pub(crate) fn synced_before(&self) -> u64 {
+        self.synced_before.load(Ordering::Acquire)
+    }
+
+    /// Makes everything written so far on the file system holding `dir` durable with
+    /// one `syncfs`, and remembers that it covers every write stamped before it began.
+    pub(crate) fn sync_file_system(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mark = self.tick();
+        let dir = std::fs::File::open(dir)?;
+        // SAFETY: plain FFI call on an open file descriptor.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.synced_before.fetch_max(mark, Ordering::AcqRel);
+        Ok(())
     }
 
     /// `files` more are mapped by an owner that already counts as open.

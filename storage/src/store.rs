@@ -329,7 +329,7 @@ impl Store {
         // checkpoint that cannot be written (a full disk) leaves the last one, which
         // only makes the next recovery replay more.
         store.log.flush(0, store.log.committed()).at(&log_dir)?;
-        store.dispatcher.flush().at(&cq_dir)?;
+        store.dispatcher.flush(dir).at(&cq_dir)?;
         if let Err(err) = store.write_checkpoint() {
             tracing::warn!(%err, "cannot write a checkpoint after recovery; the previous one stays");
         }
@@ -341,8 +341,9 @@ impl Store {
         let mut threads = self.threads.lock();
         threads.push(self.flush.spawn(self.log.clone(), self.config.flush)?);
         let (flush, checkpoint, log) = (self.flush.clone(), self.checkpoint.clone(), self.log.clone());
+        let dir = self.config.data_dir.clone();
         threads.push(self.dispatcher.spawn(move |dispatcher| {
-            if let Err(err) = write_checkpoint(&log, &flush, dispatcher, &checkpoint) {
+            if let Err(err) = write_checkpoint(&log, &flush, dispatcher, &checkpoint, &dir) {
                 tracing::error!(%err, "checkpoint failed");
             }
         })?);
@@ -351,7 +352,7 @@ impl Store {
     }
 
     fn write_checkpoint(&self) -> std::io::Result<()> {
-        write_checkpoint(&self.log, &self.flush, &self.dispatcher, &self.checkpoint)
+        write_checkpoint(&self.log, &self.flush, &self.dispatcher, &self.checkpoint, &self.config.data_dir)
     }
 
     /// The configuration the store runs with.
@@ -743,8 +744,9 @@ fn write_checkpoint(
     flush: &FlushService,
     dispatcher: &Dispatcher,
     file: &CheckpointFile,
+    dir: &std::path::Path,
 ) -> std::io::Result<()> {
-    let dispatched = dispatcher.flush()?;
+    let dispatched = dispatcher.flush(dir)?;
     let queues = dispatcher.queues();
     file.manifest()
         .store(queues.map().generation(), || queues.all().into_iter().map(|q| (q.topic().to_owned(), q.queue_id())))?;

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Weir with many topics, in one window on one machine (issue 15's figures):
+#   - disk bytes per queue (ConsumeQueue and bloom-index files, blocks on disk as `du`
+#     counts them) with 1, 1 000 and 1 000 000 messages;
+#   - topic creation time for 200 topics on an empty broker and once TOPICS exist;
+#   - the broker's memory, mapped queue files, kernel maps and descriptors with
+#     TOPICS x QUEUES queues of one message each;
+#   - `weir bench produce` over TOPICS topics against 1 topic, alternating, RUNS times;
+#   - restart time (until `weir status` answers) after a clean stop and after SIGKILL;
+#   - with BASELINE=/path/to/older/weir: one hot queue's produce and drain with that
+#     binary and this one, alternating, RUNS times each (before/after figures).
+# Stdout: one line per figure. Environment: TOPICS [10000], QUEUES [4], COUNT [200000],
+#   SIZE [1024], RUNS [3], PORT [17430], BASELINE [none].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOPICS=${TOPICS:-10000}
+QUEUES=${QUEUES:-4}
+COUNT=${COUNT:-200000}
+SIZE=${SIZE:-1024}
+RUNS=${RUNS:-3}
+PORT=${PORT:-17430}
+BASELINE=${BASELINE:-}
+cargo build --release --quiet
+weir=$PWD/target/release/weir
+work=$(mktemp -d)
+broker_pid=
+stop_broker() {
+    if [[ -n $broker_pid ]]; then
+        kill "${1:--TERM}" "$broker_pid" 2>/dev/null || true
+        wait "$broker_pid" 2>/dev/null || true
+        broker_pid=
+    fi
+}
+cleanup() {
+    stop_broker
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export WEIR_BROKER=127.0.0.1:$PORT
+# Starts `$1 broker` on data dir $2 and prints how long until `weir status` answered.
+start_broker() {
+    local bin=$1 data=$2 started
+    export WEIR_CA=$data/tls/cert.pem
+    started=$(date +%s.%N)
+    "$bin" broker --data-dir "$data" --listen "$WEIR_BROKER" 2>>"$work/broker.log" &
+    broker_pid=$!
+    until "$weir" status >/dev/null 2>&1; do sleep 0.05; done
+    echo "$(date +%s.%N) - $started" | bc
+}
+produce() { "$1" bench produce --size "$SIZE" --json "${@:2}" 2>>"$work/bench.log" | tail -n 1; }
+echo "# TOPICS=$TOPICS QUEUES=$QUEUES COUNT=$COUNT SIZE=$SIZE RUNS=$RUNS; load: $(uptime)" >&2
+
+if [[ -n $BASELINE ]]; then
+    for run in $(seq "$RUNS"); do
+        for bin in "$BASELINE" "$weir"; do
+            name=$([[ $bin == "$weir" ]] && echo new || echo baseline)
+            start_broker "$bin" "$work/hot-$name-$run" >/dev/null
+            "$bin" topic create hot --queues 1 >/dev/null
+            echo "hot-queue $name produce $(produce "$bin" --topic hot --count "$COUNT")"
+            echo "hot-queue $name drain $("$bin" bench consume --topic hot --group g --count "$COUNT" --json 2>/dev/null | tail -n 1)"
+            stop_broker
+            rm -rf "$work/hot-$name-$run"
+        done
+    done
+fi
+
+data=$work/data
+start_broker "$weir" "$data" >/dev/null
+for n in 1 1000 1000000; do
+    produce "$weir" --topic "disk-$n" --queues 1 --count "$n" --size 100 >/dev/null
+done
+sleep 2
+for n in 1 1000 1000000; do
+    echo "disk-per-queue messages=$n consumequeue_bytes=$(du -sB1 "$data/consumequeue/disk-$n" | cut -f1) bloomindex_bytes=$(du -sB1 "$data/bloomindex/disk-$n" | cut -f1)"
+done
+
+"$weir" bench produce --topic empty --topics 200 --queues "$QUEUES" --count 200 --size 100 --json >/dev/null 2>"$work/create-first.log"
+echo "create-200-topics at=0 $(grep topics: "$work/create-first.log")"
+"$weir" bench produce --topic scale --topics "$TOPICS" --queues "$QUEUES" --count $((TOPICS * QUEUES)) --size 100 --json >/dev/null 2>"$work/create-many.log"
+echo "create-$TOPICS-topics $(grep topics: "$work/create-many.log")"
+"$weir" bench produce --topic late --topics 200 --queues "$QUEUES" --count 200 --size 100 --json >/dev/null 2>"$work/create-late.log"
+echo "create-200-topics at=$TOPICS $(grep topics: "$work/create-late.log")"
+
+figures() {
+    local status
+    status=$("$weir" status --json)
+    echo "$1 rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$broker_pid/status) kernel_maps=$(wc -l </proc/$broker_pid/maps) descriptors=$(ls /proc/$broker_pid/fd | wc -l) $(echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(" ".join(f"{k}={s[k]}" for k in ["queues","mapped_queue_files","mapped_queue_files_limit","queue_file_evictions","consume_queue_bytes","index_bytes","state"]))')"
+}
+figures "after-loading"
+
+for run in $(seq "$RUNS"); do
+    echo "produce topics=1 $(produce "$weir" --topic single --queues "$QUEUES" --count "$COUNT")"
+    echo "produce topics=$TOPICS $(produce "$weir" --topic scale --topics "$TOPICS" --queues "$QUEUES" --count "$COUNT")"
+done
+figures "after-produce"
+
+stop_broker -TERM
+echo "restart clean seconds=$(start_broker "$weir" "$data")"
+figures "after-clean-restart"
+"$weir" bench produce --topic scale --topics "$TOPICS" --queues "$QUEUES" --count $((TOPICS * QUEUES)) --size 100 --json >/dev/null 2>&1
+stop_broker -KILL
+echo "restart sigkill seconds=$(start_broker "$weir" "$data")"
+figures "after-sigkill-restart"
+stop_broker
