@@ -18,19 +18,24 @@
 //! **Mapped while used.** Opening an entry file reads only where its last file's
 //! data ends; its files are mapped on first use and may be closed again by the
 //! store's [`MapBudget`] when other queues are used more recently. A closed entry
-//! file keeps its offsets, answers single-entry reads with `pread`, and maps
-//! itself again for scans and appends.
+//! file keeps its offsets, answers single-entry reads with `pread` and its first
+//! [`COLD_APPENDS`] appends with `pwrite` (a queue written now and then, among more
+//! queues than the budget maps, costs an open and a write, not a map and an unmap),
+//! and maps itself again for scans and for the appends after those.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::map_budget::{MapBudget, Mapped};
-use crate::mapped_file::{FileWriter, Growth, MappedFile, file_name, list_files};
+use crate::mapped_file::{FileWriter, Growth, MappedFile, allocate, file_name, growth_target, list_files};
+
+/// Appends a closed entry file takes with `pwrite` before it maps its files again.
+pub const COLD_APPENDS: u32 = 8;
 
 /// Fixed-width entries in mapped files under one directory.
 #[derive(Debug)]
@@ -55,6 +60,8 @@ struct Shared {
     last_used: AtomicU64,
     /// Budget tick taken after the last write completed (see [`MapBudget::synced_before`]).
     written: AtomicU64,
+    /// Appends written with `pwrite` since the files were last closed.
+    cold_appends: AtomicU32,
     me: Weak<Shared>,
 }
 
@@ -106,6 +113,7 @@ impl EntryFile {
             flushed: AtomicU64::new(end),
             last_allocated: AtomicU64::new(last_allocated),
             written: AtomicU64::new(0),
+            cold_appends: AtomicU32::new(0),
             me: me.clone(),
         });
         Ok(Self { shared })
@@ -206,6 +214,9 @@ impl EntryFile {
         }
         s.touch();
         let mut writer = s.writer.lock();
+        if s.files.read().mapped.is_none() && s.cold_appends.fetch_add(1, Ordering::Relaxed) < COLD_APPENDS {
+            return s.append_cold(entry);
+        }
         let opened = s.open_locked(&mut writer)?;
         let appended = s.append_locked(&mut writer, entry);
         drop(writer);
@@ -382,6 +393,38 @@ impl Shared {
         }
     }
 
+    /// Appends to closed files with `pwrite`, growing the last one (or making the next)
+    /// as the mapped path does. The caller holds the writer lock, so the files cannot
+    /// be mapped meanwhile. On an error nothing changes but allocated space.
+    fn append_cold(&self, entry: &[u8]) -> std::io::Result<()> {
+        let byte = self.max_offset.load(Ordering::Acquire) * self.entry_len as u64;
+        let start = byte - byte % self.file_size;
+        let path = self.dir.join(file_name(start));
+        if self.files.read().starts.last() != Some(&start) {
+            std::fs::create_dir_all(&self.dir)?;
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+            let mut files = self.files.write();
+            if files.starts.is_empty() {
+                self.min_offset.store(start / self.entry_len as u64, Ordering::Release);
+                self.flushed.store(start, Ordering::Release);
+            }
+            files.starts.push(start);
+            self.last_allocated.store(0, Ordering::Relaxed);
+        }
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let (local, allocated) = ((byte - start) as usize, self.last_allocated.load(Ordering::Relaxed) as usize);
+        let needed = local + self.entry_len;
+        if needed > allocated {
+            let target = growth_target(needed, allocated, self.file_size as usize);
+            allocate(&file, allocated as u64, target as u64)?;
+            self.last_allocated.store(target as u64, Ordering::Relaxed);
+        }
+        file.write_all_at(entry, local as u64)?;
+        self.max_offset.fetch_add(1, Ordering::AcqRel);
+        self.written.store(self.budget.tick(), Ordering::Release);
+        Ok(())
+    }
+
     fn append_locked(&self, writer: &mut Option<FileWriter>, entry: &[u8]) -> std::io::Result<()> {
         let byte = self.max_offset.load(Ordering::Acquire) * self.entry_len as u64;
         if writer.as_ref().is_none_or(|w| w.remaining() < self.entry_len) {
@@ -422,6 +465,7 @@ impl Mapped for Shared {
         let Some(mut writer) = self.writer.try_lock() else { return 0 };
         let Some(mut files) = self.files.try_write() else { return 0 };
         *writer = None;
+        self.cold_appends.store(0, Ordering::Relaxed);
         files.mapped.take().map_or(0, |mapped| mapped.len())
     }
 }
@@ -552,9 +596,14 @@ mod tests {
         let files: Vec<EntryFile> = (0..6)
             .map(|i| EntryFile::open(dir.path().join(i.to_string()), 8, 4, budget.clone()).expect("open"))
             .collect();
-        for round in 0..3 {
+        // Each file takes its first appends with pwrite, then maps itself.
+        let rounds = u64::from(COLD_APPENDS) + 3;
+        for round in 0..rounds {
             for (i, file) in files.iter().enumerate() {
                 file.append(&entry(round * 10 + i as u64)).expect("append");
+            }
+            if round == 0 {
+                assert_eq!(budget.mapped(), 0, "the first appends write without mapping");
             }
             assert!(budget.mapped() <= 4, "{} mapped", budget.mapped());
         }
@@ -563,7 +612,7 @@ mod tests {
             file.flush().expect("flush a closed or open file");
         }
         for (i, file) in files.iter().enumerate() {
-            let expected: Vec<_> = (0..3).map(|round| (round, entry(round * 10 + i as u64).to_vec())).collect();
+            let expected: Vec<_> = (0..rounds).map(|round| (round, entry(round * 10 + i as u64).to_vec())).collect();
             assert_eq!(entries(file, 0), expected);
         }
         drop(files);
@@ -665,6 +714,7 @@ mod tests {
                             .collect();
                         for other in &others {
                             other.append(&entry(0)).expect("append");
+                            other.scan(0, 1, |_, _| {}).expect("a scan maps the files");
                         }
                         prop_assert!(!file.is_mapped() || model.is_empty());
                     }

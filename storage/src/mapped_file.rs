@@ -203,7 +203,7 @@ impl FileWriter {
         if needed <= allocated {
             return Ok(());
         }
-        let target = needed.max(allocated * 2).max(PAGE).next_multiple_of(PAGE).min(self.file.size());
+        let target = growth_target(needed, allocated, self.file.size());
         allocate(&self.file.file, allocated as u64, target as u64)?;
         self.file.allocated.store(target, Ordering::Release);
         Ok(())
@@ -296,6 +296,13 @@ impl AsRef<[u8]> for FileSlice {
     fn as_ref(&self) -> &[u8] {
         &self.file.read_from(self.pos)[..self.len]
     }
+}
+
+/// The length an on-demand file of `capacity` bytes, `allocated` so far, grows to
+/// when `needed` bytes must be allocated: twice its length, at least a page, whole
+/// pages, never past its capacity.
+pub(crate) fn growth_target(needed: usize, allocated: usize, capacity: usize) -> usize {
+    needed.max(allocated * 2).max(PAGE).next_multiple_of(PAGE).min(capacity)
 }
 
 /// Allocates blocks for bytes `[from, to)` of the file, extending it to `to` (not a
