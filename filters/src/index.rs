@@ -151,7 +151,9 @@ impl<'a> BlockSummary<'a> {
     }
 }
 
-/// The block being filled: its summary so far, kept in memory until complete.
+/// The block being filled: its summary so far, kept in memory until complete. Its
+/// buffers are allocated by the first entry (a broker opens tens of thousands of
+/// queues that may never get one).
 #[derive(Debug)]
 struct OpenBlock {
     number: u64,
@@ -172,8 +174,8 @@ impl OpenBlock {
             known: offset.is_multiple_of(shape.block_entries),
             next: offset,
             flags: 0,
-            bloom: vec![0; shape.block.bytes],
-            entry: vec![0; shape.entry_len()],
+            bloom: Vec::new(),
+            entry: Vec::new(),
         }
     }
 }
@@ -249,7 +251,9 @@ impl QueueBlooms {
             *guard = OpenBlock::starting_at(queue_offset, shape);
         }
         let block = &mut *guard;
-        block.entry.fill(0);
+        block.bloom.resize(shape.block.bytes, 0);
+        block.entry.clear();
+        block.entry.resize(shape.entry_len(), 0);
         let mut terms = 0u16;
         message_terms(view.tag(), view.properties(), |term| {
             shape.message.insert(&mut block.entry[ENTRY_HEADER..], term);
@@ -379,9 +383,11 @@ impl DispatchHook for BloomIndex {
         self.all().iter().try_for_each(|q| q.flush())
     }
 
-    fn recover(&self, valid_end: u64) -> std::io::Result<Option<u64>> {
-        for queue in self.all() {
-            queue.truncate_after(valid_end)?;
+    fn recover(&self, valid_end: u64, cut: bool) -> std::io::Result<Option<u64>> {
+        if cut {
+            for queue in self.all() {
+                queue.truncate_after(valid_end)?;
+            }
         }
         Ok(self.rebuild.then_some(0))
     }

@@ -63,11 +63,12 @@ pub trait DispatchHook: Send + Sync {
     fn flush(&self) -> std::io::Result<()> {
         Ok(())
     }
-    /// On open, after the CommitLog was cut at `valid_end`: drop state for
-    /// records at or past it and return the CommitLog offset from which the
-    /// hook needs records replayed (`None`: the checkpoint suffices).
-    fn recover(&self, valid_end: u64) -> std::io::Result<Option<u64>> {
-        let _ = valid_end;
+    /// On open: return the CommitLog offset from which the hook needs records
+    /// replayed (`None`: the checkpoint suffices). With `cut` (the last run crashed,
+    /// or the CommitLog was cut at `valid_end`), first drop state for records at or
+    /// past `valid_end`; without, none can exist.
+    fn recover(&self, valid_end: u64, cut: bool) -> std::io::Result<Option<u64>> {
+        let _ = (valid_end, cut);
         Ok(None)
     }
     /// Retention moved the first served offset of a queue to `min_queue_offset`:
@@ -199,17 +200,20 @@ impl Dispatcher {
         self.step_lock.lock()
     }
 
-    /// Open-time recovery: cuts derived files back to `valid_end`, then replays
-    /// from `from` (or from the oldest record when a queue turns out to be behind).
+    /// Open-time recovery: with `cut` (the last run crashed or the CommitLog was cut),
+    /// cuts derived files back to `valid_end`; then replays from `from` (or from the
+    /// oldest record when a queue turns out to be behind).
     /// A write error during the replay (no space for a queue file) does not fail the
     /// open: the replay is left to the dispatcher thread and the store stays read-only.
-    pub fn recover(&self, valid_end: u64, from: u64, index_from: Option<u64>) -> std::io::Result<Replay> {
-        for queue in self.queues.values() {
-            queue.truncate_after(valid_end)?;
+    pub fn recover(&self, valid_end: u64, cut: bool, from: u64, index_from: Option<u64>) -> std::io::Result<Replay> {
+        if cut {
+            for queue in self.queues.values() {
+                queue.truncate_after(valid_end)?;
+            }
         }
         let mut from = index_from.map_or(from, |i| i.min(from));
         for hook in &self.hooks {
-            if let Some(hook_from) = hook.recover(valid_end)? {
+            if let Some(hook_from) = hook.recover(valid_end, cut)? {
                 from = from.min(hook_from);
             }
         }

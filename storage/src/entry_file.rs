@@ -84,7 +84,10 @@ impl EntryFile {
     ) -> std::io::Result<Self> {
         assert!(entry_len > 0 && entries_per_file > 0, "entries need a width and files a capacity");
         let file_size = entries_per_file * entry_len as u64;
-        let listed = if dir.exists() { list_files(&dir)? } else { Vec::new() };
+        let listed = match list_files(&dir) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            listed => listed?,
+        };
         if let Some((start, path)) = listed.iter().find(|(start, _)| start % file_size != 0) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -490,8 +493,11 @@ fn used_len(path: &Path, capacity: u64, entry_len: usize) -> std::io::Result<(u6
             format!("{} is {len} bytes, more than its capacity of {capacity}", path.display()),
         ));
     }
-    let mut hi = crate::mapped_file::last_data_end(&file, len);
-    let mut buf = vec![0u8; 64 << 10];
+    const CHUNK: u64 = 64 << 10;
+    // A small file (every queue file that has grown to a few pages) is read whole:
+    // cheaper than asking the file system where its data ends.
+    let mut hi = if len <= CHUNK { len } else { crate::mapped_file::last_data_end(&file, len) };
+    let mut buf = vec![0u8; hi.min(CHUNK) as usize];
     while hi > 0 {
         let lo = hi.saturating_sub(buf.len() as u64);
         let chunk = &mut buf[..(hi - lo) as usize];

@@ -287,7 +287,11 @@ impl Store {
             _ => 0,
         };
         let dispatcher = Arc::new(Dispatcher::new(log.clone(), queues, index, hooks, tombstones));
-        let replay = dispatcher.recover(log_recovery.valid_end, replay_from, index_from).at(&cq_dir)?;
+        // After a clean shutdown that left the CommitLog whole, no derived entry can
+        // point past its end: the queues need no trimming (with 40 000 queues, that
+        // is 80 000 reads saved).
+        let cut = !clean_shutdown || log_recovery.truncated_bytes > 0;
+        let replay = dispatcher.recover(log_recovery.valid_end, cut, replay_from, index_from).at(&cq_dir)?;
         log.set_queue_offsets(next_queue_offsets(&log, &dispatcher));
         let recovery = RecoveryReport {
             clean_shutdown,
