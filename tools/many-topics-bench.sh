@@ -6,7 +6,8 @@
 #   - the broker's memory, mapped queue files, kernel maps and descriptors with
 #     TOPICS x QUEUES queues of one message each;
 #   - `weir bench produce` over TOPICS topics against 1 topic, alternating, RUNS times;
-#   - restart time (until `weir status` answers) after a clean stop and after SIGKILL;
+#   - restart time (until `weir status` answers) after a clean stop, after SIGKILL when
+#     idle, and after SIGKILL right after a burst over every queue;
 #   - with BASELINE=/path/to/older/weir: one hot queue's produce and drain with that
 #     binary and this one, alternating, RUNS times each (before/after figures).
 # Stdout: one line per figure. Environment: TOPICS [10000], QUEUES [4], COUNT [200000],
@@ -116,9 +117,14 @@ stop_broker -TERM
 start_broker "$weir" "$data"
 echo "restart clean seconds=$startup"
 figures "after-clean-restart"
-"$weir" bench produce --topic scale --topics "$TOPICS" --queues "$QUEUES" --count $((TOPICS * QUEUES)) --size 100 --json >/dev/null 2>&1
 stop_broker -KILL
 start_broker "$weir" "$data"
-echo "restart sigkill seconds=$startup"
+echo "restart sigkill-idle seconds=$startup"
+# SIGKILL right after a burst over every queue: recovery replays what was not dispatched.
+"$weir" bench produce --topic scale --topics "$TOPICS" --queues "$QUEUES" --count $((TOPICS * QUEUES)) --size 100 --json >/dev/null 2>&1
+echo "before-sigkill $("$weir" status --json | grep -o '"dispatch_lag_bytes":[0-9]*')"
+stop_broker -KILL
+start_broker "$weir" "$data"
+echo "restart sigkill-after-burst seconds=$startup"
 figures "after-sigkill-restart"
 stop_broker
