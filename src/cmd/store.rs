@@ -46,6 +46,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = StoreConfig { recovery: RecoveryMode::Full, ..StoreConfig::new(&args.data_dir) };
     let store = Store::open(config).with_context(|| format!("cannot open store {}", args.data_dir.display()))?;
     let recovery = *store.recovery();
+    // A long replay finishes on the dispatcher thread: check the queues once it has.
+    if !store.wait_dispatched(std::time::Duration::from_secs(600)) {
+        anyhow::bail!("the store's queues did not catch up with its CommitLog within 10 minutes");
+    }
     let report = store.verify();
     let missing = acks.as_ref().map(|acks| {
         acks.iter()

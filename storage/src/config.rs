@@ -67,6 +67,9 @@ pub struct StoreConfig {
     pub disk_reserve_bytes: u64,
     /// How often retention runs (default 10 s; free space is checked every 50 ms).
     pub clean_interval: Duration,
+    /// Longest an open replays the CommitLog into the queues before the store serves;
+    /// the dispatcher thread replays the rest meanwhile (default 1 s).
+    pub replay_at_open: Duration,
     /// Most ConsumeQueue and bloom-index files mapped at once; the least recently used
     /// close beyond it (0: half of what `vm.max_map_count` and the descriptor limit allow).
     pub max_mapped_queue_files: usize,
@@ -91,6 +94,7 @@ impl StoreConfig {
             disk_clean_forcibly: 0.85,
             disk_reserve_bytes: 64 << 20,
             clean_interval: Duration::from_secs(10),
+            replay_at_open: Duration::from_secs(1),
             max_mapped_queue_files: 0,
             index_slots: 1 << 20,
             index_entries: 4 << 20,

@@ -4,7 +4,9 @@
 //!
 //! It runs on its own thread, woken by the appender, and is replayed on open
 //! from the last checkpoint. Every step is idempotent, so replaying a record
-//! twice changes nothing.
+//! twice changes nothing. The open replays for at most `replay_at_open` (see
+//! [`crate::StoreConfig`]); the thread finishes a longer replay while the store
+//! already serves (the records not yet replayed are dispatch lag, as under load).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,8 +113,13 @@ pub struct Dispatcher {
     tombstones: Tombstones,
     /// Records below this offset are dispatched.
     dispatched: AtomicU64,
-    /// Records dispatched since recovery (compared with those appended since the open).
+    /// Records appended since the open that are dispatched (compared with those appended).
     dispatched_records: AtomicU64,
+    /// Where the CommitLog ended at open: records before it are replayed, and a queue
+    /// missing entries among them is rebuilt, not filled.
+    replay_end: AtomicU64,
+    /// Set by a rebuild from the oldest record: gaps are filled from then on.
+    rebuilding: AtomicBool,
     /// Why the last dispatch step failed, until one succeeds: the store refuses writes meanwhile.
     failure: Mutex<Option<std::io::Error>>,
     thread: Mutex<Option<Thread>>,
@@ -139,6 +146,20 @@ pub struct Replay {
     /// Whether the replay stopped on a write error (e.g. no space): the dispatcher
     /// thread retries it, and the store is read-only meanwhile.
     pub incomplete: bool,
+    /// Whether the replay outlasted its time at open: the dispatcher thread finishes
+    /// it while the store serves.
+    pub deferred: bool,
+}
+
+/// How a run of the dispatcher ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Every published record is dispatched.
+    CaughtUp,
+    /// A replayed record's queue is missing earlier entries: rebuild every queue.
+    Behind,
+    /// The run's deadline passed first.
+    Paused,
 }
 
 impl Dispatcher {
@@ -158,6 +179,8 @@ impl Dispatcher {
             tombstones,
             dispatched: AtomicU64::new(0),
             dispatched_records: AtomicU64::new(0),
+            replay_end: AtomicU64::new(0),
+            rebuilding: AtomicBool::new(false),
             failure: Mutex::new(None),
             thread: Mutex::new(None),
             sleeping: AtomicBool::new(false),
@@ -205,7 +228,14 @@ impl Dispatcher {
     /// oldest record when a queue turns out to be behind).
     /// A write error during the replay (no space for a queue file) does not fail the
     /// open: the replay is left to the dispatcher thread and the store stays read-only.
-    pub fn recover(&self, valid_end: u64, cut: bool, from: u64, index_from: Option<u64>) -> std::io::Result<Replay> {
+    pub fn recover(
+        &self,
+        valid_end: u64,
+        cut: bool,
+        from: u64,
+        index_from: Option<u64>,
+        replay_for: Duration,
+    ) -> std::io::Result<Replay> {
         if cut {
             for queue in self.queues.values() {
                 queue.truncate_after(valid_end)?;
@@ -219,21 +249,30 @@ impl Dispatcher {
         }
         let oldest = self.log.min_offset();
         let from = from.clamp(oldest, valid_end.max(oldest));
+        self.replay_end.store(valid_end, Ordering::Release);
         self.dispatched.store(from, Ordering::Release);
-        let (from, rebuilt, outcome) = match self.run_until_caught_up(false) {
-            Ok(false) => {
-                tracing::warn!("a ConsumeQueue is missing entries; rebuilding all queues from the CommitLog");
-                self.dispatched.store(oldest, Ordering::Release);
-                (oldest, true, self.run_until_caught_up(true).map(|_| ()))
+        let (from, rebuilt, outcome) = match self.run_until_caught_up(Some(Instant::now() + replay_for)) {
+            Ok(Progress::Behind) => {
+                self.rebuild();
+                (oldest, true, self.run_until_caught_up(None))
             }
-            outcome => (from, false, outcome.map(|_| ())),
+            outcome => (from, false, outcome),
         };
-        let incomplete = outcome.is_err();
-        self.record(outcome);
-        // Appends start counting now; so does this (a replay left unfinished counts
-        // nothing: its records are on disk already).
-        self.dispatched_records.store(0, Ordering::Release);
-        Ok(Replay { from, rebuilt, incomplete })
+        let (incomplete, deferred) = (outcome.is_err(), matches!(outcome, Ok(Progress::Paused)));
+        if deferred {
+            let left = valid_end.saturating_sub(self.dispatched());
+            tracing::info!(bytes = left, "serving while the dispatcher replays the rest of the CommitLog");
+        }
+        self.record(outcome.map(|_| ()));
+        Ok(Replay { from, rebuilt, incomplete, deferred })
+    }
+
+    /// A queue is missing entries the replay cannot supply: dispatch everything again
+    /// from the oldest record, filling gaps (their records are gone).
+    fn rebuild(&self) {
+        tracing::warn!("a ConsumeQueue is missing entries; rebuilding all queues from the CommitLog");
+        self.rebuilding.store(true, Ordering::Release);
+        self.dispatched.store(self.log.min_offset(), Ordering::Release);
     }
 
     /// Keeps the outcome of a dispatch step: a failure makes the store read-only
@@ -255,18 +294,28 @@ impl Dispatcher {
         }
     }
 
-    /// Dispatches every published record. With `fill_gaps`, a queue missing
-    /// earlier entries gets fillers; without, that returns `Ok(false)`.
-    fn run_until_caught_up(&self, fill_gaps: bool) -> std::io::Result<bool> {
+    /// Dispatches every published record, or those until `deadline`. A queue missing
+    /// earlier entries gets fillers, except for a replayed record (before the end the
+    /// CommitLog had at open, unless rebuilding): that returns [`Progress::Behind`].
+    fn run_until_caught_up(&self, deadline: Option<Instant>) -> std::io::Result<Progress> {
         let _guard = self.step_lock.lock();
         let mut pos = self.dispatched();
+        let replay_end = self.replay_end.load(Ordering::Acquire);
+        let rebuilding = self.rebuilding.load(Ordering::Acquire);
+        let mut steps = 0u32;
         loop {
+            steps = steps.wrapping_add(1);
+            if steps.is_multiple_of(256) && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Progress::Paused);
+            }
             match self.log.step(pos, Check::Structure) {
                 Step::Record { record, next } => {
-                    if !self.dispatch(&record, fill_gaps)? {
-                        return Ok(false);
+                    if !self.dispatch(&record, rebuilding || pos >= replay_end)? {
+                        return Ok(Progress::Behind);
                     }
-                    self.dispatched_records.fetch_add(1, Ordering::AcqRel);
+                    if pos >= replay_end {
+                        self.dispatched_records.fetch_add(1, Ordering::AcqRel);
+                    }
                     pos = next;
                 }
                 Step::Skip { next } => pos = next,
@@ -279,7 +328,7 @@ impl Dispatcher {
             self.dispatched.store(pos, Ordering::Release);
         }
         self.dispatched.store(pos, Ordering::Release);
-        Ok(true)
+        Ok(Progress::CaughtUp)
     }
 
     fn dispatch(&self, record: &StoredRecord, fill_gaps: bool) -> std::io::Result<bool> {
@@ -377,7 +426,13 @@ impl Dispatcher {
             let mut backoff = RETRY_MIN;
             while !dispatcher.stop.load(Ordering::Acquire) {
                 let before = dispatcher.dispatched();
-                let outcome = dispatcher.run_until_caught_up(true).map(|_| ());
+                let outcome = match dispatcher.run_until_caught_up(None) {
+                    Ok(Progress::Behind) => {
+                        dispatcher.rebuild();
+                        Ok(())
+                    }
+                    outcome => outcome.map(|_| ()),
+                };
                 let failed = outcome.is_err();
                 dispatcher.record(outcome);
                 if failed {
@@ -397,7 +452,7 @@ impl Dispatcher {
                     dispatcher.idle(&mut idle_polls);
                 }
             }
-            let _ = dispatcher.run_until_caught_up(true);
+            let _ = dispatcher.run_until_caught_up(None);
             on_tick(&dispatcher);
         })?;
         *self.thread.lock() = Some(handle.thread().clone());

@@ -150,6 +150,9 @@ pub struct RecoveryReport {
     pub replayed_from: u64,
     /// Whether the ConsumeQueues were rebuilt from the oldest record.
     pub rebuilt_queues: bool,
+    /// Whether the replay outlasted `replay_at_open` and the dispatcher thread
+    /// finishes it while the store serves.
+    pub replay_deferred: bool,
 }
 
 /// Figures for `weir status` and monitoring.
@@ -291,7 +294,9 @@ impl Store {
         // point past its end: the queues need no trimming (with 40 000 queues, that
         // is 80 000 reads saved).
         let cut = !clean_shutdown || log_recovery.truncated_bytes > 0;
-        let replay = dispatcher.recover(log_recovery.valid_end, cut, replay_from, index_from).at(&cq_dir)?;
+        let replay = dispatcher
+            .recover(log_recovery.valid_end, cut, replay_from, index_from, config.replay_at_open)
+            .at(&cq_dir)?;
         log.set_queue_offsets(next_queue_offsets(&log, &dispatcher));
         let recovery = RecoveryReport {
             clean_shutdown,
@@ -299,6 +304,7 @@ impl Store {
             truncated_bytes: log_recovery.truncated_bytes,
             replayed_from: replay.from,
             rebuilt_queues: replay.rebuilt,
+            replay_deferred: replay.deferred,
         };
         if replay.incomplete {
             tracing::warn!("opened read-only: the dispatcher cannot index every record yet and keeps trying");

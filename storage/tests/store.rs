@@ -457,3 +457,24 @@ fn many_queues_stay_within_the_map_budget_and_read_back_after_reopen() {
     }
     assert!(store.stats().mapped_queue_files.0 <= 16);
 }
+
+#[test]
+fn a_replay_longer_than_its_time_at_open_finishes_while_the_store_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    populate(dir.path(), 1200);
+    // Lose every queue: the open replays the whole CommitLog, with no time for it.
+    std::fs::remove_dir_all(dir.path().join("consumequeue")).expect("remove");
+    let config = StoreConfig { replay_at_open: Duration::ZERO, ..config(dir.path()) };
+    let store = Store::open(config).expect("reopen");
+    assert!(store.recovery().replay_deferred, "{:?}", store.recovery());
+    let behind = store.stats().dispatch_lag_bytes();
+    assert!(behind > 0, "the replay is not done yet");
+    // Appends go on meanwhile, at the right queue offsets.
+    assert_eq!(store.append(&message("t", 0, 5000)).expect("append").queue_offset, 400);
+    assert!(store.wait_dispatched(Duration::from_secs(10)));
+    let q0 = read_all(&store, "t", 0);
+    assert_eq!(q0.len(), 401);
+    assert_eq!(q0[400], (400, "5000".to_owned()));
+    assert!(q0.iter().enumerate().all(|(i, (offset, _))| *offset == i as u64));
+    assert_eq!(read_all(&store, "t", 1).len() + read_all(&store, "t", 2).len(), 800);
+}
