@@ -52,10 +52,6 @@ pub struct TopicTable {
     next_queue: AtomicU32,
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
-    ErrorResponse::new(code, message)
-}
-
 impl TopicTable {
     /// Loads the table from `<data_dir>/topics.log` (empty if it does not
     /// exist), first importing a `topics.json` left by an older broker.
@@ -99,7 +95,7 @@ impl TopicTable {
         let topic = validate(config)?;
         let mut journal = self.journal.lock();
         if self.topics.read().contains_key(&config.name) {
-            return Err(error(ErrorCode::TopicExists, format!("topic {} already exists", config.name)));
+            return Err(ErrorResponse::new(ErrorCode::TopicExists, format!("topic {} already exists", config.name)));
         }
         journal.put(&config.name, &topic).map_err(persist_error)?;
         self.topics.write().insert(config.name.clone(), topic);
@@ -112,7 +108,7 @@ impl TopicTable {
         let topic = validate(config)?;
         let mut journal = self.journal.lock();
         if !self.topics.read().contains_key(&config.name) {
-            return Err(error(ErrorCode::UnknownTopic, format!("no topic {}", config.name)));
+            return Err(ErrorResponse::new(ErrorCode::UnknownTopic, format!("no topic {}", config.name)));
         }
         journal.put(&config.name, &topic).map_err(persist_error)?;
         self.topics.write().insert(config.name.clone(), topic);
@@ -124,7 +120,7 @@ impl TopicTable {
     pub fn delete(&self, name: &str) -> Result<(), ErrorResponse> {
         let mut journal = self.journal.lock();
         if !self.topics.read().contains_key(name) {
-            return Err(error(ErrorCode::UnknownTopic, format!("no topic {name}")));
+            return Err(ErrorResponse::new(ErrorCode::UnknownTopic, format!("no topic {name}")));
         }
         journal.delete(name).map_err(persist_error)?;
         self.topics.write().remove(name);
@@ -162,7 +158,7 @@ impl TopicTable {
 
 fn persist_error(err: JournalError) -> ErrorResponse {
     tracing::error!(%err, "cannot persist topics");
-    error(ErrorCode::Internal, format!("cannot persist topics: {err}"))
+    ErrorResponse::new(ErrorCode::Internal, format!("cannot persist topics: {err}"))
 }
 
 /// A random round-robin start, so that after a restart sends without a
@@ -177,13 +173,20 @@ fn random_start() -> u32 {
 }
 
 fn validate(config: &TopicConfig) -> Result<Topic, ErrorResponse> {
-    weir_storage::record::validate_topic(&config.name).map_err(|err| error(ErrorCode::BadRequest, err.to_string()))?;
+    weir_storage::record::validate_topic(&config.name)
+        .map_err(|err| ErrorResponse::new(ErrorCode::BadRequest, err.to_string()))?;
     if config.name.starts_with('%') {
-        return Err(error(ErrorCode::BadRequest, "topic names starting with % are reserved for system topics"));
+        return Err(ErrorResponse::new(
+            ErrorCode::BadRequest,
+            "topic names starting with % are reserved for system topics",
+        ));
     }
     let queues_ok = |n: u32| (1..=MAX_QUEUES).contains(&n);
     if !queues_ok(config.read_queues) || !queues_ok(config.write_queues) {
-        return Err(error(ErrorCode::BadRequest, format!("queue counts must be between 1 and {MAX_QUEUES}")));
+        return Err(ErrorResponse::new(
+            ErrorCode::BadRequest,
+            format!("queue counts must be between 1 and {MAX_QUEUES}"),
+        ));
     }
     Ok(Topic {
         read_queues: config.read_queues,
