@@ -346,6 +346,8 @@ impl Dispatcher {
             self.hooks.iter().filter(|hook| hook.order() == order).try_for_each(|hook| hook.dispatch(&dispatched))
         };
         run_hooks(HookOrder::BeforeQueueEntry)?;
+        // The key index too: a message a pull can see is also found by its keys.
+        self.index.add(view.topic(), view.keys(), view.commitlog_offset())?;
         let queue = self.queues.get_or_create(view.topic(), view.queue_id())?;
         match queue.put(view.queue_offset(), entry)? {
             PutOutcome::Appended | PutOutcome::AlreadyPresent => {}
@@ -355,7 +357,6 @@ impl Dispatcher {
             }
             PutOutcome::Behind { .. } => return Ok(false),
         }
-        self.index.add(view.topic(), view.keys(), view.commitlog_offset())?;
         run_hooks(HookOrder::AfterQueueEntry)?;
         Ok(true)
     }
