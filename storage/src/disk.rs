@@ -3,9 +3,11 @@
 //! One disk budget covers every file the store writes: the usage of the file system
 //! holding the data directory, as `df` counts it, so the CommitLog, ConsumeQueues,
 //! bloom index, key index and metadata all count. Writes are refused when usage
-//! reaches the high-water mark **or** free space falls below a reserve. The reserve
-//! is what lets every acknowledged message become consumable: the dispatcher still
-//! has room to grow the queue and index files of the messages already accepted.
+//! reaches the high-water mark **or** free space would fall below a reserve plus
+//! what the messages not yet dispatched may still need (each counted with
+//! [`DERIVED_BYTES_PER_MESSAGE`]). That is what lets every acknowledged message
+//! become consumable: the dispatcher always has room to grow the queue and index
+//! files of the messages already accepted.
 //! The append path re-reads the file system every [`SPACE_CHECK_INTERVAL`], and
 //! sooner once the messages appended since the last reading could have used an
 //! eighth of the reserve (each counted with [`DERIVED_BYTES_PER_MESSAGE`] for the

@@ -144,8 +144,9 @@ impl EntryFile {
         self.max_offset() * self.shared.entry_len as u64 > self.shared.flushed.load(Ordering::Acquire)
     }
 
-    /// Whether its files are mapped now.
-    pub fn is_mapped(&self) -> bool {
+    /// Whether its files are mapped now (tests).
+    #[cfg(test)]
+    fn is_mapped(&self) -> bool {
         self.shared.files.read().mapped.is_some()
     }
 
@@ -403,18 +404,14 @@ impl Shared {
         let byte = self.max_offset.load(Ordering::Acquire) * self.entry_len as u64;
         let start = byte - byte % self.file_size;
         let path = self.dir.join(file_name(start));
-        if self.files.read().starts.last() != Some(&start) {
+        let file = if self.files.read().starts.last() == Some(&start) {
+            std::fs::OpenOptions::new().write(true).open(&path)?
+        } else {
             std::fs::create_dir_all(&self.dir)?;
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-            let mut files = self.files.write();
-            if files.starts.is_empty() {
-                self.min_offset.store(start / self.entry_len as u64, Ordering::Release);
-                self.flushed.store(start, Ordering::Release);
-            }
-            files.starts.push(start);
-            self.last_allocated.store(0, Ordering::Relaxed);
-        }
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+            self.add_file(start, None);
+            file
+        };
         let (local, allocated) = ((byte - start) as usize, self.last_allocated.load(Ordering::Relaxed) as usize);
         let needed = local + self.entry_len;
         if needed > allocated {
@@ -428,21 +425,29 @@ impl Shared {
         Ok(())
     }
 
+    /// Records a new, empty last file starting at `start` (mapped when the entry file
+    /// is open); the first file sets where the entries begin.
+    fn add_file(&self, start: u64, mapped: Option<Arc<MappedFile>>) {
+        let mut files = self.files.write();
+        if files.starts.is_empty() {
+            self.min_offset.store(start / self.entry_len as u64, Ordering::Release);
+            self.flushed.store(start, Ordering::Release);
+        }
+        files.starts.push(start);
+        if let Some(file) = mapped {
+            files.mapped.get_or_insert_with(Vec::new).push(file);
+            self.budget.grew(1);
+        }
+        self.last_allocated.store(0, Ordering::Relaxed);
+    }
+
     fn append_locked(&self, writer: &mut Option<FileWriter>, entry: &[u8]) -> std::io::Result<()> {
         let byte = self.max_offset.load(Ordering::Acquire) * self.entry_len as u64;
         if writer.as_ref().is_none_or(|w| w.remaining() < self.entry_len) {
             std::fs::create_dir_all(&self.dir)?;
             let start = byte - byte % self.file_size;
             let w = MappedFile::create(&self.dir, start, self.file_size, Growth::OnDemand)?;
-            let mut files = self.files.write();
-            if files.starts.is_empty() {
-                self.min_offset.store(start / self.entry_len as u64, Ordering::Release);
-                self.flushed.store(start, Ordering::Release);
-            }
-            files.starts.push(start);
-            files.mapped.get_or_insert_with(Vec::new).push(w.file().clone());
-            self.budget.grew(1);
-            self.last_allocated.store(0, Ordering::Relaxed);
+            self.add_file(start, Some(w.file().clone()));
             *writer = Some(w);
         }
         let w = writer.as_mut().expect("writer ensured above");

@@ -492,11 +492,6 @@ impl Store {
         Ok(())
     }
 
-    /// The budget of mapped per-queue files.
-    pub fn map_budget(&self) -> &Arc<MapBudget> {
-        &self.budget
-    }
-
     /// Oldest retained and one-past-newest offsets of a queue (`(0, 0)` if it never received a message).
     pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> (u64, u64) {
         self.dispatcher.queues().get(topic, queue_id).map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
@@ -769,8 +764,8 @@ fn write_checkpoint(
 }
 
 /// The next queue offset of every queue, for the appender: each ConsumeQueue's end,
-/// raised past any record the dispatcher has not indexed yet (a replay that stopped
-/// on a full disk leaves such records).
+/// raised past any record the dispatcher has not indexed yet (a replay left to the
+/// dispatcher thread, or stopped by a full disk, leaves such records).
 fn next_queue_offsets(log: &CommitLog, dispatcher: &Dispatcher) -> Vec<(String, u32, u64)> {
     let mut next: std::collections::HashMap<(String, u32), u64> =
         dispatcher.queues().values().iter().map(|q| ((q.topic().to_owned(), q.queue_id()), q.max_offset())).collect();
