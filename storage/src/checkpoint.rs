@@ -51,14 +51,13 @@ impl Checkpoint {
 #[derive(Debug)]
 pub struct CheckpointFile {
     path: PathBuf,
-    tmp: PathBuf,
     manifest: QueueManifest,
 }
 
 impl CheckpointFile {
     /// The checkpoint kept in `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("checkpoint"), tmp: dir.join("checkpoint.tmp"), manifest: QueueManifest::new(dir) }
+        Self { path: dir.join("checkpoint"), manifest: QueueManifest::new(dir) }
     }
 
     /// The queue manifest written with each checkpoint.
@@ -78,12 +77,7 @@ impl CheckpointFile {
 
     /// Durably replaces the checkpoint.
     pub fn store(&self, checkpoint: &Checkpoint) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&self.tmp)?;
-        file.write_all(&checkpoint.encode())?;
-        file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)?;
-        crate::mapped_file::sync_dir(self.path.parent().expect("file in a directory"))
+        crate::mapped_file::replace_file(&self.path, &checkpoint.encode())
     }
 }
 
@@ -96,7 +90,6 @@ impl CheckpointFile {
 #[derive(Debug)]
 pub struct QueueManifest {
     path: PathBuf,
-    tmp: PathBuf,
     /// The queue-set generation last written (`u64::MAX`: none yet).
     written: AtomicU64,
 }
@@ -104,7 +97,7 @@ pub struct QueueManifest {
 impl QueueManifest {
     /// The manifest kept in `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("queues"), tmp: dir.join("queues.tmp"), written: AtomicU64::new(u64::MAX) }
+        Self { path: dir.join("queues"), written: AtomicU64::new(u64::MAX) }
     }
 
     /// The recorded queues; empty when the file is missing or unreadable.
@@ -131,9 +124,7 @@ impl QueueManifest {
             return Ok(());
         }
         let text: String = queues().map(|(topic, queue_id)| format!("{topic} {queue_id}\n")).collect();
-        std::fs::write(&self.tmp, text)?;
-        std::fs::File::open(&self.tmp)?.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)?;
+        crate::mapped_file::replace_file(&self.path, text.as_bytes())?;
         self.written.store(generation, Ordering::Release);
         Ok(())
     }

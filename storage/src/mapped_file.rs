@@ -358,6 +358,19 @@ pub(crate) fn last_data_end(file: &File, len: u64) -> u64 {
     end.min(len)
 }
 
+/// Durably replaces the small file at `path` with `bytes`: written to `<path>.tmp`,
+/// synced, renamed over `path`, and the directory synced, so a crash leaves either
+/// the old or the new contents.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().expect("file in a directory"))
+}
+
 /// Makes a directory entry change (create, rename, delete) durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

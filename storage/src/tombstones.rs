@@ -21,7 +21,6 @@ use parking_lot::RwLock;
 #[derive(Debug)]
 pub(crate) struct Tombstones {
     path: PathBuf,
-    tmp: PathBuf,
     /// topic → CommitLog offset below which its records are dead.
     dead_below: RwLock<HashMap<String, u64>>,
     /// Whether there is any (the dispatcher's per-record check skips the map if not).
@@ -50,7 +49,7 @@ impl Tombstones {
             Err(err) => return Err(err),
         }
         let any = AtomicBool::new(!dead_below.is_empty());
-        Ok(Self { tmp: dir.join("deleted_topics.tmp"), path, dead_below: RwLock::new(dead_below), any })
+        Ok(Self { path, dead_below: RwLock::new(dead_below), any })
     }
 
     /// Whether the record of `topic` at `commitlog_offset` belongs to a deleted topic.
@@ -92,10 +91,7 @@ impl Tombstones {
 
     fn store(&self, map: &HashMap<String, u64>) -> std::io::Result<()> {
         let text: String = map.iter().map(|(topic, offset)| format!("{topic} {offset}\n")).collect();
-        std::fs::write(&self.tmp, text)?;
-        std::fs::File::open(&self.tmp)?.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)?;
-        crate::mapped_file::sync_dir(self.path.parent().expect("file in a directory"))
+        crate::mapped_file::replace_file(&self.path, text.as_bytes())
     }
 }
 
