@@ -12,11 +12,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::journal::{self, Journal, JournalError};
+use crate::core::CoreError;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use weir_protocol::{ErrorCode, ErrorResponse, TopicConfig, TopicPermissions};
-
-use crate::journal::{self, Journal, JournalError};
 
 /// The journal, in the data directory.
 const LOG_FILE: &str = "topics.log";
@@ -68,7 +67,7 @@ impl TopicTable {
                 // A migration stopped between the rename and the removal.
                 tracing::info!("removing topics.json: topics.log already holds the topics");
             } else {
-                let topics: BTreeMap<String, Topic> = crate::persist::load(&legacy)?;
+                let topics: BTreeMap<String, Topic> = super::json::load(&legacy)?;
                 journal::write_snapshot(&log, &topics).map_err(|err| {
                     std::io::Error::new(err.kind(), format!("importing topics.json into {}: {err}", log.display()))
                 })?;
@@ -90,37 +89,37 @@ impl TopicTable {
         self.topics.read().get(name).copied()
     }
 
-    /// Creates a topic.
-    pub fn create(&self, config: &TopicConfig) -> Result<TopicConfig, ErrorResponse> {
-        let topic = validate(config)?;
+    /// Creates a topic. Blocks on the journal's fsync: call it off the async workers.
+    pub fn create(&self, name: &str, topic: Topic) -> Result<Topic, CoreError> {
+        validate(name, &topic)?;
         let mut journal = self.journal.lock();
-        if self.topics.read().contains_key(&config.name) {
-            return Err(ErrorResponse::new(ErrorCode::TopicExists, format!("topic {} already exists", config.name)));
+        if self.topics.read().contains_key(name) {
+            return Err(CoreError::TopicExists(name.to_owned()));
         }
-        journal.put(&config.name, &topic).map_err(persist_error)?;
-        self.topics.write().insert(config.name.clone(), topic);
+        journal.put(name, &topic).map_err(persist_error)?;
+        self.topics.write().insert(name.to_owned(), topic);
         self.compact_if_due(&mut journal);
-        Ok(to_wire(&config.name, topic))
+        Ok(topic)
     }
 
-    /// Replaces a topic's queue counts and permissions.
-    pub fn update(&self, config: &TopicConfig) -> Result<TopicConfig, ErrorResponse> {
-        let topic = validate(config)?;
-        let mut journal = self.journal.lock();
-        if !self.topics.read().contains_key(&config.name) {
-            return Err(ErrorResponse::new(ErrorCode::UnknownTopic, format!("no topic {}", config.name)));
-        }
-        journal.put(&config.name, &topic).map_err(persist_error)?;
-        self.topics.write().insert(config.name.clone(), topic);
-        self.compact_if_due(&mut journal);
-        Ok(to_wire(&config.name, topic))
-    }
-
-    /// Deletes a topic's metadata. Its stored messages age out with retention.
-    pub fn delete(&self, name: &str) -> Result<(), ErrorResponse> {
+    /// Replaces a topic's queue counts and permissions. Blocks on the journal's fsync.
+    pub fn update(&self, name: &str, topic: Topic) -> Result<Topic, CoreError> {
+        validate(name, &topic)?;
         let mut journal = self.journal.lock();
         if !self.topics.read().contains_key(name) {
-            return Err(ErrorResponse::new(ErrorCode::UnknownTopic, format!("no topic {name}")));
+            return Err(CoreError::UnknownTopic(name.to_owned()));
+        }
+        journal.put(name, &topic).map_err(persist_error)?;
+        self.topics.write().insert(name.to_owned(), topic);
+        self.compact_if_due(&mut journal);
+        Ok(topic)
+    }
+
+    /// Deletes a topic's metadata. Blocks on the journal's fsync.
+    pub fn delete(&self, name: &str) -> Result<(), CoreError> {
+        let mut journal = self.journal.lock();
+        if !self.topics.read().contains_key(name) {
+            return Err(CoreError::UnknownTopic(name.to_owned()));
         }
         journal.delete(name).map_err(persist_error)?;
         self.topics.write().remove(name);
@@ -129,12 +128,12 @@ impl TopicTable {
     }
 
     /// Topics in name order; system topics only with `include_system`.
-    pub fn list(&self, include_system: bool) -> Vec<TopicConfig> {
+    pub fn list(&self, include_system: bool) -> Vec<(String, Topic)> {
         self.topics
             .read()
             .iter()
             .filter(|(name, _)| include_system || !name.starts_with('%'))
-            .map(|(name, topic)| to_wire(name, *topic))
+            .map(|(name, topic)| (name.clone(), *topic))
             .collect()
     }
 
@@ -156,9 +155,9 @@ impl TopicTable {
     }
 }
 
-fn persist_error(err: JournalError) -> ErrorResponse {
+fn persist_error(err: JournalError) -> CoreError {
     tracing::error!(%err, "cannot persist topics");
-    ErrorResponse::new(ErrorCode::Internal, format!("cannot persist topics: {err}"))
+    CoreError::metadata("cannot persist topics", std::io::Error::other(err))
 }
 
 /// A random round-robin start, so that after a restart sends without a
@@ -172,37 +171,16 @@ fn random_start() -> u32 {
     h.finish() as u32
 }
 
-fn validate(config: &TopicConfig) -> Result<Topic, ErrorResponse> {
-    weir_storage::record::validate_topic(&config.name)
-        .map_err(|err| ErrorResponse::new(ErrorCode::BadRequest, err.to_string()))?;
-    if config.name.starts_with('%') {
-        return Err(ErrorResponse::new(
-            ErrorCode::BadRequest,
-            "topic names starting with % are reserved for system topics",
-        ));
+fn validate(name: &str, topic: &Topic) -> Result<(), CoreError> {
+    weir_storage::record::validate_topic(name).map_err(|err| CoreError::Invalid(err.to_string()))?;
+    if name.starts_with('%') {
+        return Err(CoreError::Invalid("topic names starting with % are reserved for system topics".into()));
     }
     let queues_ok = |n: u32| (1..=MAX_QUEUES).contains(&n);
-    if !queues_ok(config.read_queues) || !queues_ok(config.write_queues) {
-        return Err(ErrorResponse::new(
-            ErrorCode::BadRequest,
-            format!("queue counts must be between 1 and {MAX_QUEUES}"),
-        ));
+    if !queues_ok(topic.read_queues) || !queues_ok(topic.write_queues) {
+        return Err(CoreError::Invalid(format!("queue counts must be between 1 and {MAX_QUEUES}")));
     }
-    Ok(Topic {
-        read_queues: config.read_queues,
-        write_queues: config.write_queues,
-        readable: config.permissions.readable,
-        writable: config.permissions.writable,
-    })
-}
-
-fn to_wire(name: &str, topic: Topic) -> TopicConfig {
-    TopicConfig {
-        name: name.to_owned(),
-        read_queues: topic.read_queues,
-        write_queues: topic.write_queues,
-        permissions: TopicPermissions { readable: topic.readable, writable: topic.writable },
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,17 +191,22 @@ mod tests {
 
     use super::*;
 
-    fn config(name: &str, queues: u32) -> TopicConfig {
-        TopicConfig {
-            name: name.into(),
-            read_queues: queues,
-            write_queues: queues,
-            permissions: TopicPermissions::READ_WRITE,
-        }
+    fn topic(queues: u32) -> Topic {
+        Topic { read_queues: queues, write_queues: queues, readable: true, writable: true }
     }
 
     fn names(table: &TopicTable) -> Vec<String> {
-        table.list(true).into_iter().map(|t| t.name).collect()
+        table.list(true).into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The kind of refusal, comparable in assertions.
+    fn refusal(err: CoreError) -> &'static str {
+        match err {
+            CoreError::TopicExists(_) => "exists",
+            CoreError::UnknownTopic(_) => "unknown",
+            CoreError::Invalid(_) => "invalid",
+            other => panic!("unexpected error {other}"),
+        }
     }
 
     fn log_path(dir: &Path) -> PathBuf {
@@ -238,16 +221,16 @@ mod tests {
     fn create_update_delete_persist() {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open(dir.path()).expect("open");
-        table.create(&config("orders", 4)).expect("create");
-        assert_eq!(table.create(&config("orders", 4)).expect_err("exists").code, ErrorCode::TopicExists);
-        table.update(&config("orders", 8)).expect("update");
-        assert_eq!(table.update(&config("nope", 8)).expect_err("unknown").code, ErrorCode::UnknownTopic);
-        table.create(&config("payments", 2)).expect("create");
+        table.create("orders", topic(4)).expect("create");
+        assert_eq!(table.create("orders", topic(4)).map_err(refusal).expect_err("exists"), "exists");
+        table.update("orders", topic(8)).expect("update");
+        assert_eq!(table.update("nope", topic(8)).map_err(refusal).expect_err("unknown"), "unknown");
+        table.create("payments", topic(2)).expect("create");
         drop(table);
         let table = TopicTable::open(dir.path()).expect("reopen");
         assert_eq!(table.get("orders").map(|t| t.write_queues), Some(8));
         table.delete("payments").expect("delete");
-        assert_eq!(table.delete("payments").expect_err("gone").code, ErrorCode::UnknownTopic);
+        assert_eq!(table.delete("payments").map_err(refusal).expect_err("gone"), "unknown");
         assert_eq!(table.list(false).len(), 1);
         drop(table);
         let table = TopicTable::open(dir.path()).expect("reopen");
@@ -259,8 +242,9 @@ mod tests {
     fn rejects_bad_names_and_queue_counts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open(dir.path()).expect("open");
-        for bad in [config("a/b", 1), config("%RETRY%g", 1), config("t", 0), config("t", MAX_QUEUES + 1)] {
-            assert_eq!(table.create(&bad).expect_err("invalid").code, ErrorCode::BadRequest, "{bad:?}");
+        for (name, queues) in [("a/b", 1), ("%RETRY%g", 1), ("t", 0), ("t", MAX_QUEUES + 1)] {
+            let refused = table.create(name, topic(queues)).map_err(refusal);
+            assert_eq!(refused, Err("invalid"), "{name} with {queues} queues");
         }
         assert_eq!(lines(dir.path()), 0, "a refused change writes nothing");
     }
@@ -269,8 +253,7 @@ mod tests {
     fn pick_queue_round_robins_from_any_start() {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open(dir.path()).expect("open");
-        let topic = validate(&config("t", 4)).expect("valid");
-        let picks: Vec<u32> = (0..8).map(|_| table.pick_queue(&topic)).collect();
+        let picks: Vec<u32> = (0..8).map(|_| table.pick_queue(&topic(4))).collect();
         for (i, pair) in picks.windows(2).enumerate() {
             assert_eq!(pair[1], (pair[0] + 1) % 4, "pick {i}: {picks:?}");
         }
@@ -283,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open(dir.path()).expect("open");
         for name in ["a", "b", "c"] {
-            table.create(&config(name, 2)).expect("create");
+            table.create(name, topic(2)).expect("create");
         }
         drop(table);
         let good = std::fs::read(log_path(dir.path())).expect("read");
@@ -312,7 +295,7 @@ mod tests {
             let table = TopicTable::open(dir.path()).expect("reopen");
             assert_eq!(names(&table), expected, "case {i}");
             assert_eq!(std::fs::metadata(log_path(dir.path())).expect("stat").len(), kept as u64, "case {i}");
-            table.create(&config("z", 1)).expect("create after a torn tail");
+            table.create("z", topic(1)).expect("create after a torn tail");
             drop(table);
             let table = TopicTable::open(dir.path()).expect("reopen");
             let mut expected = expected.clone();
@@ -326,22 +309,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open_with_floor(dir.path(), 8).expect("open");
         for i in 0..6 {
-            table.create(&config(&format!("t{i}"), 1)).expect("create");
+            table.create(&format!("t{i}"), topic(1)).expect("create");
         }
         table.delete("t5").expect("delete");
         // 7 records, 5 live: compaction is due above max(8, 10) records.
         for queues in 2..5 {
-            table.update(&config("t0", queues)).expect("update");
+            table.update("t0", topic(queues)).expect("update");
         }
         assert_eq!((lines(dir.path()), table.journal.lock().records()), (10, 10));
         let before = std::fs::metadata(log_path(dir.path())).expect("stat").len();
-        table.update(&config("t1", 7)).expect("update");
+        table.update("t1", topic(7)).expect("update");
         assert_eq!((lines(dir.path()), table.journal.lock().records()), (5, 5), "one put per live topic");
         let after = std::fs::metadata(log_path(dir.path())).expect("stat").len();
         assert!(after < before, "{after} < {before}");
         assert!(!dir.path().join("topics.log.tmp").exists());
         // The compacted journal takes appends, and reopens to the same topics.
-        table.create(&config("t9", 3)).expect("create after compaction");
+        table.create("t9", topic(3)).expect("create after compaction");
         let expected = table.list(true);
         drop(table);
         let table = TopicTable::open_with_floor(dir.path(), 8).expect("reopen");
@@ -356,9 +339,9 @@ mod tests {
     fn the_default_floor_does_not_compact_small_journals() {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = TopicTable::open(dir.path()).expect("open");
-        table.create(&config("t", 1)).expect("create");
+        table.create("t", topic(1)).expect("create");
         for queues in 0..100 {
-            table.update(&config("t", queues % 8 + 1)).expect("update");
+            table.update("t", topic(queues % 8 + 1)).expect("update");
         }
         assert_eq!(lines(dir.path()), 101);
     }
@@ -369,20 +352,20 @@ mod tests {
         let legacy = dir.path().join(LEGACY_FILE);
         let old: BTreeMap<String, Topic> = [("orders", 4), ("%RETRY%g", 1)]
             .into_iter()
-            .map(|(name, queues)| (name.to_owned(), validate(&config("x", queues)).expect("valid")))
+            .map(|(name, queues)| (name.to_owned(), topic(queues)))
             .collect();
-        crate::persist::store(&legacy, &old).expect("write topics.json");
+        crate::meta::json::store(&legacy, &old).expect("write topics.json");
         let table = TopicTable::open(dir.path()).expect("open");
         assert_eq!(names(&table), ["%RETRY%g", "orders"]);
         assert_eq!(table.get("orders").map(|t| t.write_queues), Some(4));
         assert!(!legacy.exists(), "topics.json is removed after the import");
         assert_eq!(lines(dir.path()), 2);
-        table.create(&config("payments", 2)).expect("create");
+        table.create("payments", topic(2)).expect("create");
         drop(table);
         assert!(!legacy.exists(), "topics.json is no longer written");
         // A topics.json left beside the journal (a migration interrupted after
         // the rename) is stale: the journal wins and the file is removed.
-        crate::persist::store(&legacy, &BTreeMap::<String, Topic>::new()).expect("write topics.json");
+        crate::meta::json::store(&legacy, &BTreeMap::<String, Topic>::new()).expect("write topics.json");
         let table = TopicTable::open(dir.path()).expect("reopen");
         assert_eq!(names(&table), ["%RETRY%g", "orders", "payments"]);
         assert!(!legacy.exists());
@@ -423,30 +406,29 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Create(n, q) => {
-                        let got = table.create(&config(NAMES[n], q)).map_err(|e| e.code);
+                        let got = table.create(NAMES[n], topic(q)).map_err(refusal);
                         let want = if model.contains_key(NAMES[n]) {
-                            Err(ErrorCode::TopicExists)
+                            Err("exists")
                         } else {
-                            let topic = validate(&config(NAMES[n], q)).expect("valid");
-                            model.insert(NAMES[n].to_owned(), topic);
-                            Ok(to_wire(NAMES[n], topic))
+                            model.insert(NAMES[n].to_owned(), topic(q));
+                            Ok(topic(q))
                         };
                         prop_assert_eq!(got, want);
                     }
                     Op::Update(n, q) => {
-                        let got = table.update(&config(NAMES[n], q)).map_err(|e| e.code);
+                        let got = table.update(NAMES[n], topic(q)).map_err(refusal);
                         let want = match model.get_mut(NAMES[n]) {
-                            None => Err(ErrorCode::UnknownTopic),
-                            Some(topic) => {
-                                *topic = validate(&config(NAMES[n], q)).expect("valid");
-                                Ok(to_wire(NAMES[n], *topic))
+                            None => Err("unknown"),
+                            Some(stored) => {
+                                *stored = topic(q);
+                                Ok(*stored)
                             }
                         };
                         prop_assert_eq!(got, want);
                     }
                     Op::Delete(n) => {
-                        let got = table.delete(NAMES[n]).map_err(|e| e.code);
-                        let want = model.remove(NAMES[n]).map(|_| ()).ok_or(ErrorCode::UnknownTopic);
+                        let got = table.delete(NAMES[n]).map_err(refusal);
+                        let want = model.remove(NAMES[n]).map(|_| ()).ok_or("unknown");
                         prop_assert_eq!(got, want);
                     }
                     Op::Reopen => {

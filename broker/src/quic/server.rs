@@ -8,13 +8,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 use weir_protocol::{DecodeError, Decoded, ErrorResponse, FrameDecoder, Request, Response};
 
-use crate::handler::{self, Context, Reply};
+use super::handler::{self, Reply};
+use crate::core::Core;
 
 /// Binds the endpoint's UDP socket with `buffer_bytes` of send and receive buffer (or
 /// as much as the kernel allows; less is logged, since it costs throughput).
@@ -34,14 +35,25 @@ pub fn bind(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::
     Ok(socket)
 }
 
+/// What the tasks of one endpoint share.
+#[derive(Debug)]
+struct Door {
+    core: Arc<Core>,
+    /// Open client connections.
+    connections: AtomicU32,
+    /// Largest request payload accepted.
+    max_payload: u32,
+}
+
 /// Accepts connections until `shutdown` flips, then waits for every connection to finish.
-pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(endpoint: quinn::Endpoint, core: Arc<Core>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let ctx = Arc::new(Door { max_payload: frame_limit(&core), core, connections: AtomicU32::new(0) });
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                if ctx.connections.load(Ordering::Relaxed) as usize >= ctx.config.max_connections {
+                if ctx.connections.load(Ordering::Relaxed) as usize >= ctx.core.config().max_connections {
                     tracing::warn!(peer = %incoming.remote_address(), "connection limit reached; refusing");
                     incoming.refuse();
                     continue;
@@ -59,7 +71,7 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<Context>, mut shutdown: t
     endpoint.wait_idle().await;
 }
 
-async fn connection(incoming: quinn::Incoming, ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn connection(incoming: quinn::Incoming, ctx: Arc<Door>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -120,10 +132,9 @@ async fn read_request(recv: &mut quinn::RecvStream, max_payload: u32) -> Result<
     Request::decode(frame).map_err(ErrorResponse::from)
 }
 
-async fn request_stream(ctx: Arc<Context>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
-    let max_payload = frame_limit(&ctx);
-    let reply = match read_request(&mut recv, max_payload).await {
-        Ok(request) => handler::handle(&ctx, request, peer).await,
+async fn request_stream(ctx: Arc<Door>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
+    let reply = match read_request(&mut recv, ctx.max_payload).await {
+        Ok(request) => handler::handle(&ctx.core, request, peer, ctx.connections.load(Ordering::Relaxed)).await,
         Err(err) => {
             tracing::debug!(%peer, code = %err.code, message = %err.message, "bad request frame");
             let _ = recv.stop(u32::from(err.code.to_u16()).into());
@@ -155,12 +166,12 @@ fn encode(response: &Response, peer: SocketAddr) -> Bytes {
 
 /// Largest request payload: a batch of messages at the size limit plus headers, or a
 /// plugin module at its size limit.
-fn frame_limit(ctx: &Context) -> u32 {
-    let limit = ctx
-        .config
+fn frame_limit(core: &Core) -> u32 {
+    let config = core.config();
+    let limit = config
         .max_message_size
         .saturating_add(1 << 20)
-        .max(ctx.config.plugin_max_module_bytes.saturating_add(64 << 10))
+        .max(config.plugin_max_module_bytes.saturating_add(64 << 10))
         .max(weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize);
     u32::try_from(limit).unwrap_or(u32::MAX)
 }

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use weir_filters::{Expression, FilterStats, IndexShape, MessageFilter, Subscription, SubscriptionError, TrafficRole};
+use weir_plugins::RegistryError;
+
+use super::json;
+use crate::core::CoreError;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct GroupsFile {
@@ -46,7 +50,7 @@ pub struct PluginUse {
 }
 
 /// Instantiates plugin `name` with `params` for a subscription.
-pub type PluginResolver<'a> = &'a dyn Fn(&str, &str) -> Result<Arc<dyn MessageFilter>, String>;
+pub type PluginResolver<'a> = &'a dyn Fn(&str, &str) -> Result<Arc<dyn MessageFilter>, RegistryError>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,17 +122,6 @@ pub struct Groups {
     state: Mutex<State>,
 }
 
-/// Why a subscription could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// The expression is invalid.
-    #[error(transparent)]
-    Invalid(#[from] SubscriptionError),
-    /// The metadata file could not be written.
-    #[error("cannot persist consumer groups: {0}")]
-    Io(#[from] std::io::Error),
-}
-
 impl Groups {
     /// Loads both files from `data_dir` and compiles every stored subscription
     /// for blooms of `shape`, instantiating plugins with `resolve`. A stored
@@ -138,8 +131,8 @@ impl Groups {
         let groups_path = data_dir.join("groups.json");
         let subscriptions_path = data_dir.join("subscriptions.json");
         let mut state = State {
-            groups: crate::persist::load(&groups_path)?,
-            subscriptions: crate::persist::load(&subscriptions_path)?,
+            groups: json::load(&groups_path)?,
+            subscriptions: json::load(&subscriptions_path)?,
             compiled: BTreeMap::new(),
         };
         let stored: Vec<_> = state
@@ -180,17 +173,26 @@ impl Groups {
         Ok(this)
     }
 
-    /// Declares `group` shadow or production; recompiles its subscriptions. Returns the role stored.
-    pub fn set_shadow(&self, group: &str, shadow: bool) -> Result<bool, GroupError> {
+    /// Declares `group` shadow or production; recompiles its subscriptions. Returns the
+    /// role stored. Blocks on the file's fsync; on an error nothing changes.
+    pub fn set_shadow(&self, group: &str, shadow: bool) -> Result<bool, CoreError> {
         let mut state = self.state.lock();
-        state.groups.shadow.insert(group.to_owned(), shadow);
-        crate::persist::store(&self.groups_path, &state.groups)?;
-        let role = role_of(&state.groups, group);
-        for ((g, _), registered) in state.compiled.iter_mut().filter(|((g, _), _)| g == group) {
+        let mut next = GroupsFile { shadow: state.groups.shadow.clone() };
+        next.shadow.insert(group.to_owned(), shadow);
+        let role = role_of(&next, group);
+        let mut recompiled = Vec::new();
+        for ((g, t), registered) in state.compiled.iter().filter(|((g, _), _)| g == group) {
             let expression = registered.subscription.expression().clone();
             let sub = self.compile(expression, role, registered.plugin.as_ref())?;
-            tracing::debug!(group = %g, ?role, "recompiled a subscription for the group's new role");
-            registered.subscription = Arc::new(sub);
+            recompiled.push(((g.clone(), t.clone()), Arc::new(sub)));
+        }
+        json::store(&self.groups_path, &next).map_err(|err| CoreError::metadata("cannot persist groups.json", err))?;
+        state.groups = next;
+        for (key, sub) in recompiled {
+            tracing::debug!(group = %key.0, ?role, "recompiled a subscription for the group's new role");
+            if let Some(registered) = state.compiled.get_mut(&key) {
+                registered.subscription = sub;
+            }
         }
         Ok(shadow)
     }
@@ -210,14 +212,14 @@ impl Groups {
 
     /// Registers `expression` (then `plugin`, if any) as `group`'s subscription to
     /// `topic`, replacing a different one (its version grows); the same one keeps
-    /// its version.
+    /// its version. Blocks on the file's fsync; on an error nothing changes.
     pub fn subscribe(
         &self,
         group: &str,
         topic: &str,
         expression: Expression,
         plugin: Option<PluginUse>,
-    ) -> Result<Registered, GroupError> {
+    ) -> Result<Registered, CoreError> {
         let mut state = self.state.lock();
         let key = (group.to_owned(), topic.to_owned());
         if let Some(existing) = state.compiled.get(&key).filter(|r| r.same_as(&expression, plugin.as_ref())) {
@@ -231,17 +233,19 @@ impl Groups {
             version,
             plugin: plugin.as_ref().map(|p| StoredPlugin { name: p.name.clone(), params: p.params.clone() }),
         };
-        state.subscriptions.groups.entry(key.0.clone()).or_default().insert(key.1.clone(), stored);
-        crate::persist::store(&self.subscriptions_path, &state.subscriptions)?;
+        let mut next = SubscriptionsFile { groups: state.subscriptions.groups.clone() };
+        next.groups.entry(key.0.clone()).or_default().insert(key.1.clone(), stored);
+        self.store_subscriptions(&next)?;
+        state.subscriptions = next;
         let stats = state.compiled.get(&key).map(|r| r.stats.clone()).unwrap_or_default();
         let registered = Registered { subscription: Arc::new(sub), version, stats, plugin };
         state.compiled.insert(key, registered.clone());
         Ok(registered)
     }
 
-    /// Drops every group's subscription to a deleted `topic`. On a write error
-    /// nothing changes.
-    pub fn remove_topic(&self, topic: &str) -> Result<(), GroupError> {
+    /// Drops every group's subscription to a deleted `topic`. Blocks on the file's
+    /// fsync; on an error nothing changes.
+    pub fn remove_topic(&self, topic: &str) -> Result<(), CoreError> {
         let mut state = self.state.lock();
         if !state.subscriptions.groups.values().any(|topics| topics.contains_key(topic)) {
             return Ok(());
@@ -251,10 +255,15 @@ impl Groups {
             topics.remove(topic);
         }
         next.groups.retain(|_, topics| !topics.is_empty());
-        crate::persist::store(&self.subscriptions_path, &next)?;
+        self.store_subscriptions(&next)?;
         state.subscriptions = next;
         state.compiled.retain(|(_, t), _| t != topic);
         Ok(())
+    }
+
+    fn store_subscriptions(&self, file: &SubscriptionsFile) -> Result<(), CoreError> {
+        json::store(&self.subscriptions_path, file)
+            .map_err(|err| CoreError::metadata("cannot persist subscriptions.json", err))
     }
 
     /// The registered subscription of `group` to `topic`.
@@ -294,8 +303,8 @@ mod tests {
         }
     }
 
-    fn no_plugins(name: &str, _: &str) -> Result<Arc<dyn MessageFilter>, String> {
-        Err(format!("no plugin {name}"))
+    fn no_plugins(name: &str, _: &str) -> Result<Arc<dyn MessageFilter>, RegistryError> {
+        Err(RegistryError::NotFound { name: name.to_owned() })
     }
 
     #[test]
@@ -306,7 +315,7 @@ mod tests {
         assert_eq!(groups.subscribe("g", "t", sql("a = 1"), None).expect("valid").version, 1);
         assert_eq!(groups.subscribe("g", "t", sql("a = 1"), None).expect("valid").version, 1);
         assert_eq!(groups.subscribe("g", "t", sql("a = 2"), None).expect("valid").version, 2);
-        assert!(matches!(groups.subscribe("g", "t", sql("a = "), None), Err(GroupError::Invalid(_))));
+        assert!(matches!(groups.subscribe("g", "t", sql("a = "), None), Err(CoreError::Filter(_))));
         assert_eq!(groups.subscription("g", "t").expect("kept").version, 2, "a refused expression changes nothing");
         groups.set_shadow("g", true).expect("persist");
         assert_eq!(groups.subscription("g", "t").expect("kept").subscription.role(), TrafficRole::Shadow);

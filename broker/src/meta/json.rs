@@ -1,4 +1,4 @@
-//! Small JSON metadata files (topics, consumer offsets), replaced atomically:
+//! Small JSON metadata files (group roles, subscriptions), replaced atomically:
 //! written to a temporary file, synced, then renamed over the old one.
 
 use std::path::Path;

@@ -1,0 +1,17 @@
+//! The broker's metadata, each kind in the store that suits how often it changes:
+//!
+//! - `topics`: topic metadata in an append-only `journal` (`topics.log`).
+//! - `groups`: group roles and subscriptions, compiled once, in two JSON files
+//!   replaced atomically (`json`).
+//! - `offsets`: consumer offsets in redb (`consumer_offsets.redb`), written by one
+//!   thread in group commits.
+//!
+//! Every write is atomic and durable before memory changes, so a failed write leaves
+//! memory and disk agreeing; every write blocks (fsync), so the core calls them off
+//! the async workers.
+
+pub mod groups;
+pub mod journal;
+pub mod json;
+pub mod offsets;
+pub mod topics;

@@ -1,0 +1,235 @@
+//! Between the wire's types and the core's: requests in, answers and errors out.
+//! Every `CoreError` gets its wire code here, and nowhere else.
+
+use weir_filters::{Expression, FilterCounts};
+use weir_plugins::RegistryError;
+use weir_protocol::{
+    ErrorCode, ErrorResponse, FilterCounters, FilterExpression, PluginInfo, PluginState, SendResponse, SendResult,
+    SendStatus, StoreState, StoreStatus, SubscriptionStats, TopicConfig, TopicPermissions,
+};
+use weir_storage::{AppendError, AppendResult, AppendStatus, InvalidMessage, ReadError, StoreStats};
+
+use crate::config::FlushKind;
+use crate::core::{CoreError, Delivery, NewMessage, PullFilter, PullStatus, SubscriptionInfo, Topic};
+
+/// The error frame for `err`.
+pub fn error_response(err: &CoreError) -> ErrorResponse {
+    let code = match err {
+        CoreError::Invalid(_) => ErrorCode::BadRequest,
+        CoreError::UnknownTopic(_) => ErrorCode::UnknownTopic,
+        CoreError::TopicExists(_) => ErrorCode::TopicExists,
+        CoreError::Append(err) => append_code(err),
+        CoreError::Read(err) => read_code(err),
+        CoreError::Filter(_) => ErrorCode::InvalidFilter,
+        CoreError::SubscriptionNotFound { .. } => ErrorCode::SubscriptionNotFound,
+        CoreError::Plugin(err) => registry_code(err),
+        CoreError::Metadata { .. } | CoreError::Internal(_) => ErrorCode::Internal,
+    };
+    ErrorResponse::new(code, err.chain())
+}
+
+fn append_code(err: &AppendError) -> ErrorCode {
+    match err {
+        AppendError::Invalid(InvalidMessage::TooLarge { .. }) => ErrorCode::MessageTooLarge,
+        AppendError::Invalid(_) => ErrorCode::BadRequest,
+        AppendError::DiskFull { .. } | AppendError::ReadOnly { out_of_space: true, .. } => ErrorCode::DiskFull,
+        AppendError::ReadOnly { .. } => ErrorCode::StoreUnavailable,
+        AppendError::Segment { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => ErrorCode::DiskFull,
+        AppendError::Failed(_) | AppendError::Closed => ErrorCode::StoreUnavailable,
+        _ => ErrorCode::Internal,
+    }
+}
+
+fn read_code(err: &ReadError) -> ErrorCode {
+    match err {
+        ReadError::Corrupt { .. } | ReadError::Io(_) => ErrorCode::StoreUnavailable,
+        ReadError::BadMessageId(_) => ErrorCode::BadRequest,
+        _ => ErrorCode::NotFound,
+    }
+}
+
+fn registry_code(err: &RegistryError) -> ErrorCode {
+    match err {
+        RegistryError::NotFound { .. } => ErrorCode::NotFound,
+        RegistryError::InUse { .. } => ErrorCode::PluginInUse,
+        RegistryError::NameRequired | RegistryError::InvalidName { .. } | RegistryError::KindChange { .. } => {
+            ErrorCode::BadRequest
+        }
+        RegistryError::Load(_) | RegistryError::WrongKind(_) | RegistryError::Broken { .. } => ErrorCode::InvalidPlugin,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// A topic's name and metadata from its wire config.
+pub fn topic(config: TopicConfig) -> (String, Topic) {
+    let topic = Topic {
+        read_queues: config.read_queues,
+        write_queues: config.write_queues,
+        readable: config.permissions.readable,
+        writable: config.permissions.writable,
+    };
+    (config.name, topic)
+}
+
+/// A topic's wire config.
+pub fn topic_config(name: String, topic: Topic) -> TopicConfig {
+    TopicConfig {
+        name,
+        read_queues: topic.read_queues,
+        write_queues: topic.write_queues,
+        permissions: TopicPermissions { readable: topic.readable, writable: topic.writable },
+    }
+}
+
+/// A sent message for the core.
+pub fn new_message(m: weir_protocol::Message) -> NewMessage {
+    NewMessage {
+        topic: m.topic,
+        queue_id: m.queue_id,
+        tag: m.tag,
+        keys: m.keys,
+        properties: m.properties,
+        body: m.body,
+        born_timestamp_ms: m.born_timestamp_ms,
+        flags: m.flags,
+        delivery: match m.delivery {
+            weir_protocol::Delivery::Immediate => Delivery::Immediate,
+            weir_protocol::Delivery::DelayLevel(level) => Delivery::DelayLevel(level),
+            weir_protocol::Delivery::DeliverAtMs(at) => Delivery::DeliverAtMs(at),
+        },
+    }
+}
+
+/// The send response for the store's results.
+pub fn send_response(results: Vec<AppendResult>) -> SendResponse {
+    let results = results
+        .into_iter()
+        .map(|r| SendResult {
+            msg_id: r.msg_id.to_string(),
+            queue_id: r.queue_id,
+            queue_offset: r.queue_offset,
+            status: match r.status {
+                AppendStatus::SendOk => SendStatus::SendOk,
+                AppendStatus::FlushDiskTimeout => SendStatus::FlushDiskTimeout,
+            },
+        })
+        .collect();
+    SendResponse { results }
+}
+
+/// A subscription expression; `Subscribed` is not one.
+pub fn expression(filter: FilterExpression) -> Result<Expression, CoreError> {
+    match pull_filter(filter) {
+        PullFilter::Expression(expression) => Ok(expression),
+        PullFilter::Subscribed => Err(CoreError::Invalid("a subscription needs an expression".into())),
+    }
+}
+
+/// What a pull filters with.
+pub fn pull_filter(filter: FilterExpression) -> PullFilter {
+    match filter {
+        FilterExpression::All => PullFilter::Expression(Expression::All),
+        FilterExpression::Tag(tags) => PullFilter::Expression(Expression::Tag(tags)),
+        FilterExpression::Sql(sql) => PullFilter::Expression(Expression::Sql(sql)),
+        FilterExpression::Subscribed => PullFilter::Subscribed,
+    }
+}
+
+/// A pull's status on the wire.
+pub fn pull_status(status: PullStatus) -> weir_protocol::PullStatus {
+    match status {
+        PullStatus::Found => weir_protocol::PullStatus::Found,
+        PullStatus::NoNewMessage => weir_protocol::PullStatus::NoNewMessage,
+        PullStatus::NoMatchedMessage => weir_protocol::PullStatus::NoMatchedMessage,
+        PullStatus::OffsetMoved => weir_protocol::PullStatus::OffsetMoved,
+        PullStatus::OffsetIllegal => weir_protocol::PullStatus::OffsetIllegal,
+    }
+}
+
+/// A subscription and its counters on the wire.
+pub fn subscription_stats(info: SubscriptionInfo) -> SubscriptionStats {
+    SubscriptionStats {
+        consumer_group: info.group,
+        topic: info.topic,
+        expression: info.expression,
+        version: info.version,
+        shadow: info.shadow,
+        counters: filter_counters(info.counts),
+    }
+}
+
+fn filter_counters(c: FilterCounts) -> FilterCounters {
+    FilterCounters {
+        examined: c.examined,
+        skipped_by_tag: c.skipped_by_tag,
+        skipped_by_bloom: c.skipped_by_bloom,
+        skipped_by_block: c.skipped_by_block,
+        skipped_shadow: c.skipped_shadow,
+        body_reads: c.body_reads,
+        evaluated_sql: c.evaluated_sql,
+        sql_false: c.sql_false,
+        sql_errors: c.sql_errors,
+        plugin_rejected: c.plugin_rejected,
+        plugin_errors: c.plugin_errors,
+        delivered: c.delivered,
+    }
+}
+
+/// The flush mode on the wire.
+pub fn flush_mode(flush: FlushKind) -> weir_protocol::FlushMode {
+    match flush {
+        FlushKind::Async => weir_protocol::FlushMode::Async,
+        FlushKind::Sync => weir_protocol::FlushMode::Sync,
+    }
+}
+
+/// The store's state and figures on the wire.
+pub fn store_status(stats: &StoreStats) -> StoreStatus {
+    let mut store = StoreStatus::default();
+    store.state = match stats.state {
+        weir_storage::StoreState::Ok => StoreState::Ok,
+        weir_storage::StoreState::ReadOnly { .. } => StoreState::ReadOnly,
+        weir_storage::StoreState::Failed { .. } => StoreState::Failed,
+    };
+    store.reason = stats.state.reason().unwrap_or_default().to_owned();
+    store.disk_usage_ppm = (stats.disk_usage.clamp(0.0, 1.0) * 1e6) as u32;
+    store.disk_free_bytes = stats.disk_free_bytes;
+    store.dispatch_lag_bytes = stats.dispatch_lag_bytes();
+    store.store_bytes = stats.store_bytes();
+    store.consume_queue_bytes = stats.consume_queue_bytes;
+    store.index_bytes = stats.index_bytes;
+    store.queues = stats.queues as u64;
+    store.mapped_queue_files = stats.mapped_queue_files.0 as u64;
+    store.mapped_queue_files_limit = stats.mapped_queue_files.1 as u64;
+    store.queue_file_evictions = stats.queue_file_evictions;
+    store
+}
+
+/// A plugin's description on the wire.
+pub fn plugin_info(info: weir_plugins::PluginInfo) -> PluginInfo {
+    let (state, state_detail) = match info.state {
+        weir_plugins::PluginState::Active => (PluginState::Active, String::new()),
+        weir_plugins::PluginState::Disabled { subscriptions, reason } => {
+            (PluginState::Disabled, format!("disabled for {subscriptions} subscription(s): {reason}"))
+        }
+        weir_plugins::PluginState::Broken { error } => (PluginState::Broken, error),
+    };
+    let manifest = info.manifest.unwrap_or_default();
+    PluginInfo {
+        name: info.name,
+        kind: info.kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),
+        version: info.version,
+        revision: info.revision,
+        size_bytes: info.size_bytes as u64,
+        state,
+        state_detail,
+        subscriptions: u32::try_from(info.subscriptions).unwrap_or(u32::MAX),
+        calls: info.stats.calls,
+        errors: info.stats.errors,
+        total_call_nanos: info.stats.total_call_nanos,
+        fuel_used: info.stats.fuel_used,
+        description: manifest.description.unwrap_or_default(),
+        hints: manifest.hints,
+        params: manifest.params,
+    }
+}

@@ -1,0 +1,162 @@
+//! One decoded [`Request`] in, one answer out: decode the wire types into the
+//! core's, call the [`Core`], encode what it returns. No state lives here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_protocol::{
+    BrokerStatus, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupStatsResponse, ListTopicsResponse,
+    MessageQuery, OffsetByTimestampResponse, PluginEnableResponse, PluginListResponse, PullRequest,
+    QueryMessageResponse, QueueOffsetsResponse, Request, Response, SubscribeResponse,
+};
+
+use super::convert::{self, error_response};
+use super::page;
+use crate::core::{Core, CoreError, PullArgs};
+
+/// What a request is answered with.
+#[derive(Debug)]
+pub enum Reply {
+    /// A response to encode.
+    Response(Response),
+    /// A response frame already encoded (a pull page, written from the records).
+    Frame(bytes::Bytes),
+}
+
+/// Answers one request from `peer`; `connections` is the door's open connection count.
+pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Reply {
+    if let Request::Pull(req) = request {
+        return match pull(core, req).await {
+            Ok(frame) => Reply::Frame(frame),
+            Err(err) => Reply::Response(Response::Error(err)),
+        };
+    }
+    let answer = match answer(core, request, peer, connections).await {
+        Ok(response) => response,
+        Err(err) => Response::Error(error_response(&err)),
+    };
+    Reply::Response(answer)
+}
+
+async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {
+    Ok(match request {
+        Request::Pull(_) => return Err(CoreError::Internal("a pull is answered with its page frame".into())),
+        Request::CreateTopic(config) => {
+            let (name, topic) = convert::topic(config);
+            let created = core.create_topic(name.clone(), topic).await?;
+            Response::CreateTopic(convert::topic_config(name, created))
+        }
+        Request::UpdateTopic(config) => {
+            let (name, topic) = convert::topic(config);
+            let updated = core.update_topic(name.clone(), topic).await?;
+            Response::UpdateTopic(convert::topic_config(name, updated))
+        }
+        Request::DeleteTopic(req) => {
+            core.delete_topic(req.topic).await?;
+            Response::DeleteTopic
+        }
+        Request::ListTopics(req) => {
+            let topics = core.list_topics(req.include_system);
+            let topics = topics.into_iter().map(|(name, topic)| convert::topic_config(name, topic)).collect();
+            Response::ListTopics(ListTopicsResponse { topics })
+        }
+        Request::Send(req) => {
+            let messages = req.messages.into_iter().map(convert::new_message).collect();
+            Response::Send(convert::send_response(core.send(messages, peer).await?))
+        }
+        Request::QueryMessage(query) => {
+            let records = match query {
+                MessageQuery::ById { msg_id } => vec![core.message_by_id(&msg_id)?],
+                MessageQuery::ByKey { topic, key, max_results } => core.messages_by_key(&topic, &key, max_results)?,
+            };
+            let messages = records.iter().map(|record| page::stored_message(core.store_id(), record)).collect();
+            Response::QueryMessage(QueryMessageResponse { messages })
+        }
+        Request::QueueOffsets(req) => {
+            let (min_offset, max_offset) = core.queue_offsets(&req.topic, req.queue_id)?;
+            Response::QueueOffsets(QueueOffsetsResponse { min_offset, max_offset })
+        }
+        Request::OffsetByTimestamp(req) => {
+            let offset = core.offset_at_time(&req.topic, req.queue_id, req.timestamp_ms)?;
+            Response::OffsetByTimestamp(OffsetByTimestampResponse { offset })
+        }
+        Request::CommitOffset(req) => {
+            core.commit_offset(&req.consumer_group, &req.topic, req.queue_id, req.offset).await?;
+            Response::CommitOffset
+        }
+        Request::FetchOffset(req) => Response::FetchOffset(FetchOffsetResponse {
+            offset: core.fetch_offset(&req.consumer_group, &req.topic, req.queue_id),
+        }),
+        Request::Status => Response::Status(status(core, connections)),
+        Request::CreateGroup(group) => {
+            let shadow = core.create_group(group.name.clone(), group.shadow).await?;
+            Response::CreateGroup(GroupConfig { name: group.name, shadow })
+        }
+        Request::Subscribe(req) => {
+            let expression = convert::expression(req.filter)?;
+            let plugin = req.plugin.map(|name| (name, req.plugin_params));
+            let version = core.subscribe(req.consumer_group, req.topic, expression, plugin).await?;
+            Response::Subscribe(SubscribeResponse { version })
+        }
+        Request::GroupStats(req) => {
+            let subscriptions = core.subscriptions(Some(&req.consumer_group), req.topic.as_deref());
+            let subscriptions = subscriptions.into_iter().map(convert::subscription_stats).collect();
+            Response::GroupStats(GroupStatsResponse { subscriptions })
+        }
+        Request::PluginUpload(req) => {
+            let kind = match req.kind.as_deref() {
+                None => None,
+                Some(kind) => Some(kind.parse().map_err(|err| CoreError::Invalid(format!("{err}")))?),
+            };
+            let info = core.upload_plugin(req.wasm, req.name, kind, req.version).await?;
+            Response::PluginUpload(convert::plugin_info(info))
+        }
+        Request::PluginList => Response::PluginList(PluginListResponse {
+            plugins: core.plugins().into_iter().map(convert::plugin_info).collect(),
+        }),
+        Request::PluginRemove(req) => {
+            core.remove_plugin(req.name, req.force).await?;
+            Response::PluginRemove
+        }
+        Request::PluginEnable(req) => {
+            let enabled = core.enable_plugin(req.name).await?;
+            Response::PluginEnable(PluginEnableResponse { enabled: u32::try_from(enabled).unwrap_or(u32::MAX) })
+        }
+    })
+}
+
+/// A pull's response frame, encoded straight from the page's records.
+async fn pull(core: &Arc<Core>, req: PullRequest) -> Result<bytes::Bytes, ErrorResponse> {
+    let max = req.max_messages.clamp(1, core.config().max_pull_messages) as usize;
+    let budget = (weir_protocol::DEFAULT_MAX_PAYLOAD_LEN as usize - 64).saturating_sub(max * page::WIRE_OVERHEAD);
+    let args = PullArgs {
+        group: req.consumer_group,
+        topic: req.topic,
+        queue_id: req.queue_id,
+        offset: req.offset,
+        max_messages: req.max_messages,
+        max_bytes: budget,
+        max_wait: Duration::from_millis(req.max_wait_ms.into()),
+        filter: convert::pull_filter(req.filter),
+    };
+    let page = core.pull(args).await.map_err(|err| error_response(&err))?;
+    page::encode(page, core.store_id())
+        .map_err(|err| ErrorResponse::new(ErrorCode::Internal, format!("response cannot be encoded: {err}")))
+}
+
+fn status(core: &Core, connections: u32) -> BrokerStatus {
+    let status = core.status();
+    let mut wire = BrokerStatus::default();
+    wire.version = env!("CARGO_PKG_VERSION").to_owned();
+    wire.uptime_ms = status.uptime.as_millis() as u64;
+    wire.data_dir = core.config().data_dir.display().to_string();
+    wire.flush_mode = convert::flush_mode(status.flush);
+    wire.topic_count = u32::try_from(status.topic_count).unwrap_or(u32::MAX);
+    wire.commitlog_size_bytes = status.store.commitlog_bytes;
+    wire.commitlog_max_offset = status.store.max_offset;
+    wire.connections = connections;
+    wire.subscriptions = status.subscriptions.into_iter().map(convert::subscription_stats).collect();
+    wire.store = convert::store_status(&status.store);
+    wire
+}
