@@ -129,6 +129,13 @@ impl<'a> Writer<'a> {
         items.iter().try_for_each(|item| item.encode(self))
     }
 
+    /// Format: `u32` count, then each `u32`.
+    pub(crate) fn u32_list(&mut self, field: &'static str, items: &[u32]) -> Result<(), EncodeError> {
+        self.u32(len_u32(field, items.len())?);
+        items.iter().for_each(|&item| self.u32(item));
+        Ok(())
+    }
+
     /// Format: `u32` count, then each string.
     pub(crate) fn str_list(&mut self, field: &'static str, items: &[String]) -> Result<(), EncodeError> {
         self.str_iter(field, items.iter().map(String::as_str))
@@ -266,6 +273,16 @@ impl Reader {
         Ok(items)
     }
 
+    /// Reads a counted list of `u32`.
+    pub(crate) fn u32_list(&mut self, field: &'static str) -> Result<Vec<u32>, DecodeError> {
+        let count = self.count(field, 4)?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(self.u32(field)?);
+        }
+        Ok(items)
+    }
+
     /// Reads a counted list of strings.
     pub(crate) fn str_list(&mut self, field: &'static str) -> Result<Vec<String>, DecodeError> {
         let count = self.count(field, 2)?;
@@ -380,6 +397,21 @@ mod tests {
         assert_eq!(
             reader(&[1, 0, 0, 0, 0, 0, 0]).properties("properties"),
             Err(DecodeError::Truncated { field: "properties" })
+        );
+    }
+
+    #[test]
+    fn u32_lists() {
+        let mut buf = BytesMut::new();
+        let mut w = Writer::new(&mut buf);
+        w.u32_list("queue_ids", &[1, 0x0203]).unwrap();
+        assert_eq!(&buf[..], &[2, 0, 0, 0, 1, 0, 0, 0, 3, 2, 0, 0]);
+        let mut r = Reader::new(buf.freeze());
+        assert_eq!(r.u32_list("queue_ids"), Ok(vec![1, 0x0203]));
+        assert_eq!(r.finish(), Ok(()));
+        assert_eq!(
+            reader(&[2, 0, 0, 0, 1, 0, 0, 0]).u32_list("queue_ids"),
+            Err(DecodeError::Truncated { field: "queue_ids" })
         );
     }
 
