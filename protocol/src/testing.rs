@@ -332,6 +332,15 @@ pub(crate) fn arb_subscription_stats() -> impl Strategy<Value = SubscriptionStat
     )
 }
 
+/// Any group config.
+pub(crate) fn arb_group_config() -> impl Strategy<Value = GroupConfig> {
+    (arb_string(), any::<bool>(), proptest::option::of(arb_string())).prop_map(|(name, shadow, strategy)| GroupConfig {
+        name,
+        shadow,
+        strategy,
+    })
+}
+
 /// Any member reference.
 pub(crate) fn arb_member_ref() -> impl Strategy<Value = MemberRef> {
     (arb_string(), any::<u64>()).prop_map(|(member_id, generation)| MemberRef { member_id, generation })
@@ -493,6 +502,7 @@ pub(crate) fn arb_error_response() -> impl Strategy<Value = ErrorResponse> {
 /// Any request.
 pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
     let consumer_queue = (arb_string(), arb_string(), any::<u32>());
+    let member = || proptest::option::of(arb_member_ref());
     let queue_ids = || vec(any::<u32>(), 0..4);
     prop_oneof![
         arb_topic_config().prop_map(Request::CreateTopic),
@@ -500,8 +510,8 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         arb_string().prop_map(|topic| Request::DeleteTopic(DeleteTopicRequest { topic })),
         any::<bool>().prop_map(|include_system| Request::ListTopics(ListTopicsRequest { include_system })),
         vec(arb_message(), 0..3).prop_map(|messages| Request::Send(SendRequest { messages })),
-        (consumer_queue.clone(), any::<u64>(), any::<[u32; 2]>(), arb_filter()).prop_map(
-            |((consumer_group, topic, queue_id), offset, [max_messages, max_wait_ms], filter)| {
+        (consumer_queue.clone(), any::<u64>(), any::<[u32; 2]>(), arb_filter(), member()).prop_map(
+            |((consumer_group, topic, queue_id), offset, [max_messages, max_wait_ms], filter, member)| {
                 Request::Pull(PullRequest {
                     consumer_group,
                     topic,
@@ -510,6 +520,7 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
                     max_messages,
                     max_wait_ms,
                     filter,
+                    member,
                 })
             }
         ),
@@ -519,14 +530,16 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         (arb_string(), any::<u32>(), any::<u64>()).prop_map(|(topic, queue_id, timestamp_ms)| {
             Request::OffsetByTimestamp(OffsetByTimestampRequest { topic, queue_id, timestamp_ms })
         }),
-        (consumer_queue.clone(), any::<u64>()).prop_map(|((consumer_group, topic, queue_id), offset)| {
-            Request::CommitOffset(CommitOffsetRequest { consumer_group, topic, queue_id, offset })
-        }),
-        consumer_queue.prop_map(|(consumer_group, topic, queue_id)| {
-            Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id })
+        (consumer_queue.clone(), any::<u64>(), member()).prop_map(
+            |((consumer_group, topic, queue_id), offset, member)| {
+                Request::CommitOffset(CommitOffsetRequest { consumer_group, topic, queue_id, offset, member })
+            }
+        ),
+        (consumer_queue, member()).prop_map(|((consumer_group, topic, queue_id), member)| {
+            Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id, member })
         }),
         Just(Request::Status),
-        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Request::CreateGroup(GroupConfig { name, shadow })),
+        arb_group_config().prop_map(Request::CreateGroup),
         (arb_string(), arb_string(), arb_filter(), proptest::option::of(arb_string()), arb_string()).prop_map(
             |(consumer_group, topic, filter, plugin, plugin_params)| {
                 Request::Subscribe(SubscribeRequest { consumer_group, topic, filter, plugin, plugin_params })
@@ -589,7 +602,7 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         Just(Response::CommitOffset),
         any::<Option<u64>>().prop_map(|offset| Response::FetchOffset(FetchOffsetResponse { offset })),
         arb_broker_status().prop_map(Response::Status),
-        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Response::CreateGroup(GroupConfig { name, shadow })),
+        arb_group_config().prop_map(Response::CreateGroup),
         any::<u64>().prop_map(|version| Response::Subscribe(SubscribeResponse { version })),
         vec(arb_subscription_stats(), 0..3)
             .prop_map(|subscriptions| Response::GroupStats(GroupStatsResponse { subscriptions })),
