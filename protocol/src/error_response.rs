@@ -49,13 +49,23 @@ pub enum ErrorCode {
     InvalidPlugin,
     /// The plugin is used by subscriptions; remove them first or force.
     PluginInUse,
+    /// The member does not own that queue in the current generation, or its generation
+    /// predates its ownership: a stale owner is fenced.
+    NotAssigned,
+    /// The member's subscription differs from the one the group's live members hold; the
+    /// message names both expressions.
+    SubscriptionConflict,
+    /// Another live session uses this member id.
+    MemberIdInUse,
+    /// Not a live member of the group: it left or expired; heartbeat again to rejoin.
+    UnknownMember,
     /// A code this version of the protocol does not know.
     Unknown(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const KNOWN: [ErrorCode; 16] = [
+    pub const KNOWN: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::UnsupportedVersion,
         ErrorCode::FrameTooLarge,
@@ -72,6 +82,10 @@ impl ErrorCode {
         ErrorCode::SubscriptionNotFound,
         ErrorCode::InvalidPlugin,
         ErrorCode::PluginInUse,
+        ErrorCode::NotAssigned,
+        ErrorCode::SubscriptionConflict,
+        ErrorCode::MemberIdInUse,
+        ErrorCode::UnknownMember,
     ];
 
     /// The wire value.
@@ -93,6 +107,10 @@ impl ErrorCode {
             ErrorCode::SubscriptionNotFound => 14,
             ErrorCode::InvalidPlugin => 15,
             ErrorCode::PluginInUse => 16,
+            ErrorCode::NotAssigned => 17,
+            ErrorCode::SubscriptionConflict => 18,
+            ErrorCode::MemberIdInUse => 19,
+            ErrorCode::UnknownMember => 20,
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -122,6 +140,10 @@ impl ErrorCode {
             ErrorCode::SubscriptionNotFound => "SUBSCRIPTION_NOT_FOUND",
             ErrorCode::InvalidPlugin => "INVALID_PLUGIN",
             ErrorCode::PluginInUse => "PLUGIN_IN_USE",
+            ErrorCode::NotAssigned => "NOT_ASSIGNED",
+            ErrorCode::SubscriptionConflict => "SUBSCRIPTION_CONFLICT",
+            ErrorCode::MemberIdInUse => "MEMBER_ID_IN_USE",
+            ErrorCode::UnknownMember => "UNKNOWN_MEMBER",
             ErrorCode::Unknown(_) => "UNKNOWN",
         }
     }
@@ -194,7 +216,10 @@ mod tests {
     #[test]
     fn codes_are_stable() {
         let values: Vec<u16> = ErrorCode::KNOWN.iter().map(|code| code.to_u16()).collect();
-        assert_eq!(values, (1..=16).collect::<Vec<u16>>());
+        assert_eq!(values, (1..=20).collect::<Vec<u16>>());
+        assert_eq!(ErrorCode::from_u16(17), ErrorCode::NotAssigned);
+        assert_eq!(ErrorCode::from_u16(20), ErrorCode::UnknownMember);
+        assert_eq!(ErrorCode::from_u16(21), ErrorCode::Unknown(21));
         assert_eq!(ErrorCode::from_u16(4), ErrorCode::UnknownTopic);
         assert_eq!(ErrorCode::from_u16(0), ErrorCode::Unknown(0));
         assert_eq!(ErrorCode::from_u16(999), ErrorCode::Unknown(999));
@@ -205,6 +230,8 @@ mod tests {
     fn display_names() {
         assert_eq!(ErrorCode::StoreUnavailable.to_string(), "STORE_UNAVAILABLE");
         assert_eq!(ErrorCode::Unknown(77).to_string(), "UNKNOWN(77)");
+        let names: Vec<String> = ErrorCode::KNOWN[16..].iter().map(ErrorCode::to_string).collect();
+        assert_eq!(names, ["NOT_ASSIGNED", "SUBSCRIPTION_CONFLICT", "MEMBER_ID_IN_USE", "UNKNOWN_MEMBER"]);
         let response = ErrorResponse::new(ErrorCode::UnknownTopic, "no topic `orders`");
         assert_eq!(response.to_string(), "UNKNOWN_TOPIC: no topic `orders`");
     }

@@ -103,11 +103,27 @@ pub enum RequestKind {
     PluginRemove = 0x0903,
     /// Re-enable a plugin disabled after repeated failures.
     PluginEnable = 0x0904,
+    /// Join or stay in a consumer group, and get the member's queues.
+    Heartbeat = 0x0A01,
+    /// Leave a consumer group.
+    LeaveGroup = 0x0A02,
+    /// Lock queues for a member's orderly consumption.
+    LockQueues = 0x0A03,
+    /// Release a member's queue locks.
+    UnlockQueues = 0x0A04,
+    /// List consumer groups.
+    ListGroups = 0x0A05,
+    /// A group's members, subscriptions and conflicts.
+    DescribeGroup = 0x0A06,
+    /// A group's lag per queue.
+    GroupLag = 0x0A07,
+    /// Move a group's offsets for a topic.
+    ResetOffset = 0x0A08,
 }
 
 impl RequestKind {
     /// Every request kind, in code order.
-    pub const ALL: [RequestKind; 19] = [
+    pub const ALL: [RequestKind; 27] = [
         RequestKind::CreateTopic,
         RequestKind::UpdateTopic,
         RequestKind::DeleteTopic,
@@ -127,6 +143,14 @@ impl RequestKind {
         RequestKind::PluginList,
         RequestKind::PluginRemove,
         RequestKind::PluginEnable,
+        RequestKind::Heartbeat,
+        RequestKind::LeaveGroup,
+        RequestKind::LockQueues,
+        RequestKind::UnlockQueues,
+        RequestKind::ListGroups,
+        RequestKind::DescribeGroup,
+        RequestKind::GroupLag,
+        RequestKind::ResetOffset,
     ];
 
     /// The wire code.
@@ -299,7 +323,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_none() {
-        for code in [0x0000, 0x0105, 0x8000, 0x8105, 0x7fff, 0xfffe] {
+        for code in [0x0000, 0x0105, 0x0a00, 0x0a09, 0x0b01, 0x8000, 0x8105, 0x8a09, 0x7fff, 0xfffe] {
             assert_eq!(FrameKind::from_code(code), None, "{code:#06x}");
         }
     }

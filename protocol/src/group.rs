@@ -5,28 +5,36 @@ use crate::error::{DecodeError, EncodeError};
 use crate::pull::FilterExpression;
 use crate::wire::{Reader, Wire, Writer};
 
-/// Declare a consumer group, or change its traffic role. Answered with the group as stored.
+/// Declare a consumer group, or change its traffic role or assignment strategy. Answered
+/// with the group as stored.
 ///
-/// Format: string name, bool shadow.
+/// Format: string name, bool shadow, option\<string\> strategy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupConfig {
     /// The group's name.
     pub name: String,
     /// A shadow group receives only shadow (stress-test) traffic; any other group never does.
     pub shadow: bool,
+    /// The group's assignment strategy: in a request, sets it (`None` keeps it); in the
+    /// response, the broker fills in the current one.
+    pub strategy: Option<String>,
 }
 
 impl Wire for GroupConfig {
-    const MIN_LEN: usize = 2 + 1;
+    const MIN_LEN: usize = 2 + 1 + 1;
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.str("group.name", &self.name)?;
         w.bool(self.shadow);
-        Ok(())
+        w.opt_str("group.strategy", self.strategy.as_deref())
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(GroupConfig { name: r.str("group.name")?, shadow: r.bool("group.shadow")? })
+        Ok(GroupConfig {
+            name: r.str("group.name")?,
+            shadow: r.bool("group.shadow")?,
+            strategy: r.opt_str("group.strategy")?,
+        })
     }
 }
 

@@ -35,9 +35,9 @@
 //! - [`request`] / [`response`]: the [`Request`] and [`Response`] enums, their
 //!   `encode` into a `BytesMut` and `decode` from a [`Frame`].
 //! - One module per request family: [`topic`], [`send`], [`pull`], [`query`],
-//!   [`queue_offsets`], [`consumer_offset`], [`status`]; [`message`] holds the
-//!   [`StoredMessage`] shared by pull and query; [`error_response`] the error any request
-//!   may get.
+//!   [`queue_offsets`], [`consumer_offset`], [`status`], [`group`], [`membership`],
+//!   [`plugin`]; [`message`] holds the [`StoredMessage`] shared by pull and query;
+//!   [`error_response`] the error any request may get.
 //! - [`error`]: [`DecodeError`] and [`EncodeError`].
 //!
 //! **Invariant:** decoding never panics and never allocates more than the bytes received
@@ -52,6 +52,7 @@ pub mod error;
 pub mod error_response;
 pub mod frame;
 pub mod group;
+pub mod membership;
 pub mod message;
 pub mod plugin;
 pub mod pull;
@@ -78,6 +79,12 @@ pub use frame::{
 pub use group::{
     FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
     SubscriptionStats,
+};
+pub use membership::{
+    AssignedQueue, ConsumeMode, DescribeGroupRequest, GroupDescription, GroupLagRequest, GroupLagResponse,
+    GroupSubscription, GroupSummary, HeartbeatRequest, HeartbeatResponse, LeaveGroupRequest, ListGroupsResponse,
+    LockQueuesRequest, LockQueuesResponse, MemberInfo, MemberRef, MemberSubscription, OffsetTarget, QueueLag,
+    QueueOffset, ResetOffsetRequest, ResetOffsetResponse, SubscriptionConflict, TopicAssignment, UnlockQueuesRequest,
 };
 pub use message::{StoredMessage, StoredMessageRef};
 pub use plugin::{

@@ -4,6 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{FrameKind, HEADER_LEN, RequestKind, write_header};
+use crate::membership::MemberRef;
 use crate::message::{StoredMessage, StoredMessageRef};
 use crate::wire::{Reader, Wire, Writer};
 
@@ -68,7 +69,7 @@ impl Wire for FilterExpression {
 /// or the wait ends (long polling).
 ///
 /// Format: string consumer_group, string topic, `u32` queue_id, `u64` offset, `u32`
-/// max_messages, `u32` max_wait_ms, [`FilterExpression`].
+/// max_messages, `u32` max_wait_ms, [`FilterExpression`], option\<[`MemberRef`]\> member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
     /// The consumer group pulling.
@@ -85,10 +86,13 @@ pub struct PullRequest {
     pub max_wait_ms: u32,
     /// Which messages the consumer wants.
     pub filter: FilterExpression,
+    /// Set by members of a managed group: the broker refuses a pull for a queue the
+    /// member does not own (`NOT_ASSIGNED`). `None` for consumers that pick their queues.
+    pub member: Option<MemberRef>,
 }
 
 impl Wire for PullRequest {
-    const MIN_LEN: usize = 2 + 2 + 4 + 8 + 4 + 4 + FilterExpression::MIN_LEN;
+    const MIN_LEN: usize = 2 + 2 + 4 + 8 + 4 + 4 + FilterExpression::MIN_LEN + 1;
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.str("pull.consumer_group", &self.consumer_group)?;
@@ -97,7 +101,8 @@ impl Wire for PullRequest {
         w.u64(self.offset);
         w.u32(self.max_messages);
         w.u32(self.max_wait_ms);
-        self.filter.encode(w)
+        self.filter.encode(w)?;
+        w.opt(self.member.as_ref())
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -109,6 +114,7 @@ impl Wire for PullRequest {
             max_messages: r.u32("pull.max_messages")?,
             max_wait_ms: r.u32("pull.max_wait_ms")?,
             filter: FilterExpression::decode(r)?,
+            member: r.opt("pull.member")?,
         })
     }
 }
@@ -267,7 +273,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::testing::{arb_filter, arb_pull_response, check_request, check_response, encoded_len, frame};
+    use crate::testing::{
+        arb_filter, arb_member_ref, arb_pull_response, check_request, check_response, encoded_len, frame,
+    };
     use crate::{FrameKind, Request, RequestKind, Response};
 
     fn pull(filter: FilterExpression) -> PullRequest {
@@ -279,6 +287,7 @@ mod tests {
             max_messages: 0,
             max_wait_ms: 0,
             filter,
+            member: None,
         }
     }
 
@@ -314,6 +323,7 @@ mod tests {
         let mut payload = vec![0; 24];
         payload.extend_from_slice(&[1, 12, 0]);
         payload.extend_from_slice(b"TagA || TagB");
+        payload.push(0); // member: absent
         assert_eq!(
             Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
             Ok(Request::Pull(pull(tag)))
@@ -326,14 +336,61 @@ mod tests {
             Ok(Request::Pull(pull(sql)))
         );
         payload[last_tag] = 3;
+        let mut subscribed = payload[..25].to_vec();
+        subscribed.push(0); // member: absent
         assert_eq!(
-            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload[..25])),
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &subscribed)),
             Ok(Request::Pull(pull(FilterExpression::Subscribed)))
         );
         payload[last_tag] = 4;
         assert_eq!(
             Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
             Err(DecodeError::InvalidValue { field: "pull.filter", value: 4 })
+        );
+    }
+
+    #[test]
+    fn golden_pull_frame_with_member() {
+        let request = Request::Pull(PullRequest {
+            consumer_group: "g".to_owned(),
+            topic: "t".to_owned(),
+            queue_id: 2,
+            offset: 0x0102,
+            max_messages: 32,
+            max_wait_ms: 1000,
+            filter: FilterExpression::Subscribed,
+            member: Some(MemberRef { member_id: "m".to_owned(), generation: 7 }),
+        });
+        let golden: &[u8] = &[
+            b'W', b'E', b'I', b'R', 1, 0, // magic, version, flags
+            0x01, 0x03, // kind: Pull
+            39, 0, 0, 0, // payload length
+            1, 0, b'g', // consumer_group
+            1, 0, b't', // topic
+            2, 0, 0, 0, // queue_id
+            0x02, 0x01, 0, 0, 0, 0, 0, 0, // offset
+            32, 0, 0, 0, // max_messages
+            0xe8, 0x03, 0, 0, // max_wait_ms: 1000
+            3, // filter: subscribed
+            1, // member: present
+            1, 0, b'm', // member_id
+            7, 0, 0, 0, 0, 0, 0, 0, // generation
+        ];
+        check_request(&request, Some(golden)).unwrap();
+    }
+
+    #[test]
+    fn member_presence_byte_is_strict() {
+        let mut payload = vec![0; 24];
+        payload.extend_from_slice(&[3, 2]); // filter: subscribed, member: invalid presence
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
+            Err(DecodeError::InvalidValue { field: "pull.member", value: 2 })
+        );
+        payload[25] = 1; // present, but nothing follows
+        assert_eq!(
+            Request::decode(frame(FrameKind::Request(RequestKind::Pull), &payload)),
+            Err(DecodeError::Truncated { field: "member.member_id" })
         );
     }
 
@@ -347,9 +404,10 @@ mod tests {
             max_messages in any::<u32>(),
             max_wait_ms in any::<u32>(),
             filter in arb_filter(),
+            member in proptest::option::of(arb_member_ref()),
         ) {
             let request = PullRequest {
-                consumer_group, topic, queue_id, offset, max_messages, max_wait_ms, filter,
+                consumer_group, topic, queue_id, offset, max_messages, max_wait_ms, filter, member,
             };
             check_request(&Request::Pull(request), None)?;
         }

@@ -6,6 +6,10 @@ use crate::consumer_offset::{CommitOffsetRequest, FetchOffsetRequest};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
 use crate::group::{GroupConfig, GroupStatsRequest, SubscribeRequest};
+use crate::membership::{
+    DescribeGroupRequest, GroupLagRequest, HeartbeatRequest, LeaveGroupRequest, LockQueuesRequest, ResetOffsetRequest,
+    UnlockQueuesRequest,
+};
 use crate::plugin::{PluginEnableRequest, PluginRemoveRequest, PluginUploadRequest};
 use crate::pull::PullRequest;
 use crate::query::MessageQuery;
@@ -17,7 +21,7 @@ use crate::wire::{Wire, Writer, decode_exact};
 /// A request, client to broker: the one frame a client writes on a new stream.
 ///
 /// Format: a frame of kind [`FrameKind::Request`] whose payload is the variant's value
-/// (empty for [`Request::Status`]).
+/// (empty for [`Request::Status`], [`Request::PluginList`] and [`Request::ListGroups`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Create a topic; answered with the created [`TopicConfig`].
@@ -58,6 +62,23 @@ pub enum Request {
     PluginRemove(PluginRemoveRequest),
     /// Re-enable a plugin disabled after repeated failures.
     PluginEnable(PluginEnableRequest),
+    /// Join or stay in a consumer group; answered with the member's
+    /// [`HeartbeatResponse`](crate::HeartbeatResponse), held while the generation is unchanged.
+    Heartbeat(HeartbeatRequest),
+    /// Leave a consumer group; answered with an empty response.
+    LeaveGroup(LeaveGroupRequest),
+    /// Lock queues for a member's orderly consumption.
+    LockQueues(LockQueuesRequest),
+    /// Release a member's queue locks; answered with an empty response.
+    UnlockQueues(UnlockQueuesRequest),
+    /// List consumer groups.
+    ListGroups,
+    /// A group's members, subscriptions and conflicts.
+    DescribeGroup(DescribeGroupRequest),
+    /// A group's lag per queue.
+    GroupLag(GroupLagRequest),
+    /// Move a group's offsets for a topic.
+    ResetOffset(ResetOffsetRequest),
 }
 
 impl Request {
@@ -83,6 +104,14 @@ impl Request {
             Request::PluginList => RequestKind::PluginList,
             Request::PluginRemove(_) => RequestKind::PluginRemove,
             Request::PluginEnable(_) => RequestKind::PluginEnable,
+            Request::Heartbeat(_) => RequestKind::Heartbeat,
+            Request::LeaveGroup(_) => RequestKind::LeaveGroup,
+            Request::LockQueues(_) => RequestKind::LockQueues,
+            Request::UnlockQueues(_) => RequestKind::UnlockQueues,
+            Request::ListGroups => RequestKind::ListGroups,
+            Request::DescribeGroup(_) => RequestKind::DescribeGroup,
+            Request::GroupLag(_) => RequestKind::GroupLag,
+            Request::ResetOffset(_) => RequestKind::ResetOffset,
         }
     }
 
@@ -112,6 +141,14 @@ impl Request {
             Request::PluginList => ().encode(w),
             Request::PluginRemove(request) => request.encode(w),
             Request::PluginEnable(request) => request.encode(w),
+            Request::Heartbeat(request) => request.encode(w),
+            Request::LeaveGroup(request) => request.encode(w),
+            Request::LockQueues(request) => request.encode(w),
+            Request::UnlockQueues(request) => request.encode(w),
+            Request::ListGroups => ().encode(w),
+            Request::DescribeGroup(request) => request.encode(w),
+            Request::GroupLag(request) => request.encode(w),
+            Request::ResetOffset(request) => request.encode(w),
         }
     }
 
@@ -149,6 +186,17 @@ impl Request {
             }
             RequestKind::PluginRemove => Request::PluginRemove(decode_exact(payload)?),
             RequestKind::PluginEnable => Request::PluginEnable(decode_exact(payload)?),
+            RequestKind::Heartbeat => Request::Heartbeat(decode_exact(payload)?),
+            RequestKind::LeaveGroup => Request::LeaveGroup(decode_exact(payload)?),
+            RequestKind::LockQueues => Request::LockQueues(decode_exact(payload)?),
+            RequestKind::UnlockQueues => Request::UnlockQueues(decode_exact(payload)?),
+            RequestKind::ListGroups => {
+                decode_exact::<()>(payload)?;
+                Request::ListGroups
+            }
+            RequestKind::DescribeGroup => Request::DescribeGroup(decode_exact(payload)?),
+            RequestKind::GroupLag => Request::GroupLag(decode_exact(payload)?),
+            RequestKind::ResetOffset => Request::ResetOffset(decode_exact(payload)?),
         })
     }
 }
@@ -161,11 +209,13 @@ mod tests {
     use crate::testing::{arb_request, check_request, frame};
 
     #[test]
-    fn status_request_has_an_empty_payload() {
-        assert_eq!(
-            Request::decode(frame(FrameKind::Request(RequestKind::Status), &[0])),
-            Err(DecodeError::TrailingBytes { count: 1 })
-        );
+    fn empty_requests_reject_payload_bytes() {
+        for kind in [RequestKind::Status, RequestKind::PluginList, RequestKind::ListGroups] {
+            assert_eq!(
+                Request::decode(frame(FrameKind::Request(kind), &[0])),
+                Err(DecodeError::TrailingBytes { count: 1 })
+            );
+        }
     }
 
     #[test]

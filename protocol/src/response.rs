@@ -7,6 +7,9 @@ use crate::error::{DecodeError, EncodeError};
 use crate::error_response::ErrorResponse;
 use crate::frame::{Frame, FrameKind, RequestKind, encode_frame};
 use crate::group::{GroupConfig, GroupStatsResponse, SubscribeResponse};
+use crate::membership::{
+    GroupDescription, GroupLagResponse, HeartbeatResponse, ListGroupsResponse, LockQueuesResponse, ResetOffsetResponse,
+};
 use crate::plugin::{PluginEnableResponse, PluginInfo, PluginListResponse};
 use crate::pull::PullResponse;
 use crate::query::QueryMessageResponse;
@@ -61,6 +64,22 @@ pub enum Response {
     PluginRemove,
     /// How many subscriptions were re-enabled.
     PluginEnable(PluginEnableResponse),
+    /// The member's generation and queues.
+    Heartbeat(HeartbeatResponse),
+    /// The member left the group.
+    LeaveGroup,
+    /// The queues locked.
+    LockQueues(LockQueuesResponse),
+    /// The locks were released.
+    UnlockQueues,
+    /// The groups.
+    ListGroups(ListGroupsResponse),
+    /// The group's members, subscriptions and conflicts.
+    DescribeGroup(GroupDescription),
+    /// The group's lag per queue.
+    GroupLag(GroupLagResponse),
+    /// The offsets set and the group's new generation.
+    ResetOffset(ResetOffsetResponse),
     /// The request failed.
     Error(ErrorResponse),
 }
@@ -88,6 +107,14 @@ impl Response {
             Response::PluginList(_) => RequestKind::PluginList,
             Response::PluginRemove => RequestKind::PluginRemove,
             Response::PluginEnable(_) => RequestKind::PluginEnable,
+            Response::Heartbeat(_) => RequestKind::Heartbeat,
+            Response::LeaveGroup => RequestKind::LeaveGroup,
+            Response::LockQueues(_) => RequestKind::LockQueues,
+            Response::UnlockQueues => RequestKind::UnlockQueues,
+            Response::ListGroups(_) => RequestKind::ListGroups,
+            Response::DescribeGroup(_) => RequestKind::DescribeGroup,
+            Response::GroupLag(_) => RequestKind::GroupLag,
+            Response::ResetOffset(_) => RequestKind::ResetOffset,
             Response::Error(_) => return FrameKind::Error,
         };
         FrameKind::Response(answers)
@@ -102,7 +129,11 @@ impl Response {
     fn encode_payload(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         match self {
             Response::CreateTopic(topic) | Response::UpdateTopic(topic) => topic.encode(w),
-            Response::DeleteTopic | Response::CommitOffset | Response::PluginRemove => ().encode(w),
+            Response::DeleteTopic
+            | Response::CommitOffset
+            | Response::PluginRemove
+            | Response::LeaveGroup
+            | Response::UnlockQueues => ().encode(w),
             Response::ListTopics(response) => response.encode(w),
             Response::Send(response) => response.encode(w),
             Response::Pull(response) => response.encode(w),
@@ -117,6 +148,12 @@ impl Response {
             Response::PluginUpload(info) => info.encode(w),
             Response::PluginList(response) => response.encode(w),
             Response::PluginEnable(response) => response.encode(w),
+            Response::Heartbeat(response) => response.encode(w),
+            Response::LockQueues(response) => response.encode(w),
+            Response::ListGroups(response) => response.encode(w),
+            Response::DescribeGroup(group) => group.encode(w),
+            Response::GroupLag(response) => response.encode(w),
+            Response::ResetOffset(response) => response.encode(w),
             Response::Error(error) => error.encode(w),
         }
     }
@@ -160,6 +197,20 @@ impl Response {
                 Response::PluginRemove
             }
             RequestKind::PluginEnable => Response::PluginEnable(decode_exact(payload)?),
+            RequestKind::Heartbeat => Response::Heartbeat(decode_exact(payload)?),
+            RequestKind::LeaveGroup => {
+                decode_exact::<()>(payload)?;
+                Response::LeaveGroup
+            }
+            RequestKind::LockQueues => Response::LockQueues(decode_exact(payload)?),
+            RequestKind::UnlockQueues => {
+                decode_exact::<()>(payload)?;
+                Response::UnlockQueues
+            }
+            RequestKind::ListGroups => Response::ListGroups(decode_exact(payload)?),
+            RequestKind::DescribeGroup => Response::DescribeGroup(decode_exact(payload)?),
+            RequestKind::GroupLag => Response::GroupLag(decode_exact(payload)?),
+            RequestKind::ResetOffset => Response::ResetOffset(decode_exact(payload)?),
         })
     }
 }
@@ -179,7 +230,13 @@ mod tests {
 
     #[test]
     fn empty_responses_reject_payload_bytes() {
-        for kind in [RequestKind::DeleteTopic, RequestKind::CommitOffset] {
+        for kind in [
+            RequestKind::DeleteTopic,
+            RequestKind::CommitOffset,
+            RequestKind::PluginRemove,
+            RequestKind::LeaveGroup,
+            RequestKind::UnlockQueues,
+        ] {
             assert_eq!(
                 Response::decode(frame(FrameKind::Response(kind), &[9, 9])),
                 Err(DecodeError::TrailingBytes { count: 2 })

@@ -17,6 +17,12 @@ use crate::group::{
     FilterCounters, GroupConfig, GroupStatsRequest, GroupStatsResponse, SubscribeRequest, SubscribeResponse,
     SubscriptionStats,
 };
+use crate::membership::{
+    AssignedQueue, ConsumeMode, DescribeGroupRequest, GroupDescription, GroupLagRequest, GroupLagResponse,
+    GroupSubscription, GroupSummary, HeartbeatRequest, HeartbeatResponse, LeaveGroupRequest, ListGroupsResponse,
+    LockQueuesRequest, LockQueuesResponse, MemberInfo, MemberRef, MemberSubscription, OffsetTarget, QueueLag,
+    QueueOffset, ResetOffsetRequest, ResetOffsetResponse, SubscriptionConflict, TopicAssignment, UnlockQueuesRequest,
+};
 use crate::message::StoredMessage;
 use crate::plugin::{
     PluginEnableRequest, PluginEnableResponse, PluginInfo, PluginListResponse, PluginRemoveRequest, PluginState,
@@ -326,6 +332,168 @@ pub(crate) fn arb_subscription_stats() -> impl Strategy<Value = SubscriptionStat
     )
 }
 
+/// Any group config.
+pub(crate) fn arb_group_config() -> impl Strategy<Value = GroupConfig> {
+    (arb_string(), any::<bool>(), proptest::option::of(arb_string())).prop_map(|(name, shadow, strategy)| GroupConfig {
+        name,
+        shadow,
+        strategy,
+    })
+}
+
+/// Any member reference.
+pub(crate) fn arb_member_ref() -> impl Strategy<Value = MemberRef> {
+    (arb_string(), any::<u64>()).prop_map(|(member_id, generation)| MemberRef { member_id, generation })
+}
+
+/// Any consume mode.
+pub(crate) fn arb_consume_mode() -> impl Strategy<Value = ConsumeMode> {
+    prop_oneof![Just(ConsumeMode::Clustering), Just(ConsumeMode::Broadcasting)]
+}
+
+/// Any member subscription.
+pub(crate) fn arb_member_subscription() -> impl Strategy<Value = MemberSubscription> {
+    (arb_string(), arb_filter(), proptest::option::of(arb_string()), arb_string())
+        .prop_map(|(topic, filter, plugin, plugin_params)| MemberSubscription { topic, filter, plugin, plugin_params })
+}
+
+/// Any topic assignment.
+pub(crate) fn arb_topic_assignment() -> impl Strategy<Value = TopicAssignment> {
+    let queue = (any::<u32>(), any::<u64>())
+        .prop_map(|(queue_id, since_generation)| AssignedQueue { queue_id, since_generation });
+    (arb_string(), vec(queue, 0..3)).prop_map(|(topic, queues)| TopicAssignment { topic, queues })
+}
+
+/// Any heartbeat.
+pub(crate) fn arb_heartbeat_request() -> impl Strategy<Value = HeartbeatRequest> {
+    (
+        (arb_string(), arb_string(), any::<u64>()),
+        (arb_consume_mode(), any::<bool>(), proptest::option::of(arb_string()), any::<bool>()),
+        (vec(arb_member_subscription(), 0..3), vec(arb_topic_assignment(), 0..3)),
+        (any::<u64>(), any::<u32>()),
+    )
+        .prop_map(
+            |(
+                (consumer_group, member_id, session),
+                (mode, orderly, strategy, replace_subscriptions),
+                (subscriptions, owned),
+                (known_generation, max_wait_ms),
+            )| HeartbeatRequest {
+                consumer_group,
+                member_id,
+                session,
+                mode,
+                orderly,
+                strategy,
+                replace_subscriptions,
+                subscriptions,
+                owned,
+                known_generation,
+                max_wait_ms,
+            },
+        )
+}
+
+/// Any heartbeat response.
+pub(crate) fn arb_heartbeat_response() -> impl Strategy<Value = HeartbeatResponse> {
+    (any::<u64>(), any::<[u32; 2]>(), vec(arb_topic_assignment(), 0..3)).prop_map(
+        |(generation, [heartbeat_interval_ms, member_timeout_ms], assignments)| HeartbeatResponse {
+            generation,
+            heartbeat_interval_ms,
+            member_timeout_ms,
+            assignments,
+        },
+    )
+}
+
+/// Any group summary.
+pub(crate) fn arb_group_summary() -> impl Strategy<Value = GroupSummary> {
+    ((arb_string(), any::<u64>(), arb_string(), arb_consume_mode()), (any::<[u32; 3]>(), any::<bool>())).prop_map(
+        |((name, generation, strategy, mode), ([members, subscriptions, conflicts], shadow))| GroupSummary {
+            name,
+            generation,
+            strategy,
+            mode,
+            members,
+            subscriptions,
+            shadow,
+            conflicts,
+        },
+    )
+}
+
+/// Any group member's description.
+pub(crate) fn arb_member_info() -> impl Strategy<Value = MemberInfo> {
+    ((arb_string(), arb_string(), arb_consume_mode(), any::<bool>()), vec(arb_topic_assignment(), 0..3), any::<u64>())
+        .prop_map(|((member_id, host, mode, orderly), assignments, last_heartbeat_ms)| MemberInfo {
+            member_id,
+            host,
+            mode,
+            orderly,
+            assignments,
+            last_heartbeat_ms,
+        })
+}
+
+/// Any subscription conflict.
+pub(crate) fn arb_subscription_conflict() -> impl Strategy<Value = SubscriptionConflict> {
+    ((arb_string(), arb_string(), arb_string()), (arb_string(), arb_string()), any::<u64>()).prop_map(
+        |((member_id, host, topic), (expression, group_expression), refused_ms)| SubscriptionConflict {
+            member_id,
+            host,
+            topic,
+            expression,
+            group_expression,
+            refused_ms,
+        },
+    )
+}
+
+/// Any group description.
+pub(crate) fn arb_group_description() -> impl Strategy<Value = GroupDescription> {
+    let subscription = (arb_string(), arb_string(), proptest::option::of(arb_string()), any::<u64>())
+        .prop_map(|(topic, expression, plugin, version)| GroupSubscription { topic, expression, plugin, version });
+    (
+        (arb_string(), any::<u64>(), arb_string(), arb_consume_mode(), any::<bool>()),
+        (vec(arb_member_info(), 0..3), vec(subscription, 0..3), vec(arb_subscription_conflict(), 0..2)),
+    )
+        .prop_map(|((name, generation, strategy, mode, shadow), (members, subscriptions, conflicts))| {
+            GroupDescription { name, generation, strategy, mode, shadow, members, subscriptions, conflicts }
+        })
+}
+
+/// Any queue's lag.
+pub(crate) fn arb_queue_lag() -> impl Strategy<Value = QueueLag> {
+    (
+        (arb_string(), any::<u32>(), any::<u64>(), any::<Option<u64>>()),
+        (any::<u64>(), proptest::option::of(arb_string()), any::<Option<u64>>()),
+    )
+        .prop_map(|((topic, queue_id, broker_offset, committed_offset), (lag, owner, last_commit_ms))| QueueLag {
+            topic,
+            queue_id,
+            broker_offset,
+            committed_offset,
+            lag,
+            owner,
+            last_commit_ms,
+        })
+}
+
+/// Any offset reset target.
+pub(crate) fn arb_offset_target() -> impl Strategy<Value = OffsetTarget> {
+    prop_oneof![
+        Just(OffsetTarget::Earliest),
+        Just(OffsetTarget::Latest),
+        any::<u64>().prop_map(OffsetTarget::Timestamp)
+    ]
+}
+
+/// Any offset reset's result.
+pub(crate) fn arb_reset_offset_response() -> impl Strategy<Value = ResetOffsetResponse> {
+    let queue = (any::<u32>(), any::<u64>()).prop_map(|(queue_id, offset)| QueueOffset { queue_id, offset });
+    (any::<u64>(), vec(queue, 0..3)).prop_map(|(generation, queues)| ResetOffsetResponse { generation, queues })
+}
+
 /// Any error response, with known and unknown codes.
 pub(crate) fn arb_error_response() -> impl Strategy<Value = ErrorResponse> {
     (any::<u16>(), arb_string()).prop_map(|(code, message)| ErrorResponse::new(ErrorCode::from_u16(code), message))
@@ -334,14 +502,16 @@ pub(crate) fn arb_error_response() -> impl Strategy<Value = ErrorResponse> {
 /// Any request.
 pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
     let consumer_queue = (arb_string(), arb_string(), any::<u32>());
+    let member = || proptest::option::of(arb_member_ref());
+    let queue_ids = || vec(any::<u32>(), 0..4);
     prop_oneof![
         arb_topic_config().prop_map(Request::CreateTopic),
         arb_topic_config().prop_map(Request::UpdateTopic),
         arb_string().prop_map(|topic| Request::DeleteTopic(DeleteTopicRequest { topic })),
         any::<bool>().prop_map(|include_system| Request::ListTopics(ListTopicsRequest { include_system })),
         vec(arb_message(), 0..3).prop_map(|messages| Request::Send(SendRequest { messages })),
-        (consumer_queue.clone(), any::<u64>(), any::<[u32; 2]>(), arb_filter()).prop_map(
-            |((consumer_group, topic, queue_id), offset, [max_messages, max_wait_ms], filter)| {
+        (consumer_queue.clone(), any::<u64>(), any::<[u32; 2]>(), arb_filter(), member()).prop_map(
+            |((consumer_group, topic, queue_id), offset, [max_messages, max_wait_ms], filter, member)| {
                 Request::Pull(PullRequest {
                     consumer_group,
                     topic,
@@ -350,6 +520,7 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
                     max_messages,
                     max_wait_ms,
                     filter,
+                    member,
                 })
             }
         ),
@@ -359,14 +530,16 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         (arb_string(), any::<u32>(), any::<u64>()).prop_map(|(topic, queue_id, timestamp_ms)| {
             Request::OffsetByTimestamp(OffsetByTimestampRequest { topic, queue_id, timestamp_ms })
         }),
-        (consumer_queue.clone(), any::<u64>()).prop_map(|((consumer_group, topic, queue_id), offset)| {
-            Request::CommitOffset(CommitOffsetRequest { consumer_group, topic, queue_id, offset })
-        }),
-        consumer_queue.prop_map(|(consumer_group, topic, queue_id)| {
-            Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id })
+        (consumer_queue.clone(), any::<u64>(), member()).prop_map(
+            |((consumer_group, topic, queue_id), offset, member)| {
+                Request::CommitOffset(CommitOffsetRequest { consumer_group, topic, queue_id, offset, member })
+            }
+        ),
+        (consumer_queue, member()).prop_map(|((consumer_group, topic, queue_id), member)| {
+            Request::FetchOffset(FetchOffsetRequest { consumer_group, topic, queue_id, member })
         }),
         Just(Request::Status),
-        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Request::CreateGroup(GroupConfig { name, shadow })),
+        arb_group_config().prop_map(Request::CreateGroup),
         (arb_string(), arb_string(), arb_filter(), proptest::option::of(arb_string()), arb_string()).prop_map(
             |(consumer_group, topic, filter, plugin, plugin_params)| {
                 Request::Subscribe(SubscribeRequest { consumer_group, topic, filter, plugin, plugin_params })
@@ -388,6 +561,27 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         arb_string().prop_map(|name| Request::PluginEnable(PluginEnableRequest { name })),
         (arb_string(), proptest::option::of(arb_string()))
             .prop_map(|(consumer_group, topic)| Request::GroupStats(GroupStatsRequest { consumer_group, topic })),
+        arb_heartbeat_request().prop_map(Request::Heartbeat),
+        (arb_string(), arb_string(), any::<u64>()).prop_map(|(consumer_group, member_id, session)| {
+            Request::LeaveGroup(LeaveGroupRequest { consumer_group, member_id, session })
+        }),
+        (arb_string(), arb_member_ref(), arb_string(), queue_ids()).prop_map(
+            |(consumer_group, member, topic, queue_ids)| {
+                Request::LockQueues(LockQueuesRequest { consumer_group, member, topic, queue_ids })
+            }
+        ),
+        (arb_string(), arb_member_ref(), arb_string(), queue_ids()).prop_map(
+            |(consumer_group, member, topic, queue_ids)| {
+                Request::UnlockQueues(UnlockQueuesRequest { consumer_group, member, topic, queue_ids })
+            }
+        ),
+        Just(Request::ListGroups),
+        arb_string().prop_map(|consumer_group| Request::DescribeGroup(DescribeGroupRequest { consumer_group })),
+        (arb_string(), proptest::option::of(arb_string()))
+            .prop_map(|(consumer_group, topic)| Request::GroupLag(GroupLagRequest { consumer_group, topic })),
+        (arb_string(), arb_string(), arb_offset_target()).prop_map(|(consumer_group, topic, to)| {
+            Request::ResetOffset(ResetOffsetRequest { consumer_group, topic, to })
+        }),
     ]
 }
 
@@ -408,7 +602,7 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         Just(Response::CommitOffset),
         any::<Option<u64>>().prop_map(|offset| Response::FetchOffset(FetchOffsetResponse { offset })),
         arb_broker_status().prop_map(Response::Status),
-        (arb_string(), any::<bool>()).prop_map(|(name, shadow)| Response::CreateGroup(GroupConfig { name, shadow })),
+        arb_group_config().prop_map(Response::CreateGroup),
         any::<u64>().prop_map(|version| Response::Subscribe(SubscribeResponse { version })),
         vec(arb_subscription_stats(), 0..3)
             .prop_map(|subscriptions| Response::GroupStats(GroupStatsResponse { subscriptions })),
@@ -416,6 +610,15 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         vec(arb_plugin_info(), 0..3).prop_map(|plugins| Response::PluginList(PluginListResponse { plugins })),
         Just(Response::PluginRemove),
         any::<u32>().prop_map(|enabled| Response::PluginEnable(PluginEnableResponse { enabled })),
+        arb_heartbeat_response().prop_map(Response::Heartbeat),
+        Just(Response::LeaveGroup),
+        (vec(any::<u32>(), 0..4), any::<u32>())
+            .prop_map(|(locked, expires_in_ms)| Response::LockQueues(LockQueuesResponse { locked, expires_in_ms })),
+        Just(Response::UnlockQueues),
+        vec(arb_group_summary(), 0..3).prop_map(|groups| Response::ListGroups(ListGroupsResponse { groups })),
+        arb_group_description().prop_map(Response::DescribeGroup),
+        vec(arb_queue_lag(), 0..3).prop_map(|queues| Response::GroupLag(GroupLagResponse { queues })),
+        arb_reset_offset_response().prop_map(Response::ResetOffset),
         arb_error_response().prop_map(Response::Error),
     ]
 }

@@ -123,10 +123,26 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Format: presence byte, then the value when present.
+    pub(crate) fn opt<T: Wire>(&mut self, value: Option<&T>) -> Result<(), EncodeError> {
+        self.bool(value.is_some());
+        match value {
+            Some(value) => value.encode(self),
+            None => Ok(()),
+        }
+    }
+
     /// Format: `u32` count, then each item.
     pub(crate) fn list<T: Wire>(&mut self, field: &'static str, items: &[T]) -> Result<(), EncodeError> {
         self.u32(len_u32(field, items.len())?);
         items.iter().try_for_each(|item| item.encode(self))
+    }
+
+    /// Format: `u32` count, then each `u32`.
+    pub(crate) fn u32_list(&mut self, field: &'static str, items: &[u32]) -> Result<(), EncodeError> {
+        self.u32(len_u32(field, items.len())?);
+        items.iter().for_each(|&item| self.u32(item));
+        Ok(())
     }
 
     /// Format: `u32` count, then each string.
@@ -246,6 +262,11 @@ impl Reader {
         if self.bool(field)? { self.u64(field).map(Some) } else { Ok(None) }
     }
 
+    /// Reads an optional value; `field` names the presence byte.
+    pub(crate) fn opt<T: Wire>(&mut self, field: &'static str) -> Result<Option<T>, DecodeError> {
+        if self.bool(field)? { T::decode(self).map(Some) } else { Ok(None) }
+    }
+
     /// Reads a `u32` count of items at least `min_len` bytes each, rejecting counts the
     /// remaining bytes cannot hold.
     fn count(&mut self, field: &'static str, min_len: usize) -> Result<usize, DecodeError> {
@@ -262,6 +283,16 @@ impl Reader {
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             items.push(T::decode(self)?);
+        }
+        Ok(items)
+    }
+
+    /// Reads a counted list of `u32`.
+    pub(crate) fn u32_list(&mut self, field: &'static str) -> Result<Vec<u32>, DecodeError> {
+        let count = self.count(field, 4)?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(self.u32(field)?);
         }
         Ok(items)
     }
@@ -381,6 +412,26 @@ mod tests {
             reader(&[1, 0, 0, 0, 0, 0, 0]).properties("properties"),
             Err(DecodeError::Truncated { field: "properties" })
         );
+    }
+
+    #[test]
+    fn u32_lists_and_optional_values() {
+        let mut buf = BytesMut::new();
+        let mut w = Writer::new(&mut buf);
+        w.u32_list("queue_ids", &[1, 0x0203]).unwrap();
+        w.opt(Some(&"ab".to_owned())).unwrap();
+        w.opt::<String>(None).unwrap();
+        assert_eq!(&buf[..], &[2, 0, 0, 0, 1, 0, 0, 0, 3, 2, 0, 0, 1, 2, 0, b'a', b'b', 0]);
+        let mut r = Reader::new(buf.freeze());
+        assert_eq!(r.u32_list("queue_ids"), Ok(vec![1, 0x0203]));
+        assert_eq!(r.opt::<String>("name"), Ok(Some("ab".to_owned())));
+        assert_eq!(r.opt::<String>("name"), Ok(None));
+        assert_eq!(r.finish(), Ok(()));
+        assert_eq!(
+            reader(&[2, 0, 0, 0, 1, 0, 0, 0]).u32_list("queue_ids"),
+            Err(DecodeError::Truncated { field: "queue_ids" })
+        );
+        assert_eq!(reader(&[3]).opt::<String>("name"), Err(DecodeError::InvalidValue { field: "name", value: 3 }));
     }
 
     #[test]
