@@ -64,6 +64,13 @@ pub struct BrokerConfig {
     pub max_pull_wait_ms: u32,
     /// Most messages one pull returns (default 1024).
     pub max_pull_messages: u32,
+    /// How often consumer group members heartbeat, in ms (default 5 000; members are told).
+    pub heartbeat_interval_ms: u64,
+    /// A member silent this long is removed from its group and its queues go to the
+    /// others, in ms (default 15 000: three heartbeats).
+    pub member_timeout_ms: u64,
+    /// How long an orderly consumer's queue lock lasts unless renewed, in ms (default 60 000).
+    pub queue_lock_expiry_ms: u64,
     /// A connection with no traffic is closed after this many ms (default 60 000; clients keep it alive).
     pub idle_timeout_ms: u64,
     /// Async worker threads serving connections and requests; 0 (the default) means one
@@ -136,6 +143,9 @@ impl BrokerConfig {
             max_connections: 10_000,
             max_pull_wait_ms: 30_000,
             max_pull_messages: 1024,
+            heartbeat_interval_ms: 5_000,
+            member_timeout_ms: 15_000,
+            queue_lock_expiry_ms: 60_000,
             idle_timeout_ms: 60_000,
             worker_threads: 0,
             udp_buffer_bytes: 4 << 20,
@@ -231,6 +241,24 @@ impl BrokerConfig {
             max_consecutive_failures: self.plugin_max_consecutive_failures,
             ..Limits::default()
         }
+    }
+
+    /// Membership timings, checked: all positive, and a member timeout longer than the
+    /// heartbeat interval.
+    pub fn membership_timings(&self) -> Result<crate::membership::Timings, BrokerError> {
+        let positive = self.heartbeat_interval_ms > 0 && self.queue_lock_expiry_ms > 0;
+        if !positive || self.member_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(BrokerError::Config(
+                "heartbeat_interval_ms and queue_lock_expiry_ms must be positive, and member_timeout_ms longer than \
+                 heartbeat_interval_ms"
+                    .into(),
+            ));
+        }
+        Ok(crate::membership::Timings {
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            member_timeout: Duration::from_millis(self.member_timeout_ms),
+            lock_expiry: Duration::from_millis(self.queue_lock_expiry_ms),
+        })
     }
 
     /// Certificate and key paths, defaulting into the data directory.

@@ -8,6 +8,8 @@
 //! - `meta`: metadata stores: topics (`topics.log`), group roles and
 //!   subscriptions (JSON), consumer offsets (redb).
 //! - `long_poll`: wake-ups for pulls held until a message arrives.
+//! - `membership`: consumer group members, queue assignment (strategies),
+//!   generations and fencing, queue locks: a state machine without I/O.
 //! - `quic`: the QUIC door: the quinn driver, the request handler, wire conversions.
 //!
 //! **Boundary**: wire types stay in `quic`; the core and the storage engine never see
@@ -17,6 +19,7 @@ mod config;
 pub mod core;
 mod error;
 mod long_poll;
+mod membership;
 mod meta;
 mod quic;
 mod tls;
@@ -60,6 +63,7 @@ impl Broker {
         let local_addr = endpoint.local_addr().map_err(io("reading the bound address"))?;
         let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(quic::serve(endpoint, core.clone(), shutting_down));
+        tokio::spawn(core.clone().run_membership_expiry());
         tracing::info!(%local_addr, data_dir = %core.config().data_dir.display(), "broker started");
         Ok(Self { local_addr, cert_path, shutdown, server, core })
     }

@@ -94,6 +94,7 @@ fn message(topic: &str, queue_id: u32, body: &str) -> Message {
 
 fn pull(topic: &str, queue_id: u32, offset: u64, wait_ms: u32) -> Request {
     Request::Pull(PullRequest {
+        member: None,
         consumer_group: "g".into(),
         topic: topic.into(),
         queue_id,
@@ -254,13 +255,14 @@ async fn restart_keeps_messages_topics_and_committed_offsets() {
         let (_endpoint, conn) = connect(&broker).await;
         create_topic(&conn, "t", 1).await;
         call(&conn, Request::Send(SendRequest { messages: vec![message("t", 0, "a"), message("t", 0, "b")] })).await;
-        let commit = CommitOffsetRequest { consumer_group: "g".into(), topic: "t".into(), queue_id: 0, offset: 1 };
+        let commit =
+            CommitOffsetRequest { consumer_group: "g".into(), topic: "t".into(), queue_id: 0, offset: 1, member: None };
         assert!(matches!(call(&conn, Request::CommitOffset(commit)).await, Response::CommitOffset));
         broker.shutdown().await.expect("shutdown");
     }
     let broker = Broker::start(config).await.expect("restart");
     let (_endpoint, conn) = connect(&broker).await;
-    let fetch = FetchOffsetRequest { consumer_group: "g".into(), topic: "t".into(), queue_id: 0 };
+    let fetch = FetchOffsetRequest { consumer_group: "g".into(), topic: "t".into(), queue_id: 0, member: None };
     let Response::FetchOffset(offset) = call(&conn, Request::FetchOffset(fetch)).await else { panic!("fetch failed") };
     assert_eq!(offset.offset, Some(1));
     let Response::Pull(page) = call(&conn, pull("t", 0, 1, 5_000)).await else { panic!("pull failed") };
@@ -280,6 +282,7 @@ async fn tag_subscriptions_deliver_only_matching_tags() {
     let batch: Vec<_> = (0..30).map(tagged).collect();
     assert!(matches!(call(&h.conn, Request::Send(SendRequest { messages: batch })).await, Response::Send(_)));
     let mut request = PullRequest {
+        member: None,
         consumer_group: "g".into(),
         topic: "t".into(),
         queue_id: 0,
@@ -320,6 +323,7 @@ async fn send_orders(conn: &quinn::Connection, topic: &str, range: std::ops::Ran
 /// Pulls with the registered subscription until `end`, returning the delivered bodies.
 async fn pull_subscribed(conn: &quinn::Connection, group: &str, topic: &str, end: u64) -> Vec<String> {
     let mut request = PullRequest {
+        member: None,
         consumer_group: group.into(),
         topic: topic.into(),
         queue_id: 0,
@@ -355,6 +359,7 @@ async fn sql_subscriptions_shadow_groups_and_their_statistics() {
     // Pulling by registered subscription needs one.
     let err = tokio::time::timeout(Duration::from_secs(5), async {
         let request = Request::Pull(PullRequest {
+            member: None,
             consumer_group: "nobody".into(),
             topic: "orders".into(),
             queue_id: 0,
@@ -382,8 +387,12 @@ async fn sql_subscriptions_shadow_groups_and_their_statistics() {
     assert_eq!(pull_subscribed(&h.conn, "g", "orders", 200).await, expected);
 
     // A shadow group receives only shadow traffic, whatever its subscription says.
-    let declared = call(&h.conn, Request::CreateGroup(GroupConfig { name: "stress".into(), shadow: true })).await;
-    assert_eq!(declared, Response::CreateGroup(GroupConfig { name: "stress".into(), shadow: true }));
+    let declared =
+        call(&h.conn, Request::CreateGroup(GroupConfig { name: "stress".into(), shadow: true, strategy: None })).await;
+    assert_eq!(
+        declared,
+        Response::CreateGroup(GroupConfig { name: "stress".into(), shadow: true, strategy: Some("average".into()) })
+    );
     assert!(matches!(call(&h.conn, subscribe("stress", FilterExpression::All)).await, Response::Subscribe(_)));
     let shadow: Vec<String> = (0..200).filter(|i| i % 5 == 4).map(|i| i.to_string()).collect();
     assert_eq!(pull_subscribed(&h.conn, "stress", "orders", 200).await, shadow);
@@ -405,6 +414,7 @@ async fn sql_subscriptions_shadow_groups_and_their_statistics() {
         let conn = h.conn.clone();
         tokio::spawn(async move {
             let request = PullRequest {
+                member: None,
                 consumer_group: "g".into(),
                 topic: "orders".into(),
                 queue_id: 0,

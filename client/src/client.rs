@@ -140,8 +140,13 @@ impl Client {
     /// Records that `group` has processed `topic`'s queue `queue_id` up to, not
     /// including, `offset`.
     pub async fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) -> Result<(), Error> {
-        let request =
-            CommitOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id, offset };
+        let request = CommitOffsetRequest {
+            consumer_group: group.to_owned(),
+            topic: topic.to_owned(),
+            queue_id,
+            offset,
+            member: None,
+        };
         match self.call(&Request::CommitOffset(request)).await? {
             Response::CommitOffset => Ok(()),
             other => Err(unexpected(&other)),
@@ -150,7 +155,8 @@ impl Client {
 
     /// The offset `group` last committed for the queue, `None` if it never committed one.
     pub async fn fetch_offset(&self, group: &str, topic: &str, queue_id: u32) -> Result<Option<u64>, Error> {
-        let request = FetchOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id };
+        let request =
+            FetchOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), queue_id, member: None };
         match self.call(&Request::FetchOffset(request)).await? {
             Response::FetchOffset(response) => Ok(response.offset),
             other => Err(unexpected(&other)),
@@ -160,7 +166,7 @@ impl Client {
     /// Declares consumer group `group` a shadow group (`true`: it receives only shadow
     /// traffic) or a production group (`false`, the default of every group).
     pub async fn create_group(&self, group: &str, shadow: bool) -> Result<GroupConfig, Error> {
-        match self.call(&Request::CreateGroup(GroupConfig { name: group.to_owned(), shadow })).await? {
+        match self.call(&Request::CreateGroup(GroupConfig { name: group.to_owned(), shadow, strategy: None })).await? {
             Response::CreateGroup(group) => Ok(group),
             other => Err(unexpected(&other)),
         }

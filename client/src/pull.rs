@@ -57,6 +57,7 @@ impl PullConsumer {
         max_wait: Duration,
     ) -> Result<PullResponse, Error> {
         let request = PullRequest {
+            member: None,
             consumer_group: self.group.clone(),
             topic: topic.to_owned(),
             queue_id,

@@ -35,6 +35,45 @@ pub enum CoreError {
         /// The topic.
         topic: String,
     },
+    /// The broker knows nothing of the consumer group.
+    #[error("no consumer group {0}")]
+    UnknownGroup(String),
+    /// A member's subscription differs from the one its group's live members hold.
+    #[error(
+        "member {member_id} subscribes to {topic} with `{expression}`, but group {group}'s live members hold \
+         `{group_expression}`; replace it deliberately (weir group set-subscription) or use another group"
+    )]
+    SubscriptionConflict {
+        /// The group.
+        group: String,
+        /// The refused member.
+        member_id: String,
+        /// The topic.
+        topic: String,
+        /// What the member asked for.
+        expression: String,
+        /// What the group holds.
+        group_expression: String,
+    },
+    /// Another live session of the group uses this member id.
+    #[error("member id {member_id} is in use by another live member of group {group}")]
+    MemberIdInUse {
+        /// The group.
+        group: String,
+        /// The member id.
+        member_id: String,
+    },
+    /// The member is not live in the group (it left or expired): heartbeat to rejoin.
+    #[error("{member_id} is not a live member of group {group}; heartbeat to rejoin")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member id.
+        member_id: String,
+    },
+    /// The member does not own the queue in its generation (a stale owner is fenced).
+    #[error("{0}")]
+    NotAssigned(String),
     /// The plugin registry refused or failed.
     #[error(transparent)]
     Plugin(#[from] RegistryError),

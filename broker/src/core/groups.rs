@@ -6,7 +6,30 @@ use std::sync::Arc;
 use weir_filters::{Expression, FilterCounts, TrafficRole};
 
 use super::{Core, CoreError, require_group};
+use crate::membership::{ConsumeMode, GroupInfo, Strategy};
 use crate::meta::groups::PluginUse;
+
+/// A consumer group, for operators.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    /// The group's name.
+    pub name: String,
+    /// Its assignment strategy.
+    pub strategy: Strategy,
+    /// Whether it receives only shadow traffic.
+    pub shadow: bool,
+    /// Its registered subscriptions.
+    pub subscriptions: Vec<SubscriptionInfo>,
+    /// Its live state (generation, members, conflicts), if it has any.
+    pub live: Option<GroupInfo>,
+}
+
+impl GroupSummary {
+    /// The mode of its live members (clustering when none).
+    pub fn mode(&self) -> ConsumeMode {
+        self.live.as_ref().map(|live| live.mode).unwrap_or_default()
+    }
+}
 
 /// A registered subscription and what its filters did.
 #[derive(Debug, Clone)]
@@ -21,15 +44,73 @@ pub struct SubscriptionInfo {
     pub version: u64,
     /// Whether the group receives only shadow traffic.
     pub shadow: bool,
+    /// The filter plugin after the expression, if any.
+    pub plugin: Option<String>,
     /// The filter pipeline's counters.
     pub counts: FilterCounts,
 }
 
 impl Core {
-    /// Declares `group` shadow or production (recompiling its subscriptions); returns the role stored.
-    pub async fn create_group(self: &Arc<Self>, group: String, shadow: bool) -> Result<bool, CoreError> {
+    /// Declares `group` shadow or production (recompiling its subscriptions) and, if
+    /// given, sets its assignment strategy (rebalancing live members). Returns the
+    /// role and strategy stored.
+    pub async fn create_group(
+        self: &Arc<Self>,
+        group: String,
+        shadow: bool,
+        strategy: Option<&str>,
+    ) -> Result<(bool, Strategy), CoreError> {
         require_group(&group)?;
-        self.blocking(move |core| core.groups.set_shadow(&group, shadow)).await
+        let strategy =
+            strategy.map(str::parse::<Strategy>).transpose().map_err(|err| CoreError::Invalid(err.to_string()))?;
+        let name = group.clone();
+        let stored = self
+            .blocking(move |core| {
+                let shadow = core.groups.set_shadow(&name, shadow)?;
+                if let Some(strategy) = strategy {
+                    core.groups.set_strategy(&name, strategy)?;
+                }
+                Ok((shadow, core.groups.strategy(&name)))
+            })
+            .await?;
+        if strategy.is_some() {
+            let topics: Vec<String> = self.subscriptions(Some(&group), None).into_iter().map(|s| s.topic).collect();
+            for topic in topics {
+                self.rebalance_topic(&topic);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Every group declared, subscribed or live.
+    pub fn list_groups(&self) -> Vec<GroupSummary> {
+        let mut names = self.groups.names();
+        names.extend(self.coordinator.lock().group_names());
+        names.sort();
+        names.dedup();
+        names.into_iter().filter_map(|name| self.describe_group(&name).ok()).collect()
+    }
+
+    /// One group: its settings, subscriptions and live state. `NotFound` if the
+    /// broker knows nothing of it.
+    pub fn describe_group(&self, group: &str) -> Result<GroupSummary, CoreError> {
+        let subscriptions = self.subscriptions(Some(group), None);
+        let live = self.describe_group_state(group);
+        if subscriptions.is_empty() && live.is_none() && !self.groups.names().iter().any(|n| n == group) {
+            return Err(CoreError::UnknownGroup(group.to_owned()));
+        }
+        Ok(GroupSummary {
+            name: group.to_owned(),
+            strategy: self.groups.strategy(group),
+            shadow: self.groups.is_shadow(group),
+            subscriptions,
+            live,
+        })
+    }
+
+    /// The group's live state, if it has members or recent conflicts.
+    pub(super) fn describe_group_state(&self, group: &str) -> Option<GroupInfo> {
+        self.coordinator.lock().describe(group, &self.directory(), std::time::Instant::now())
     }
 
     /// Registers (or replaces) `group`'s subscription to `topic`: `expression`, then
@@ -68,6 +149,7 @@ impl Core {
                 topic,
                 expression: registered.subscription.expression().to_string(),
                 version: registered.version,
+                plugin: registered.plugin.as_ref().map(|p| p.name.clone()),
                 counts: registered.stats.snapshot(),
             })
             .collect()

@@ -10,8 +10,10 @@
 //! - `send`: [`NewMessage`]s into the store.
 //! - `pull`: a filtered page of a queue, held while nothing matches.
 //! - `lookup`: messages by id or key, queue offsets, offsets by time.
-//! - `offsets`: commit and fetch consumer offsets.
-//! - `groups`: declare groups, register subscriptions, read filter statistics.
+//! - `offsets`: commit and fetch consumer offsets, lag, reset.
+//! - `groups`: declare groups, register subscriptions, read filter statistics,
+//!   list and describe groups.
+//! - `membership`: heartbeats, leaving, queue locks, fencing of stale owners.
 //! - `plugins`: the plugin registry.
 //! - `status`: what the broker and its store are doing.
 //!
@@ -21,6 +23,7 @@
 mod error;
 mod groups;
 mod lookup;
+mod membership;
 mod offsets;
 mod plugins;
 mod pull;
@@ -32,7 +35,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use error::CoreError;
-pub use groups::SubscriptionInfo;
+pub use groups::{GroupSummary, SubscriptionInfo};
+pub use membership::{HeartbeatArgs, MemberRef, MemberSubscription};
+pub use offsets::{OffsetTarget, QueueLag};
 pub use pull::{PullArgs, PullFilter, PullPage, PullStatus};
 pub use send::{Delivery, NewMessage};
 pub use status::CoreStatus;
@@ -42,6 +47,7 @@ use weir_storage::Store;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::long_poll::ArrivalNotifier;
+use crate::membership::Coordinator;
 use crate::meta::groups::Groups;
 use crate::meta::offsets::OffsetStore;
 pub use crate::meta::topics::Topic;
@@ -59,6 +65,9 @@ pub struct Core {
     index_shape: IndexShape,
     plugins: weir_plugins::Registry,
     arrivals: Arc<ArrivalNotifier>,
+    coordinator: parking_lot::Mutex<Coordinator>,
+    /// Grows on every membership or assignment change: held heartbeats and pulls re-check.
+    membership_changes: tokio::sync::watch::Sender<u64>,
     started: Instant,
     /// Flips to true on shutdown: held pulls return at once.
     shutting_down: tokio::sync::watch::Sender<bool>,
@@ -70,6 +79,7 @@ impl Core {
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
         let io = |what: &'static str| move |source| BrokerError::Io { what: what.to_owned(), source };
         let shape = config.index_shape()?;
+        let timings = config.membership_timings()?;
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
             let arrivals = Arc::new(ArrivalNotifier::default());
@@ -102,6 +112,7 @@ impl Core {
             };
             let groups =
                 Groups::open(&config.data_dir, shape.clone(), &resolve).map_err(io("loading consumer groups"))?;
+            let first_generation = offsets.epoch() << 32;
             Ok(Arc::new(Core {
                 config,
                 store: Arc::new(store),
@@ -112,6 +123,9 @@ impl Core {
                 index_shape: shape,
                 plugins,
                 arrivals,
+                // Generations of this run start above every generation of an earlier one.
+                coordinator: parking_lot::Mutex::new(Coordinator::new(timings, first_generation)),
+                membership_changes: tokio::sync::watch::channel(0).0,
                 started: Instant::now(),
                 shutting_down: tokio::sync::watch::channel(false).0,
             }))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir_filters::{Expression, PageLimits, ReadPath, Subscription, TrafficRole};
 use weir_storage::{ReadError, StoredRecord};
 
-use super::{Core, CoreError};
+use super::{Core, CoreError, MemberRef};
 use crate::meta::groups::Registered;
 
 /// ConsumeQueue entries one filtered read looks at.
@@ -46,6 +46,8 @@ pub struct PullArgs {
     pub max_wait: Duration,
     /// Which messages.
     pub filter: PullFilter,
+    /// The group member pulling, if the group is managed: a queue it does not own is refused.
+    pub member: Option<MemberRef>,
 }
 
 /// Where a pull's scan got to.
@@ -82,6 +84,8 @@ impl Core {
     /// A filtered page of a queue, held up to the wait while nothing new matches.
     pub async fn pull(self: &Arc<Self>, args: PullArgs) -> Result<PullPage, CoreError> {
         self.readable_queue(&args.topic, args.queue_id)?;
+        let mut membership = self.membership_watch();
+        self.fence_pull(&args)?;
         let registered = self.resolve_subscription(&args).await?;
         let max = args.max_messages.clamp(1, self.config.max_pull_messages) as usize;
         let wait = args.max_wait.min(Duration::from_millis(self.config.max_pull_wait_ms.into()));
@@ -116,9 +120,11 @@ impl Core {
                         _ = &mut arrived => {}
                         _ = tokio::time::sleep_until(deadline) => {}
                         _ = shutting_down.changed() => {}
+                        _ = membership.changed(), if args.member.is_some() => {}
                     }
-                    // Deleted while held: the consumer learns it now.
+                    // Deleted, or taken from this member, while held: it learns now.
                     self.readable_queue(&args.topic, args.queue_id)?;
+                    self.fence_pull(&args)?;
                 }
                 // Skipped to the end without a match: report how far the scan got.
                 PullStatus::NoNewMessage if offset != args.offset => {
@@ -126,6 +132,14 @@ impl Core {
                 }
                 _ => return Ok(page),
             }
+        }
+    }
+
+    /// A member's pull must be for a queue it owns in its generation.
+    fn fence_pull(&self, args: &PullArgs) -> Result<(), CoreError> {
+        match &args.member {
+            Some(member) => self.fence(&args.group, member, &args.topic, args.queue_id, false).map(drop),
+            None => Ok(()),
         }
     }
 

@@ -12,7 +12,10 @@ impl Core {
 
     /// Replaces a topic's queue counts and permissions.
     pub async fn update_topic(self: &Arc<Self>, name: String, topic: Topic) -> Result<Topic, CoreError> {
-        self.blocking(move |core| core.topics.update(&name, topic)).await
+        let changed = name.clone();
+        let updated = self.blocking(move |core| core.topics.update(&name, topic)).await?;
+        self.rebalance_topic(&changed);
+        Ok(updated)
     }
 
     /// Deletes a topic and everything kept for it: its queues and indexes (the store
@@ -30,6 +33,7 @@ impl Core {
             })
         })
         .await?;
+        self.rebalance_topic(&name);
         self.offsets.remove_topic(&name).await?;
         self.blocking(move |core| core.groups.remove_topic(&name)).await
     }

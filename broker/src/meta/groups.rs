@@ -17,11 +17,15 @@ use weir_plugins::RegistryError;
 
 use super::json;
 use crate::core::CoreError;
+use crate::membership::Strategy;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct GroupsFile {
     /// group → declared shadow.
     shadow: BTreeMap<String, bool>,
+    /// group → assignment strategy name (groups not listed use the default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    strategy: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,7 +181,7 @@ impl Groups {
     /// role stored. Blocks on the file's fsync; on an error nothing changes.
     pub fn set_shadow(&self, group: &str, shadow: bool) -> Result<bool, CoreError> {
         let mut state = self.state.lock();
-        let mut next = GroupsFile { shadow: state.groups.shadow.clone() };
+        let mut next = state.groups.clone();
         next.shadow.insert(group.to_owned(), shadow);
         let role = role_of(&next, group);
         let mut recompiled = Vec::new();
@@ -195,6 +199,38 @@ impl Groups {
             }
         }
         Ok(shadow)
+    }
+
+    /// Sets `group`'s assignment strategy. Blocks on the file's fsync; on an error nothing changes.
+    pub fn set_strategy(&self, group: &str, strategy: Strategy) -> Result<(), CoreError> {
+        let mut state = self.state.lock();
+        if strategy_of(&state.groups, group) == strategy {
+            return Ok(());
+        }
+        let mut next = state.groups.clone();
+        next.strategy.insert(group.to_owned(), strategy.as_str().to_owned());
+        json::store(&self.groups_path, &next).map_err(|err| CoreError::metadata("cannot persist groups.json", err))?;
+        state.groups = next;
+        Ok(())
+    }
+
+    /// `group`'s assignment strategy.
+    pub fn strategy(&self, group: &str) -> Strategy {
+        strategy_of(&self.state.lock().groups, group)
+    }
+
+    /// Whether `group` is declared shadow.
+    pub fn is_shadow(&self, group: &str) -> bool {
+        role_of(&self.state.lock().groups, group) == TrafficRole::Shadow
+    }
+
+    /// Every group declared or subscribed, by name.
+    pub fn names(&self) -> Vec<String> {
+        let state = self.state.lock();
+        let mut names: std::collections::BTreeSet<String> = state.groups.shadow.keys().cloned().collect();
+        names.extend(state.groups.strategy.keys().cloned());
+        names.extend(state.compiled.keys().map(|(g, _)| g.clone()));
+        names.into_iter().collect()
     }
 
     fn compile(
@@ -281,6 +317,11 @@ impl Groups {
             .map(|((g, t), r)| (g.clone(), t.clone(), r.clone()))
             .collect()
     }
+}
+
+/// A stored strategy name that no longer parses (written by a newer broker) falls back to the default.
+fn strategy_of(groups: &GroupsFile, group: &str) -> Strategy {
+    groups.strategy.get(group).and_then(|name| name.parse().ok()).unwrap_or_default()
 }
 
 fn role_of(groups: &GroupsFile, group: &str) -> TrafficRole {

@@ -35,6 +35,9 @@ const LEGACY_FILE: &str = "consumer_offsets.json";
 /// (group, member, topic, queue id) → (offset, Unix ms of the commit).
 const OFFSETS: TableDefinition<(&str, &str, &str, u32), (u64, u64)> = TableDefinition::new("consumer_offsets");
 
+/// "epoch" → how many times a broker opened this store.
+const BROKER: TableDefinition<&str, u64> = TableDefinition::new("broker");
+
 /// Most commits written in one transaction.
 const MAX_BATCH: usize = 4096;
 
@@ -79,6 +82,7 @@ struct Job {
 #[derive(Debug)]
 pub struct OffsetStore {
     table: Arc<RwLock<Table>>,
+    epoch: u64,
     jobs: parking_lot::Mutex<Option<mpsc::Sender<Job>>>,
     writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -95,12 +99,25 @@ impl OffsetStore {
             super::journal::sync_dir(data_dir)?;
         }
         let table = Arc::new(RwLock::new(load(&db)?));
+        let epoch = next_epoch(&db)?;
         let (jobs, queue) = mpsc::channel();
         let writer = {
             let table = table.clone();
             std::thread::Builder::new().name("weir-offsets".into()).spawn(move || write_loop(&db, &table, &queue))?
         };
-        Ok(Self { table, jobs: parking_lot::Mutex::new(Some(jobs)), writer: parking_lot::Mutex::new(Some(writer)) })
+        Ok(Self {
+            table,
+            epoch,
+            jobs: parking_lot::Mutex::new(Some(jobs)),
+            writer: parking_lot::Mutex::new(Some(writer)),
+        })
+    }
+
+    /// How many times a broker has opened this store, this time included: it grows
+    /// with every start, so consumer group generations can start above any of an
+    /// earlier run.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Durably sets `offsets`; memory changes only once they are on disk.
@@ -241,6 +258,19 @@ fn load(db: &redb::Database) -> io::Result<Table> {
     Ok(table)
 }
 
+/// Counts this open in the `broker` table.
+fn next_epoch(db: &redb::Database) -> io::Result<u64> {
+    let txn = db.begin_write().map_err(io::Error::other)?;
+    let epoch = {
+        let mut broker = txn.open_table(BROKER).map_err(io::Error::other)?;
+        let epoch = broker.get("epoch").map_err(io::Error::other)?.map_or(0, |v| v.value()) + 1;
+        broker.insert("epoch", epoch).map_err(io::Error::other)?;
+        epoch
+    };
+    txn.commit().map_err(io::Error::other)?;
+    Ok(epoch)
+}
+
 /// group → topic → queue id → offset, as `consumer_offsets.json` held it.
 #[derive(Debug, Default, serde::Deserialize)]
 struct LegacyOffsets {
@@ -289,6 +319,7 @@ mod tests {
         assert_eq!(offsets.fetch(&key("g", "orders", 2)), None);
         drop(offsets);
         let offsets = OffsetStore::open(dir.path()).expect("reopen");
+        assert_eq!(offsets.epoch(), 2, "each open counts");
         assert_eq!(offsets.fetch(&key("g", "orders", 3)).map(|c| c.offset), Some(43));
         offsets.remove_topic("orders").await.expect("remove");
         drop(offsets);

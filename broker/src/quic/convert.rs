@@ -10,7 +10,15 @@ use weir_protocol::{
 use weir_storage::{AppendError, AppendResult, AppendStatus, InvalidMessage, ReadError, StoreStats};
 
 use crate::config::FlushKind;
-use crate::core::{CoreError, Delivery, NewMessage, PullFilter, PullStatus, SubscriptionInfo, Topic};
+use weir_protocol::{
+    AssignedQueue, GroupDescription, GroupSubscription, HeartbeatResponse, SubscriptionConflict, TopicAssignment,
+};
+
+use crate::core::{
+    CoreError, Delivery, GroupSummary, HeartbeatArgs, MemberRef, MemberSubscription, NewMessage, OffsetTarget,
+    PullFilter, PullStatus, QueueLag, SubscriptionInfo, Topic,
+};
+use crate::membership::{ConsumeMode, MemberView, Timings, TopicQueues};
 
 /// The error frame for `err`.
 pub fn error_response(err: &CoreError) -> ErrorResponse {
@@ -23,6 +31,11 @@ pub fn error_response(err: &CoreError) -> ErrorResponse {
         CoreError::Filter(_) => ErrorCode::InvalidFilter,
         CoreError::SubscriptionNotFound { .. } => ErrorCode::SubscriptionNotFound,
         CoreError::Plugin(err) => registry_code(err),
+        CoreError::UnknownGroup(_) => ErrorCode::NotFound,
+        CoreError::SubscriptionConflict { .. } => ErrorCode::SubscriptionConflict,
+        CoreError::MemberIdInUse { .. } => ErrorCode::MemberIdInUse,
+        CoreError::UnknownMember { .. } => ErrorCode::UnknownMember,
+        CoreError::NotAssigned(_) => ErrorCode::NotAssigned,
         CoreError::Metadata { .. } | CoreError::Internal(_) => ErrorCode::Internal,
     };
     ErrorResponse::new(code, err.chain())
@@ -231,5 +244,167 @@ pub fn plugin_info(info: weir_plugins::PluginInfo) -> PluginInfo {
         description: manifest.description.unwrap_or_default(),
         hints: manifest.hints,
         params: manifest.params,
+    }
+}
+
+/// A wire member reference.
+pub fn member_ref(member: Option<weir_protocol::MemberRef>) -> Option<MemberRef> {
+    member.map(|m| MemberRef { member_id: m.member_id, generation: m.generation })
+}
+
+/// A heartbeat for the core.
+pub fn heartbeat(req: weir_protocol::HeartbeatRequest, peer: std::net::SocketAddr) -> Result<HeartbeatArgs, CoreError> {
+    let subscriptions = req
+        .subscriptions
+        .into_iter()
+        .map(|s| {
+            Ok(MemberSubscription {
+                topic: s.topic,
+                expression: expression(s.filter)?,
+                plugin: s.plugin.map(|name| (name, s.plugin_params)),
+            })
+        })
+        .collect::<Result<_, CoreError>>()?;
+    let owned =
+        req.owned.into_iter().flat_map(|t| t.queues.into_iter().map(move |q| (t.topic.clone(), q.queue_id))).collect();
+    Ok(HeartbeatArgs {
+        group: req.consumer_group,
+        member_id: req.member_id,
+        session: req.session,
+        host: peer.to_string(),
+        mode: consume_mode(req.mode),
+        orderly: req.orderly,
+        strategy: req.strategy,
+        replace_subscriptions: req.replace_subscriptions,
+        subscriptions,
+        owned,
+        known_generation: req.known_generation,
+        max_wait: std::time::Duration::from_millis(req.max_wait_ms.into()),
+    })
+}
+
+fn consume_mode(mode: weir_protocol::ConsumeMode) -> ConsumeMode {
+    match mode {
+        weir_protocol::ConsumeMode::Broadcasting => ConsumeMode::Broadcasting,
+        _ => ConsumeMode::Clustering,
+    }
+}
+
+fn wire_mode(mode: ConsumeMode) -> weir_protocol::ConsumeMode {
+    match mode {
+        ConsumeMode::Clustering => weir_protocol::ConsumeMode::Clustering,
+        ConsumeMode::Broadcasting => weir_protocol::ConsumeMode::Broadcasting,
+    }
+}
+
+/// A member's queues on the wire.
+pub fn assignments(queues: Vec<TopicQueues>) -> Vec<TopicAssignment> {
+    queues
+        .into_iter()
+        .map(|t| TopicAssignment {
+            topic: t.topic,
+            queues: t
+                .queues
+                .into_iter()
+                .map(|(queue_id, since_generation)| AssignedQueue { queue_id, since_generation })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A heartbeat's answer.
+pub fn heartbeat_response(view: MemberView, timings: Timings) -> HeartbeatResponse {
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    HeartbeatResponse {
+        generation: view.generation,
+        heartbeat_interval_ms: millis(timings.heartbeat_interval),
+        member_timeout_ms: millis(timings.member_timeout),
+        assignments: assignments(view.assignments),
+    }
+}
+
+/// A group's one-line summary.
+pub fn group_summary(group: &GroupSummary) -> weir_protocol::GroupSummary {
+    let live = group.live.as_ref();
+    weir_protocol::GroupSummary {
+        name: group.name.clone(),
+        generation: live.map_or(0, |l| l.generation),
+        strategy: group.strategy.as_str().to_owned(),
+        mode: wire_mode(group.mode()),
+        members: live.map_or(0, |l| l.members.len() as u32),
+        subscriptions: group.subscriptions.len() as u32,
+        shadow: group.shadow,
+        conflicts: live.map_or(0, |l| l.conflicts.len() as u32),
+    }
+}
+
+/// A group's description.
+pub fn group_description(group: GroupSummary) -> GroupDescription {
+    let now = std::time::Instant::now();
+    let mode = wire_mode(group.mode());
+    let (generation, members, conflicts) = match group.live {
+        Some(live) => (live.generation, live.members, live.conflicts),
+        None => (0, Vec::new(), Vec::new()),
+    };
+    GroupDescription {
+        name: group.name,
+        generation,
+        strategy: group.strategy.as_str().to_owned(),
+        mode,
+        shadow: group.shadow,
+        members: members
+            .into_iter()
+            .map(|m| weir_protocol::MemberInfo {
+                member_id: m.member_id,
+                host: m.host,
+                mode: wire_mode(m.mode),
+                orderly: m.orderly,
+                assignments: assignments(m.assignments),
+                last_heartbeat_ms: m.since_heartbeat.as_millis() as u64,
+            })
+            .collect(),
+        subscriptions: group
+            .subscriptions
+            .into_iter()
+            .map(|s| GroupSubscription {
+                topic: s.topic,
+                expression: s.expression,
+                plugin: s.plugin,
+                version: s.version,
+            })
+            .collect(),
+        conflicts: conflicts
+            .into_iter()
+            .map(|c| SubscriptionConflict {
+                refused_ms: now.saturating_duration_since(c.at).as_millis() as u64,
+                member_id: c.member_id,
+                host: c.host,
+                topic: c.topic,
+                expression: c.expression,
+                group_expression: c.group_expression,
+            })
+            .collect(),
+    }
+}
+
+/// A group's lag on the wire.
+pub fn queue_lag(lag: QueueLag) -> weir_protocol::QueueLag {
+    weir_protocol::QueueLag {
+        topic: lag.topic,
+        queue_id: lag.queue_id,
+        broker_offset: lag.broker_offset,
+        committed_offset: lag.committed_offset,
+        lag: lag.lag,
+        owner: lag.owner,
+        last_commit_ms: lag.last_commit_ms,
+    }
+}
+
+/// A reset's target for the core.
+pub fn offset_target(to: weir_protocol::OffsetTarget) -> OffsetTarget {
+    match to {
+        weir_protocol::OffsetTarget::Earliest => OffsetTarget::Earliest,
+        weir_protocol::OffsetTarget::Latest => OffsetTarget::Latest,
+        weir_protocol::OffsetTarget::Timestamp(ms) => OffsetTarget::Timestamp(ms),
     }
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupStatsResponse, ListTopicsResponse,
-    MessageQuery, OffsetByTimestampResponse, PluginEnableResponse, PluginListResponse, PullRequest,
-    QueryMessageResponse, QueueOffsetsResponse, Request, Response, SubscribeResponse,
+    BrokerStatus, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupLagResponse, GroupStatsResponse,
+    ListGroupsResponse, ListTopicsResponse, LockQueuesResponse, MessageQuery, OffsetByTimestampResponse,
+    PluginEnableResponse, PluginListResponse, PullRequest, QueryMessageResponse, QueueOffset, QueueOffsetsResponse,
+    Request, ResetOffsetResponse, Response, SubscribeResponse,
 };
 
 use super::convert::{self, error_response};
 use super::page;
-use crate::core::{Core, CoreError, PullArgs};
+use crate::core::{Core, CoreError, MemberRef, PullArgs};
 
 /// What a request is answered with.
 #[derive(Debug)]
@@ -82,16 +83,59 @@ async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connection
             Response::OffsetByTimestamp(OffsetByTimestampResponse { offset })
         }
         Request::CommitOffset(req) => {
-            core.commit_offset(&req.consumer_group, &req.topic, req.queue_id, req.offset).await?;
+            let member = convert::member_ref(req.member);
+            core.commit_offset(&req.consumer_group, &req.topic, req.queue_id, req.offset, member.as_ref()).await?;
             Response::CommitOffset
         }
-        Request::FetchOffset(req) => Response::FetchOffset(FetchOffsetResponse {
-            offset: core.fetch_offset(&req.consumer_group, &req.topic, req.queue_id),
-        }),
+        Request::FetchOffset(req) => {
+            let member = convert::member_ref(req.member);
+            let offset = core.fetch_offset(&req.consumer_group, &req.topic, req.queue_id, member.as_ref());
+            Response::FetchOffset(FetchOffsetResponse { offset })
+        }
         Request::Status => Response::Status(status(core, connections)),
         Request::CreateGroup(group) => {
-            let shadow = core.create_group(group.name.clone(), group.shadow).await?;
-            Response::CreateGroup(GroupConfig { name: group.name, shadow })
+            let (shadow, strategy) =
+                core.create_group(group.name.clone(), group.shadow, group.strategy.as_deref()).await?;
+            Response::CreateGroup(GroupConfig {
+                name: group.name,
+                shadow,
+                strategy: Some(strategy.as_str().to_owned()),
+            })
+        }
+        Request::Heartbeat(req) => {
+            let view = core.heartbeat(convert::heartbeat(req, peer)?).await?;
+            Response::Heartbeat(convert::heartbeat_response(view, core.membership_timings()))
+        }
+        Request::LeaveGroup(req) => {
+            core.leave_group(&req.consumer_group, &req.member_id, req.session)?;
+            Response::LeaveGroup
+        }
+        Request::LockQueues(req) => {
+            let member = MemberRef { member_id: req.member.member_id, generation: req.member.generation };
+            let (locked, expiry) = core.lock_queues(&req.consumer_group, &member, &req.topic, &req.queue_ids)?;
+            let expires_in_ms = u32::try_from(expiry.as_millis()).unwrap_or(u32::MAX);
+            Response::LockQueues(LockQueuesResponse { locked, expires_in_ms })
+        }
+        Request::UnlockQueues(req) => {
+            let member = MemberRef { member_id: req.member.member_id, generation: req.member.generation };
+            core.unlock_queues(&req.consumer_group, &member, &req.topic, &req.queue_ids)?;
+            Response::UnlockQueues
+        }
+        Request::ListGroups => Response::ListGroups(ListGroupsResponse {
+            groups: core.list_groups().iter().map(convert::group_summary).collect(),
+        }),
+        Request::DescribeGroup(req) => {
+            Response::DescribeGroup(convert::group_description(core.describe_group(&req.consumer_group)?))
+        }
+        Request::GroupLag(req) => {
+            let lags = core.group_lag(&req.consumer_group, req.topic.as_deref())?;
+            Response::GroupLag(GroupLagResponse { queues: lags.into_iter().map(convert::queue_lag).collect() })
+        }
+        Request::ResetOffset(req) => {
+            let to = convert::offset_target(req.to);
+            let (generation, offsets) = core.reset_offsets(&req.consumer_group, &req.topic, to).await?;
+            let queues = offsets.into_iter().map(|(queue_id, offset)| QueueOffset { queue_id, offset }).collect();
+            Response::ResetOffset(ResetOffsetResponse { generation, queues })
         }
         Request::Subscribe(req) => {
             let expression = convert::expression(req.filter)?;
@@ -139,6 +183,7 @@ async fn pull(core: &Arc<Core>, req: PullRequest) -> Result<bytes::Bytes, ErrorR
         max_bytes: budget,
         max_wait: Duration::from_millis(req.max_wait_ms.into()),
         filter: convert::pull_filter(req.filter),
+        member: convert::member_ref(req.member),
     };
     let page = core.pull(args).await.map_err(|err| error_response(&err))?;
     page::encode(page, core.store_id())
