@@ -433,3 +433,63 @@ async fn sql_subscriptions_shadow_groups_and_their_statistics() {
     assert_eq!(bodies, ["207"]);
     h.broker.shutdown().await.expect("shutdown");
 }
+
+fn heartbeat(member: &str, owned: &[u32], known_generation: u64, max_wait_ms: u32) -> Request {
+    Request::Heartbeat(weir_protocol::HeartbeatRequest {
+        consumer_group: "g".into(),
+        member_id: member.into(),
+        session: 7,
+        mode: weir_protocol::ConsumeMode::Clustering,
+        orderly: false,
+        strategy: None,
+        replace_subscriptions: false,
+        subscriptions: vec![weir_protocol::MemberSubscription {
+            topic: "t".into(),
+            filter: FilterExpression::All,
+            plugin: None,
+            plugin_params: String::new(),
+        }],
+        owned: vec![weir_protocol::TopicAssignment {
+            topic: "t".into(),
+            queues: owned
+                .iter()
+                .map(|&queue_id| weir_protocol::AssignedQueue { queue_id, since_generation: 0 })
+                .collect(),
+        }],
+        known_generation,
+        max_wait_ms,
+    })
+}
+
+fn assigned(response: &Response) -> (u64, Vec<u32>) {
+    let Response::Heartbeat(view) = response else { panic!("not a heartbeat answer: {response:?}") };
+    (view.generation, view.assignments.iter().flat_map(|t| t.queues.iter().map(|q| q.queue_id)).collect())
+}
+
+/// Two members split a topic's queues; the first one's held heartbeat is answered
+/// the moment the second joins, and its pull of a queue it gave up is fenced.
+#[tokio::test]
+async fn members_split_queues_and_a_stale_owner_is_fenced() {
+    let h = start(FlushKind::Async).await;
+    create_topic(&h.conn, "t", 4).await;
+    let (generation, queues) = assigned(&call(&h.conn, heartbeat("a", &[], 0, 0)).await);
+    assert_eq!(queues, [0, 1, 2, 3]);
+    let held = tokio::spawn({
+        let conn = h.conn.clone();
+        async move { call(&conn, heartbeat("a", &[0, 1, 2, 3], generation, 5_000)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let joined = Instant::now();
+    let (_, b_queues) = assigned(&call(&h.conn, heartbeat("b", &[], 0, 0)).await);
+    assert!(b_queues.is_empty(), "b waits until a lets its queues go: {b_queues:?}");
+    let (a_generation, a_queues) = assigned(&held.await.expect("held heartbeat"));
+    assert!(joined.elapsed() < Duration::from_secs(1), "the held heartbeat was answered on the change");
+    assert_eq!(a_queues, [0, 1]);
+    let Request::Pull(mut stale) = pull("t", 3, 0, 0) else { unreachable!("pull builds a pull") };
+    stale.member = Some(weir_protocol::MemberRef { member_id: "a".into(), generation: a_generation });
+    assert_eq!(error_code(&call(&h.conn, Request::Pull(stale)).await), Some(ErrorCode::NotAssigned));
+    assigned(&call(&h.conn, heartbeat("a", &[0, 1], a_generation, 0)).await);
+    let (_, b_queues) = assigned(&call(&h.conn, heartbeat("b", &[], 0, 0)).await);
+    assert_eq!(b_queues, [2, 3], "once a let go, b owns the rest");
+    h.broker.shutdown().await.expect("shutdown");
+}
