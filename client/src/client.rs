@@ -273,14 +273,20 @@ impl Client {
         }
     }
 
-    async fn call(&self, request: &Request) -> Result<Response, Error> {
+    /// Sends `request` and waits for its response within the request timeout.
+    pub(crate) async fn call(&self, request: &Request) -> Result<Response, Error> {
+        self.call_held(request, Duration::ZERO).await
+    }
+
+    /// [`call`](Self::call) for a request the broker may hold up to `hold` (a long poll).
+    pub(crate) async fn call_held(&self, request: &Request, hold: Duration) -> Result<Response, Error> {
         let request = EncodedRequest::new(request)?;
-        self.inner.connection.request(&request, self.inner.config.request_timeout).await
+        self.inner.connection.request(&request, self.inner.config.request_timeout + hold).await
     }
 }
 
 /// A successful response of another kind than the request's (error frames never get
 /// here: the connection turns them into [`Error::Broker`]).
-fn unexpected(response: &Response) -> Error {
+pub(crate) fn unexpected(response: &Response) -> Error {
     Error::UnexpectedResponse { response: response.kind() }
 }

@@ -50,6 +50,7 @@ mod coalesce;
 pub mod config;
 mod connection;
 mod error;
+mod member;
 mod producer;
 mod pull;
 mod push;

@@ -416,6 +416,7 @@ async fn push_consumer_consumes_everything_and_commits() {
         }
     };
     let consumer = PushConsumer::builder(client.clone(), "billing", "orders")
+        .start_position(StartPosition::CommittedOrEarliest)
         .concurrency(8)
         .commit_interval(Duration::from_millis(100))
         .retry_delay(Duration::from_millis(10))
@@ -480,6 +481,7 @@ async fn push_consumer_flow_control_caps_the_cache() {
         }
     };
     let consumer = PushConsumer::builder(harness.client.clone(), "slow-readers", "slow")
+        .start_position(StartPosition::CommittedOrEarliest)
         .concurrency(2)
         .max_cached_messages(MAX_CACHED)
         .pull_batch_size(PULL_BATCH)

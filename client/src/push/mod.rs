@@ -1,46 +1,56 @@
-//! [`PushConsumer`]: pulls every queue of a topic in the background and hands each
-//! message to a listener.
+//! [`PushConsumer`]: a member of a consumer group that pulls the queues the broker
+//! assigns it and hands each message to a listener.
 //!
-//! Per queue, a puller task long-polls the broker and caches what it pulls; it pauses
-//! while the queue's cache is over its flow-control limits. One dispatcher task hands
-//! cached messages to the listener, at most `concurrency` at a time, each in its own
-//! task. A committer task commits, per queue, the lowest offset not yet consumed,
-//! periodically and once more on shutdown.
+//! The consumer joins its group with a heartbeat and keeps one held at the broker, so
+//! it learns of a rebalance the moment it happens (`member`). Per assigned queue a
+//! puller task long-polls the broker as the queue's owner and caches what it pulls; it
+//! pauses while the queue's cache is over its flow-control limits (`queue`). In
+//! concurrent mode one dispatcher task hands cached messages to the listener, at most
+//! `concurrency` at a time, each in its own task; in orderly mode each queue's puller
+//! consumes its own messages one at a time, in order, holding the broker's lock on the
+//! queue. A committer task commits, per queue, the lowest offset not yet consumed,
+//! periodically, when a queue moves to another member, and on shutdown.
 //!
 //! Delivery is **at-least-once**: messages consumed after the last commit are delivered
-//! again when a consumer of the group restarts (after a crash, or when shutdown's final
-//! commit fails), and a message whose listener call failed is delivered again. Listeners
-//! should tolerate duplicates (for example by de-duplicating on a business key).
+//! again when their queue moves to another member after a crash (or a listener call
+//! that outlived the hand-over), and a message whose listener call failed is delivered
+//! again. Listeners should tolerate duplicates (for example by de-duplicating on a
+//! business key).
 
 mod listener;
+mod member;
 mod process_queue;
+mod queue;
 
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use weir_protocol::{PullStatus, StoredMessage};
+use weir_protocol::{ConsumeMode, MemberRef, MemberSubscription, StoredMessage};
 
 pub use self::listener::{ConsumeStatus, MessageListener};
-use self::process_queue::{FlowLimits, ProcessQueue};
+use self::member::Member;
+use self::process_queue::FlowLimits;
+use self::queue::QueueState;
 use crate::client::Client;
 use crate::error::Error;
-use crate::pull::PullConsumer;
 use crate::subscription::Subscription;
 
-/// Pause after a failed pull before pulling that queue again.
-const PULL_ERROR_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Where a [`PushConsumer`] starts reading each queue.
+/// Where a [`PushConsumer`] starts reading a queue the group has no committed offset for.
+/// The positions that ignore committed offsets apply to the queues assigned when the
+/// consumer starts; queues it takes over later continue from the group's offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StartPosition {
     /// The group's committed offset; the queue's first stored message where the group
     /// never committed one.
-    #[default]
     CommittedOrEarliest,
     /// The group's committed offset; only messages arriving after start where the group
-    /// never committed one.
+    /// never committed one (the default, as RocketMQ's `CONSUME_FROM_LAST_OFFSET`).
+    #[default]
     CommittedOrLatest,
     /// The queue's first stored message, whatever the group committed.
     Earliest,
@@ -66,6 +76,11 @@ pub struct PushConsumerBuilder {
     long_poll_wait: Duration,
     commit_interval: Duration,
     retry_delay: Duration,
+    mode: ConsumeMode,
+    orderly: bool,
+    member_id: Option<String>,
+    strategy: Option<String>,
+    replace_subscription: bool,
 }
 
 impl PushConsumerBuilder {
@@ -76,7 +91,7 @@ impl PushConsumerBuilder {
         self
     }
 
-    /// Where to start each queue; default [`StartPosition::CommittedOrEarliest`].
+    /// Where to start each queue; default [`StartPosition::CommittedOrLatest`].
     pub fn start_position(mut self, start: StartPosition) -> Self {
         self.start = start;
         self
@@ -126,61 +141,113 @@ impl PushConsumerBuilder {
         self
     }
 
-    /// Looks up the topic's read queues and their start offsets, then starts consuming
-    /// all of them with `listener`.
-    pub async fn start<L: MessageListener>(self, listener: L) -> Result<PushConsumer, Error> {
-        let topic = self.client.topic(&self.topic).await?;
-        let mut consumer = PullConsumer::new(self.client.clone(), self.group);
-        consumer.subscribe(&self.topic, &self.subscription).await?;
-        let mut queues = Vec::new();
-        for queue_id in 0..topic.read_queues {
-            let (offset, committed) = start_offset(&self.client, &consumer, &self.topic, queue_id, self.start).await?;
-            queues.push(Arc::new(QueueState::new(queue_id, offset, committed)));
-        }
+    /// Pause pulling a queue while the span from its lowest unconsumed offset to the
+    /// highest pulled one exceeds this (one slow message holds back the commit of all
+    /// later ones); default 2000.
+    pub fn max_span(mut self, offsets: u64) -> Self {
+        self.limits.max_span = offsets.max(1);
+        self
+    }
 
-        let (stop, stopped) = watch::channel(false);
-        let (deliveries, delivered) = mpsc::unbounded_channel();
+    /// Every member of the group receives every message, each with its own offsets
+    /// (broadcasting), instead of each message going to one member (clustering, the default).
+    pub fn broadcasting(mut self, broadcasting: bool) -> Self {
+        self.mode = if broadcasting { ConsumeMode::Broadcasting } else { ConsumeMode::Clustering };
+        self
+    }
+
+    /// Consume each queue in order: one message at a time per queue, a failed message
+    /// retried in place, under the broker's lock on the queue. Default off.
+    pub fn orderly(mut self, orderly: bool) -> Self {
+        self.orderly = orderly;
+        self
+    }
+
+    /// The member id, unique per process in the group; default `<host>@<pid>-<n>`. A
+    /// member restarted with the same id (after the old one left or expired) resumes its
+    /// broadcasting offsets.
+    pub fn member_id(mut self, member_id: impl Into<String>) -> Self {
+        self.member_id = Some(member_id.into());
+        self
+    }
+
+    /// Sets the group's assignment strategy: `average` (the broker's default),
+    /// `round-robin`, `consistent-hash` or `sticky`.
+    pub fn strategy(mut self, strategy: impl Into<String>) -> Self {
+        self.strategy = Some(strategy.into());
+        self
+    }
+
+    /// Replace the group's subscription with this consumer's even while other members
+    /// hold a different one (they follow the new one); without it such a consumer is
+    /// refused with `SUBSCRIPTION_CONFLICT`.
+    pub fn replace_subscription(mut self, replace: bool) -> Self {
+        self.replace_subscription = replace;
+        self
+    }
+
+    /// Joins the group, then consumes the queues the broker assigns with `listener`.
+    /// Fails when the broker refuses the member (a conflicting subscription, a member id
+    /// in use, a mode other than the group's) or the topic does not exist.
+    pub async fn start<L: MessageListener>(self, listener: L) -> Result<PushConsumer, Error> {
+        self.client.topic(&self.topic).await?;
+        if self.subscription.is_shadow() {
+            self.client.create_group(&self.group, true).await?;
+        }
+        let listener = Arc::new(listener);
         let context = Arc::new(Context {
-            consumer,
+            client: self.client,
+            member_id: self.member_id.unwrap_or_else(default_member_id),
+            session: random_session(),
+            group: self.group,
             topic: self.topic,
+            subscription: self.subscription,
+            mode: self.mode,
+            orderly: self.orderly,
+            strategy: self.strategy,
+            replace_subscription: self.replace_subscription,
+            start: self.start,
             limits: self.limits,
             pull_batch_size: self.pull_batch_size,
             long_poll_wait: self.long_poll_wait,
             retry_delay: self.retry_delay,
+            listener: Box::new(move |message| {
+                let listener = listener.clone();
+                Box::pin(async move { listener.consume(message).await })
+            }),
         });
-        let mut tasks: Vec<JoinHandle<()>> = queues
-            .iter()
-            .map(|queue| tokio::spawn(pull_queue(context.clone(), queue.clone(), deliveries.clone(), stopped.clone())))
-            .collect();
+        let (deliveries, delivered) = mpsc::unbounded_channel();
+        let member = Arc::new(Member::new(context.clone(), deliveries));
+        member.join().await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![
+            tokio::spawn(member.clone().run(stopped.clone())),
+            tokio::spawn(commit_periodically(member.clone(), self.commit_interval, stopped.clone())),
+        ];
+        if context.orderly {
+            tasks.push(tokio::spawn(renew_locks(member.clone(), stopped.clone())));
+        }
         let concurrency = Arc::new(Semaphore::new(self.concurrency));
-        tasks.push(tokio::spawn(dispatch(
-            context.clone(),
-            Arc::new(listener),
-            delivered,
-            concurrency,
-            stopped.clone(),
-        )));
-        tasks.push(tokio::spawn(commit_periodically(context.clone(), queues.clone(), self.commit_interval, stopped)));
-        tracing::debug!(topic = %context.topic, group = context.consumer.group(), queues = queues.len(), "push consumer started");
-        Ok(PushConsumer { context, queues, stop, tasks })
+        tasks.push(tokio::spawn(dispatch(context.clone(), delivered, concurrency, stopped)));
+        tracing::debug!(topic = %context.topic, group = %context.group, member = %context.member_id, "push consumer started");
+        Ok(PushConsumer { context, member, stop, tasks })
     }
 }
 
-/// Consumes every queue of a topic for a consumer group, calling a [`MessageListener`]
-/// for each message.
+/// A member of a consumer group consuming the queues of one topic the broker assigns
+/// it, calling a [`MessageListener`] for each message.
 ///
-/// Delivery is at-least-once: messages consumed after the last commit are delivered
-/// again to the group's next consumer, and failed messages are retried, so listeners
-/// must tolerate duplicates.
-///
-/// Consumer groups and rebalancing come later: a push consumer takes all queues of its
-/// topic, so run one per group and topic. Stop it with [`shutdown`](Self::shutdown),
-/// which commits what was consumed; dropping it stops its tasks without the final
-/// commit.
+/// In a clustering group (the default) the broker splits the topic's queues among the
+/// group's members and moves them as members join, leave or fail; in a broadcasting
+/// group every member receives every message. Delivery is at-least-once: listeners must
+/// tolerate duplicates. Stop it with [`shutdown`](Self::shutdown), which commits what
+/// was consumed and leaves the group so its queues move at once; dropping it stops its
+/// tasks without the final commit (the broker hands its queues over after the member
+/// timeout).
 #[derive(Debug)]
 pub struct PushConsumer {
     context: Arc<Context>,
-    queues: Vec<Arc<QueueState>>,
+    member: Arc<Member>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -195,11 +262,16 @@ impl PushConsumer {
             subscription: Subscription::all(),
             start: StartPosition::default(),
             concurrency: 16,
-            limits: FlowLimits { max_messages: 1000, max_bytes: 100 * 1024 * 1024 },
+            limits: FlowLimits { max_messages: 1000, max_bytes: 100 * 1024 * 1024, max_span: 2000 },
             pull_batch_size: 32,
             long_poll_wait: Duration::from_secs(15),
             commit_interval: Duration::from_secs(5),
             retry_delay: Duration::from_secs(1),
+            mode: ConsumeMode::Clustering,
+            orderly: false,
+            member_id: None,
+            strategy: None,
+            replace_subscription: false,
         }
     }
 
@@ -210,23 +282,33 @@ impl PushConsumer {
 
     /// The consumer group.
     pub fn group(&self) -> &str {
-        self.context.consumer.group()
+        &self.context.group
+    }
+
+    /// This member's id in the group.
+    pub fn member_id(&self) -> &str {
+        &self.context.member_id
+    }
+
+    /// The queues this member consumes now.
+    pub fn queue_ids(&self) -> Vec<u32> {
+        self.member.queue_ids()
     }
 
     /// Messages pulled and not yet consumed, over all queues.
     pub fn cached_messages(&self) -> usize {
-        self.queues.iter().map(|queue| queue.process().cached_messages()).sum()
+        self.member.cached_messages()
     }
 
     /// Body bytes pulled and not yet consumed, over all queues.
     pub fn cached_bytes(&self) -> u64 {
-        self.queues.iter().map(|queue| queue.process().cached_bytes()).sum()
+        self.member.cached_bytes()
     }
 
     /// Stops pulling, lets listener calls in progress finish (messages waiting for a
-    /// retry are not retried), waits for every task, then commits each queue's lowest
-    /// unconsumed offset. Messages pulled but not consumed are delivered again to the
-    /// group's next consumer.
+    /// retry are not retried), commits each queue's lowest unconsumed offset and leaves
+    /// the group. Messages pulled but not consumed are delivered again to the queue's
+    /// next owner.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.stop.send_replace(true);
         for task in std::mem::take(&mut self.tasks) {
@@ -234,7 +316,7 @@ impl PushConsumer {
                 tracing::warn!(%error, "push consumer task failed");
             }
         }
-        commit_all(&self.context, &self.queues).await
+        self.member.leave().await
     }
 }
 
@@ -245,45 +327,64 @@ impl Drop for PushConsumer {
     }
 }
 
+/// A listener behind one type, whatever closure the application gave.
+type Listener = Box<dyn Fn(StoredMessage) -> Pin<Box<dyn Future<Output = ConsumeStatus> + Send>> + Send + Sync>;
+
 /// What the tasks of one push consumer share.
-#[derive(Debug)]
 struct Context {
-    consumer: PullConsumer,
+    client: Client,
+    group: String,
     topic: String,
+    member_id: String,
+    session: u64,
+    subscription: Subscription,
+    mode: ConsumeMode,
+    orderly: bool,
+    strategy: Option<String>,
+    replace_subscription: bool,
+    start: StartPosition,
     limits: FlowLimits,
     pull_batch_size: u32,
     long_poll_wait: Duration,
     retry_delay: Duration,
+    listener: Listener,
 }
 
-/// One queue's bookkeeping, shared by its puller, the listener calls and the committer.
-#[derive(Debug)]
-struct QueueState {
-    queue_id: u32,
-    process: Mutex<ProcessQueue>,
-    /// Notified when a message is consumed, so a paused puller checks its limits again.
-    space: Notify,
-    /// The offset last committed (or fetched at start).
-    committed: Mutex<Option<u64>>,
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("group", &self.group)
+            .field("topic", &self.topic)
+            .field("member_id", &self.member_id)
+            .field("mode", &self.mode)
+            .field("orderly", &self.orderly)
+            .finish_non_exhaustive()
+    }
 }
 
-impl QueueState {
-    fn new(queue_id: u32, offset: u64, committed: Option<u64>) -> Self {
-        QueueState {
-            queue_id,
-            process: Mutex::new(ProcessQueue::new(offset)),
-            space: Notify::new(),
-            committed: Mutex::new(committed),
+impl Context {
+    /// Who pulls or commits a queue held since generation `since`.
+    fn member_ref(&self, since: u64) -> MemberRef {
+        MemberRef { member_id: self.member_id.clone(), generation: since }
+    }
+
+    /// The member's subscription, as its heartbeats carry it.
+    fn member_subscription(&self) -> MemberSubscription {
+        let plugin = self.subscription.plugin_ref();
+        MemberSubscription {
+            topic: self.topic.clone(),
+            filter: self.subscription.filter().clone(),
+            plugin: plugin.map(|(name, _)| name.to_owned()),
+            plugin_params: plugin.map(|(_, params)| params.to_owned()).unwrap_or_default(),
         }
     }
 
-    fn process(&self) -> std::sync::MutexGuard<'_, ProcessQueue> {
-        self.process.lock().expect("process queue lock")
-    }
-
-    fn consumed(&self, offset: u64) {
-        self.process().consumed(offset);
-        self.space.notify_one();
+    /// Calls the listener in its own task, so a panic fails this message, not the consumer.
+    async fn call_listener(&self, message: StoredMessage) -> ConsumeStatus {
+        tokio::spawn((self.listener)(message)).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "message listener panicked");
+            ConsumeStatus::Failure
+        })
     }
 }
 
@@ -294,95 +395,17 @@ struct Delivery {
     message: StoredMessage,
 }
 
-/// The offset to start `queue_id` from, and the group's committed offset if it is the
-/// one used.
-async fn start_offset(
-    client: &Client,
-    consumer: &PullConsumer,
-    topic: &str,
-    queue_id: u32,
-    start: StartPosition,
-) -> Result<(u64, Option<u64>), Error> {
-    if matches!(start, StartPosition::CommittedOrEarliest | StartPosition::CommittedOrLatest)
-        && let Some(committed) = consumer.fetch_offset(topic, queue_id).await?
-    {
-        return Ok((committed, Some(committed)));
-    }
-    let offset = match start {
-        StartPosition::CommittedOrEarliest | StartPosition::Earliest => {
-            client.queue_offsets(topic, queue_id).await?.start
-        }
-        StartPosition::CommittedOrLatest | StartPosition::Latest => client.queue_offsets(topic, queue_id).await?.end,
-        StartPosition::Timestamp(timestamp_ms) => client.offset_by_timestamp(topic, queue_id, timestamp_ms).await?,
-    };
-    Ok((offset, None))
-}
-
 /// Resolves once the consumer is told to stop (or its handle is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender is gone, which also means stop.
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Long-polls one queue until stopped, pausing while its cache is over the limits.
-async fn pull_queue(
-    context: Arc<Context>,
-    queue: Arc<QueueState>,
-    deliveries: mpsc::UnboundedSender<Delivery>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        while queue.process().is_over(context.limits) {
-            tokio::select! {
-                () = queue.space.notified() => {}
-                () = stopped(&mut stop) => return,
-            }
-        }
-        let offset = queue.process().pulled_up_to();
-        let pull = context.consumer.pull(
-            &context.topic,
-            queue.queue_id,
-            offset,
-            context.pull_batch_size,
-            context.long_poll_wait,
-        );
-        let pulled = tokio::select! {
-            pulled = pull => pulled,
-            () = stopped(&mut stop) => return,
-        };
-        match pulled {
-            Ok(response) => {
-                if matches!(response.status, PullStatus::OffsetIllegal | PullStatus::OffsetMoved) {
-                    let (queue_id, next) = (queue.queue_id, response.next_offset);
-                    tracing::warn!(queue_id, offset, next, status = ?response.status, "pull offset not served; moving on");
-                }
-                let messages = response.messages;
-                queue.process().pulled(
-                    messages.iter().map(|message| (message.queue_offset, message.body.len())),
-                    response.next_offset,
-                );
-                for message in messages {
-                    if deliveries.send(Delivery { queue: queue.clone(), message }).is_err() {
-                        return; // the dispatcher has stopped
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, queue_id = queue.queue_id, "pull failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(PULL_ERROR_BACKOFF) => {}
-                    () = stopped(&mut stop) => return,
-                }
-            }
-        }
-    }
-}
-
 /// Hands deliveries to the listener, each in its own task, at most `concurrency` at
-/// once; on stop, waits for the calls in progress.
-async fn dispatch<L: MessageListener>(
+/// once; drops those of queues that stopped (their next owner gets them); on stop,
+/// waits for the calls in progress.
+async fn dispatch(
     context: Arc<Context>,
-    listener: Arc<L>,
     mut delivered: mpsc::UnboundedReceiver<Delivery>,
     concurrency: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -398,48 +421,36 @@ async fn dispatch<L: MessageListener>(
             () = stopped(&mut stop) => break,
         };
         let Some(delivery) = delivery else { break };
+        if delivery.queue.is_stopped() {
+            continue;
+        }
         while consuming.try_join_next().is_some() {}
-        consuming.spawn(consume(context.clone(), listener.clone(), delivery, permit, stop.clone()));
+        consuming.spawn(consume(context.clone(), delivery, permit));
     }
     while consuming.join_next().await.is_some() {}
 }
 
 /// Calls the listener until it succeeds (pausing the retry delay after each failure)
-/// or the consumer stops, then marks the message consumed.
-async fn consume<L: MessageListener>(
-    context: Arc<Context>,
-    listener: Arc<L>,
-    delivery: Delivery,
-    _permit: OwnedSemaphorePermit,
-    mut stop: watch::Receiver<bool>,
-) {
-    let offset = delivery.message.queue_offset;
+/// or the queue stops, then marks the message consumed.
+async fn consume(context: Arc<Context>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+    let Delivery { queue, message } = delivery;
+    let offset = message.queue_offset;
+    let call = queue.call_started();
     loop {
-        let (listener, message) = (listener.clone(), delivery.message.clone());
-        // Its own task, so a panicking listener fails this message, not the consumer.
-        let status = tokio::spawn(async move { listener.consume(message).await }).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "message listener panicked");
-            ConsumeStatus::Failure
-        });
-        if status == ConsumeStatus::Success {
-            break;
+        if context.call_listener(message.clone()).await == ConsumeStatus::Success {
+            call.consumed(offset);
+            return;
         }
-        tracing::debug!(queue_id = delivery.queue.queue_id, offset, "consume failed; retrying");
+        tracing::debug!(queue_id = queue.queue_id, offset, "consume failed; retrying");
         tokio::select! {
             () = tokio::time::sleep(context.retry_delay) => {}
-            () = stopped(&mut stop) => return,
+            () = queue.stopped() => return,
         }
     }
-    delivery.queue.consumed(offset);
 }
 
-/// Commits every `interval` until stopped; failures are logged and retried next time.
-async fn commit_periodically(
-    context: Arc<Context>,
-    queues: Vec<Arc<QueueState>>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Commits every `interval` until stopped.
+async fn commit_periodically(member: Arc<Member>, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -447,27 +458,43 @@ async fn commit_periodically(
             _ = ticker.tick() => {}
             () = stopped(&mut stop) => return,
         }
-        if let Err(error) = commit_all(&context, &queues).await {
-            tracing::warn!(%error, "committing consumer offsets failed");
-        }
+        member.commit_all().await;
     }
 }
 
-/// Commits each queue's lowest unconsumed offset where it changed; returns the first
-/// failure after trying every queue.
-async fn commit_all(context: &Context, queues: &[Arc<QueueState>]) -> Result<(), Error> {
-    let mut first_error = None;
-    for queue in queues {
-        let offset = queue.process().commit_offset();
-        if *queue.committed.lock().expect("committed offset lock") == Some(offset) {
-            continue;
+/// Renews the orderly member's queue locks every third of their lifetime (20 s by default).
+async fn renew_locks(member: Arc<Member>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(LOCK_RENEWAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stopped(&mut stop) => return,
         }
-        match context.consumer.commit_offset(&context.topic, queue.queue_id, offset).await {
-            Ok(()) => *queue.committed.lock().expect("committed offset lock") = Some(offset),
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
+        member.renew_locks().await;
     }
-    first_error.map_or(Ok(()), Err)
+}
+
+/// How often an orderly member renews its queue locks (the broker's default expiry is 60 s).
+const LOCK_RENEWAL: Duration = Duration::from_secs(20);
+
+/// `<host>@<pid>-<n>`: unique per consumer in this process.
+fn default_member_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}@{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A random session id: the broker tells a restarted member from a duplicate by it.
+fn random_session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    hasher.write_u128(now.as_nanos());
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
-/// When a queue's pulling pauses: while more than this many messages, or more than this
-/// many body bytes, are pulled and not yet consumed.
+/// When a queue's pulling pauses: while more than `max_messages` messages, or more than
+/// `max_bytes` body bytes, are pulled and not yet consumed, or while the span from the
+/// lowest unfinished offset to the highest pulled one exceeds `max_span` (one slow message
+/// would otherwise let the queue run far ahead of what can be committed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FlowLimits {
     pub(crate) max_messages: usize,
     pub(crate) max_bytes: u64,
+    pub(crate) max_span: u64,
 }
 
 /// Messages of one queue pulled and not yet consumed, and how far the queue was pulled.
@@ -62,7 +65,9 @@ impl ProcessQueue {
 
     /// Whether pulling must pause until messages are consumed.
     pub(crate) fn is_over(&self, limits: FlowLimits) -> bool {
-        self.in_flight.len() > limits.max_messages || self.cached_bytes > limits.max_bytes
+        self.in_flight.len() > limits.max_messages
+            || self.cached_bytes > limits.max_bytes
+            || self.pulled_up_to - self.commit_offset() > limits.max_span
     }
 
     /// Messages pulled and not yet consumed.
@@ -84,7 +89,7 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: FlowLimits = FlowLimits { max_messages: 2, max_bytes: 100 };
+    const LIMITS: FlowLimits = FlowLimits { max_messages: 2, max_bytes: 100, max_span: 1000 };
 
     #[test]
     fn flow_control_pauses_above_either_limit() {
@@ -101,6 +106,21 @@ mod tests {
         queue.consumed(3);
         assert_eq!((queue.cached_messages(), queue.cached_bytes()), (2, 20));
         assert!(!queue.is_over(LIMITS));
+    }
+
+    #[test]
+    fn one_slow_message_pauses_the_queue_past_the_span() {
+        let limits = FlowLimits { max_messages: 1000, max_bytes: 1 << 20, max_span: 10 };
+        let mut queue = ProcessQueue::new(0);
+        queue.pulled((0..5).map(|offset| (offset, 1)), 5);
+        (1..5).for_each(|offset| queue.consumed(offset));
+        queue.pulled((5..10).map(|offset| (offset, 1)), 10);
+        (5..10).for_each(|offset| queue.consumed(offset));
+        assert!(!queue.is_over(limits), "a span of 10 is at the limit");
+        queue.pulled([(10, 1)], 11);
+        assert!(queue.is_over(limits), "offset 0 is still unfinished, 11 offsets back");
+        queue.consumed(0);
+        assert!(!queue.is_over(limits));
     }
 
     #[test]
