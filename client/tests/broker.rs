@@ -2,54 +2,16 @@
 //! on an ephemeral port and a temporary data directory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_broker::{Broker, BrokerConfig};
+mod support;
+
+use support::{Harness, MAX_MESSAGE_SIZE, client_config, create_topic, eventually, start, start_broker};
 use weir_client::{
-    Bytes, Client, ClientConfig, ConsumeStatus, Error, ErrorCode, Message, PluginState, Producer, PullConsumer,
-    PullStatus, PushConsumer, SendResult, SendStatus, StartPosition, StoredMessage, Subscription, TopicConfig,
-    TopicPermissions,
+    Bytes, Client, ConsumeStatus, Error, ErrorCode, Message, PluginState, Producer, PullConsumer, PullStatus,
+    PushConsumer, SendResult, SendStatus, StartPosition, StoredMessage, Subscription, TopicConfig, TopicPermissions,
 };
-
-/// Messages above this size are refused by the test brokers.
-const MAX_MESSAGE_SIZE: usize = 64 * 1024;
-
-struct Harness {
-    broker: Broker,
-    client: Client,
-    dir: tempfile::TempDir,
-}
-
-async fn start_broker(dir: &std::path::Path, listen: SocketAddr) -> Broker {
-    let mut config = BrokerConfig::new(dir);
-    config.listen = listen;
-    config.segment_size = 64 << 20;
-    config.max_message_size = MAX_MESSAGE_SIZE;
-    Broker::start(config).await.expect("start broker")
-}
-
-fn client_config(broker: &Broker) -> ClientConfig {
-    ClientConfig::default().with_broker(broker.local_addr().to_string()).with_ca_file(broker.cert_path())
-}
-
-async fn start() -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = start_broker(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
-    let client = Client::connect(client_config(&broker)).await.expect("connect");
-    Harness { broker, client, dir }
-}
-
-async fn create_topic(client: &Client, name: &str, queues: u32) {
-    let topic = TopicConfig {
-        name: name.to_owned(),
-        read_queues: queues,
-        write_queues: queues,
-        permissions: TopicPermissions::READ_WRITE,
-    };
-    client.create_topic(topic).await.expect("create topic");
-}
 
 /// Waits until the topic's queues `0..queues` hold `expected` messages in all. A send is
 /// acknowledged once appended to the CommitLog; its queue entry follows within
@@ -80,15 +42,6 @@ async fn pull_all(consumer: &PullConsumer, topic: &str, queue_id: u32) -> Vec<St
         }
         offset = page.next_offset;
         messages.extend(page.messages);
-    }
-}
-
-/// Waits until `done` holds, failing the test after `limit`.
-async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -157,14 +157,18 @@ impl Core {
         coordinator.view(&args.group, &args.member_id, &self.directory())
     }
 
-    /// Registers the member's subscription when the group has none or the same;
-    /// refuses a different one while other live members hold the group's, unless
-    /// the member replaces it deliberately.
+    /// Registers a joining member's subscription when the group has none or the same;
+    /// refuses a different one while other live members hold the group's, unless the
+    /// member replaces it deliberately. A member already in the group follows the
+    /// group's subscription (which a deliberate replacement may have changed).
     async fn settle_subscription(
         self: &Arc<Self>,
         args: &HeartbeatArgs,
         sub: &MemberSubscription,
     ) -> Result<(), CoreError> {
+        if self.coordinator.lock().is_member(&args.group, &args.member_id, args.session) {
+            return Ok(());
+        }
         let registered = self.groups.subscription(&args.group, &sub.topic);
         let same = registered.as_ref().is_some_and(|r| {
             *r.subscription.expression() == sub.expression

@@ -86,7 +86,7 @@ impl Core {
         self.readable_queue(&args.topic, args.queue_id)?;
         let mut membership = self.membership_watch();
         self.fence_pull(&args)?;
-        let registered = self.resolve_subscription(&args).await?;
+        let mut registered = self.resolve_subscription(&args).await?;
         let max = args.max_messages.clamp(1, self.config.max_pull_messages) as usize;
         let wait = args.max_wait.min(Duration::from_millis(self.config.max_pull_wait_ms.into()));
         let deadline = tokio::time::Instant::now() + wait;
@@ -125,6 +125,10 @@ impl Core {
                     // Deleted, or taken from this member, while held: it learns now.
                     self.readable_queue(&args.topic, args.queue_id)?;
                     self.fence_pull(&args)?;
+                    // The group's subscription may have been replaced meanwhile.
+                    if args.filter == PullFilter::Subscribed {
+                        registered = self.resolve_subscription(&args).await?;
+                    }
                 }
                 // Skipped to the end without a match: report how far the scan got.
                 PullStatus::NoNewMessage if offset != args.offset => {

@@ -226,6 +226,11 @@ impl Coordinator {
         self.groups.get(group).map_or(0, |g| g.generation)
     }
 
+    /// Whether `member_id` is a live member of `group` with this session.
+    pub fn is_member(&self, group: &str, member_id: &str, session: u64) -> bool {
+        self.groups.get(group).and_then(|g| g.members.get(member_id)).is_some_and(|m| m.session == session)
+    }
+
     /// Whether `group` has live members other than `member_id` subscribed to `topic`.
     pub fn others_subscribe(&self, group: &str, member_id: &str, topic: &str) -> bool {
         self.groups
