@@ -93,8 +93,9 @@ fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
         "hello weir",
     ]));
     assert_eq!(sent[0]["status"], "SEND_OK");
-    let consumed =
-        stdout_lines(&broker.cli(&["consume", "--topic", "orders", "--group", "g", "--count", "1", "--json"]));
+    let consumed = stdout_lines(
+        &broker.cli(&["consume", "--topic", "orders", "--group", "g", "--from", "earliest", "--count", "1", "--json"]),
+    );
     let m = &consumed[0];
     assert_eq!(
         (m["topic"].as_str(), m["tag"].as_str(), m["body"].as_str()),
@@ -228,6 +229,8 @@ fn filtering_and_plugins_from_the_command_line() {
     assert_eq!(sent[0]["sent"], 200);
     let shanghai = stdout_lines(&broker.cli(&[
         "consume",
+        "--from",
+        "earliest",
         "--topic",
         "orders",
         "--group",
@@ -249,6 +252,8 @@ fn filtering_and_plugins_from_the_command_line() {
     assert!(broker.cli(&["group", "create", "stress", "--shadow"]).status.success());
     let shadow = stdout_lines(&broker.cli(&[
         "consume",
+        "--from",
+        "earliest",
         "--topic",
         "orders",
         "--group",
@@ -291,6 +296,8 @@ fn filtering_and_plugins_from_the_command_line() {
     assert_eq!(offline[1]["decision"]["decision"], "deliver");
     let filtered = stdout_lines(&broker.cli(&[
         "consume",
+        "--from",
+        "earliest",
         "--topic",
         "orders",
         "--group",
