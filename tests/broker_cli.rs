@@ -5,74 +5,12 @@
 //! benchmark, every one stored in the topic its ack-log line names).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-fn weir() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-}
+mod support;
 
-/// A `weir broker` child process and how to reach it.
-struct BrokerProcess {
-    child: Child,
-    addr: String,
-    ca: PathBuf,
-    data_dir: PathBuf,
-}
-
-impl BrokerProcess {
-    fn start(data_dir: &Path, flush: &str) -> Self {
-        // A free UDP port: bind, read, release (a tiny race a test can live with).
-        let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        Self::start_on(data_dir, flush, format!("127.0.0.1:{port}"))
-    }
-
-    fn start_on(data_dir: &Path, flush: &str, addr: String) -> Self {
-        let child = weir()
-            .args(["broker", "--listen", &addr, "--flush", flush])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn broker");
-        let broker = Self { child, addr, ca: data_dir.join("tls/cert.pem"), data_dir: data_dir.to_owned() };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !broker.cli(&["status"]).status.success() {
-            assert!(Instant::now() < deadline, "broker did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        broker
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = weir();
-        cmd.args(args).env("WEIR_BROKER", &self.addr).env("WEIR_CA", &self.ca);
-        cmd
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run weir")
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
-    assert!(out.status.success(), "command failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
-}
+use support::{BrokerProcess, stdout_lines, weir};
 
 #[test]
 fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
@@ -184,7 +122,7 @@ fn a_connected_client_recovers_at_once_when_a_killed_broker_restarts() {
 
     broker.child.kill().expect("SIGKILL");
     broker.child.wait().expect("reap");
-    let _restarted = BrokerProcess::start_on(&data_dir, "async", broker.addr.clone());
+    let _restarted = BrokerProcess::start_on(&data_dir, "async", broker.addr.clone(), &[]);
     // The restarted broker signs stateless resets with the persisted key, so the stale
     // connection is reset on its next packet (instead of hanging until the idle timeout,
     // longer than the request timeout) and the client redials.
