@@ -20,7 +20,7 @@ pub mod core;
 mod error;
 mod long_poll;
 mod membership;
-mod meta;
+pub mod meta;
 mod quic;
 mod tls;
 
