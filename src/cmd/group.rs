@@ -610,14 +610,16 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// Prints a header and rows as columns padded to their widest cell, each line after
-/// `indent`; a column whose cells are all numbers (or `-`) is aligned right.
+/// `indent`; a column of numbers (and `-` for none) is aligned right.
 fn print_table(indent: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     let rows: Vec<Vec<String>> = rows.into_iter().collect();
     let width =
         |i: usize| rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0);
     let widths: Vec<usize> = (0..header.len()).map(width).collect();
-    let numeric: Vec<bool> =
-        (0..header.len()).map(|i| rows.iter().all(|r| r[i] == "-" || r[i].parse::<u64>().is_ok())).collect();
+    let is_number = |cell: &str| cell.parse::<u64>().is_ok();
+    let numeric: Vec<bool> = (0..header.len())
+        .map(|i| rows.iter().all(|r| r[i] == "-" || is_number(&r[i])) && rows.iter().any(|r| is_number(&r[i])))
+        .collect();
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> =
             cells
