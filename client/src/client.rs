@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, ErrorCode, FetchOffsetRequest, GroupConfig,
-    GroupStatsRequest, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, PluginEnableRequest, PluginInfo,
-    PluginRemoveRequest, PluginUploadRequest, PullRequest, PullResponse, QueueOffsetsRequest, Request, Response,
-    SendResult, StoredMessage, SubscribeRequest, SubscriptionStats, TopicConfig,
+    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, DescribeGroupRequest, ErrorCode, FetchOffsetRequest,
+    GroupConfig, GroupDescription, GroupLagRequest, GroupStatsRequest, GroupSummary, ListTopicsRequest, MessageQuery,
+    OffsetByTimestampRequest, OffsetTarget, PluginEnableRequest, PluginInfo, PluginRemoveRequest, PluginUploadRequest,
+    PullRequest, PullResponse, QueueLag, QueueOffsetsRequest, Request, ResetOffsetRequest, ResetOffsetResponse,
+    Response, SendResult, StoredMessage, SubscribeRequest, SubscriptionStats, TopicConfig,
 };
 
 use crate::config::ClientConfig;
@@ -164,10 +165,67 @@ impl Client {
     }
 
     /// Declares consumer group `group` a shadow group (`true`: it receives only shadow
-    /// traffic) or a production group (`false`, the default of every group).
+    /// traffic) or a production group (`false`, the default of every group), keeping its
+    /// assignment strategy.
     pub async fn create_group(&self, group: &str, shadow: bool) -> Result<GroupConfig, Error> {
-        match self.call(&Request::CreateGroup(GroupConfig { name: group.to_owned(), shadow, strategy: None })).await? {
+        self.declare_group(GroupConfig { name: group.to_owned(), shadow, strategy: None }).await
+    }
+
+    /// Declares a consumer group with every setting CreateGroup carries: its role
+    /// (`shadow`) and, when `strategy` is `Some`, its assignment strategy (`average`,
+    /// `round-robin`, `consistent-hash`, `sticky`; live members are rebalanced). Returns
+    /// the group as stored, with the strategy now in force.
+    ///
+    /// The role is always set (a declaration has no "keep the role"), so changing only
+    /// the strategy of a shadow group means passing `shadow: true`. A strategy the broker
+    /// does not know is refused with [`ErrorCode::BadRequest`].
+    pub async fn declare_group(&self, config: GroupConfig) -> Result<GroupConfig, Error> {
+        match self.call(&Request::CreateGroup(config)).await? {
             Response::CreateGroup(group) => Ok(group),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every consumer group the broker knows (declared, subscribed or with live
+    /// members), by name, with its generation, strategy, mode and counts.
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>, Error> {
+        match self.call(&Request::ListGroups).await? {
+            Response::ListGroups(response) => Ok(response.groups),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One consumer group in detail: its live members and their queues, its
+    /// subscriptions, and the members recently refused for a differing subscription.
+    /// [`ErrorCode::NotFound`] when the broker knows no such group.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
+        let request = DescribeGroupRequest { consumer_group: group.to_owned() };
+        match self.call(&Request::DescribeGroup(request)).await? {
+            Response::DescribeGroup(description) => Ok(description),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// How far `group` is behind, per queue of `topic` or (`None`) of every topic it
+    /// subscribes to, by topic and queue id; in a broadcasting group one entry per
+    /// member and queue. A group without subscriptions has no entries unless `topic`
+    /// is given.
+    pub async fn group_lag(&self, group: &str, topic: Option<&str>) -> Result<Vec<QueueLag>, Error> {
+        let request = GroupLagRequest { consumer_group: group.to_owned(), topic: topic.map(str::to_owned) };
+        match self.call(&Request::GroupLag(request)).await? {
+            Response::GroupLag(response) => Ok(response.queues),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moves `group`'s committed offsets of every queue of `topic` (every member's, in a
+    /// broadcasting group) to `to`, and fences the members holding those queues until
+    /// they heartbeat and fetch the new offsets. Returns the group's new generation and
+    /// each queue's offset. [`ErrorCode::UnknownTopic`] when there is no such topic.
+    pub async fn reset_offset(&self, group: &str, topic: &str, to: OffsetTarget) -> Result<ResetOffsetResponse, Error> {
+        let request = ResetOffsetRequest { consumer_group: group.to_owned(), topic: topic.to_owned(), to };
+        match self.call(&Request::ResetOffset(request)).await? {
+            Response::ResetOffset(response) => Ok(response),
             other => Err(unexpected(&other)),
         }
     }

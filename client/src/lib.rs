@@ -33,7 +33,8 @@
 //! # Layout
 //! - [`config`]: [`ClientConfig`], [`CaSource`], defaults and environment variables.
 //! - `connection`: TLS, dialing and redialing, one request per stream.
-//! - `client`: [`Client`] and the admin calls (topics, offsets, lookups, status).
+//! - `client`: [`Client`] and the admin calls (topics, offsets, lookups, consumer groups,
+//!   status).
 //! - `producer`: [`Producer`], [`ProducerConfig`], retries; `batch` splits batches to the
 //!   frame limit; `route` caches each topic's write queue count.
 //! - `selector`: [`QueueSelector`] for ordered sends, [`HashSelector`].
@@ -60,9 +61,11 @@ mod subscription;
 
 pub use weir_protocol::bytes::Bytes;
 pub use weir_protocol::{
-    BrokerStatus, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, Message, PluginInfo,
-    PluginState, PullResponse, PullStatus, SendResult, SendStatus, StoreState, StoreStatus, StoredMessage,
-    SubscriptionStats, TopicConfig, TopicPermissions,
+    AssignedQueue, BrokerStatus, ConsumeMode, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode,
+    GroupConfig, GroupDescription, GroupSubscription, GroupSummary, MemberInfo, Message, OffsetTarget, PluginInfo,
+    PluginState, PullResponse, PullStatus, QueueLag, QueueOffset, ResetOffsetResponse, SendResult, SendStatus,
+    StoreState, StoreStatus, StoredMessage, SubscriptionConflict, SubscriptionStats, TopicAssignment, TopicConfig,
+    TopicPermissions,
 };
 
 pub use crate::client::Client;

@@ -1,20 +1,97 @@
-//! `weir group`: declare consumer groups (production or shadow) and read the
-//! broker-side filter statistics of their subscriptions.
+//! `weir group`: consumer groups for operators. Declare a group (its traffic role and
+//! assignment strategy), list and describe groups (members, queues, subscriptions,
+//! refused conflicts), measure a group's lag, reset its offsets, replace its
+//! subscription deliberately, and read the filter statistics of its subscriptions.
 
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use weir_client::SubscriptionStats;
+use anyhow::anyhow;
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use weir_client::{
+    Error as ClientError, ErrorCode, FilterExpression, GroupConfig, GroupDescription, GroupSummary, MemberInfo,
+    OffsetTarget, QueueLag, Subscription, SubscriptionStats, TopicAssignment,
+};
 
 use crate::cmd::BrokerAddr;
 
 /// `weir group` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
-    /// Declare a consumer group; `--shadow` makes it receive only shadow (stress-test) traffic.
+    /// Declare a consumer group: its traffic role (`--shadow`) and assignment strategy.
     Create(CreateArgs),
+    /// List the broker's consumer groups.
+    ///
+    /// With --json, one object per group: {"group", "members", "generation", "strategy",
+    /// "mode", "subscriptions", "shadow", "conflicts"}; `members`, `subscriptions` and
+    /// `conflicts` are counts, `mode` is "clustering" or "broadcasting".
+    List(ListArgs),
+    /// Show one group: members and their queues, subscriptions, refused conflicts.
+    ///
+    /// With --json, one object for the whole group: {"group", "generation", "strategy",
+    /// "mode", "shadow", "members", "subscriptions", "conflicts", "conflict"}. Each member
+    /// is {"member_id", "host", "mode", "orderly", "queues", "last_heartbeat_ms"} with
+    /// `queues` a list of {"topic", "queue_id", "since_generation"}; each subscription
+    /// {"topic", "expression", "plugin", "version"} (`plugin` null when none); each
+    /// conflict {"member_id", "host", "topic", "expression", "group_expression",
+    /// "refused_ms"}; `conflict` is true when any member was refused. An unknown group
+    /// fails (exit status 1).
+    Describe(DescribeArgs),
+    /// Show how far a group is behind, per queue, then totals.
+    ///
+    /// With --json, one object per queue: {"group", "topic", "queue_id", "broker_offset",
+    /// "committed_offset", "lag", "owner", "last_commit_ms"}, where `committed_offset`,
+    /// `owner` and `last_commit_ms` (Unix ms) are null when there is none; then one totals
+    /// line: {"total": true, "group", "topic", "queues", "broker_offset", "lag",
+    /// "committed_queues", "owned_queues"}, where `queues` counts the lines before it,
+    /// `broker_offset` and `lag` are their sums, `committed_queues` and `owned_queues`
+    /// count those with a committed offset and an owner, and `topic` is null without
+    /// --topic. In a broadcasting group each line is one member's offset of one queue.
+    Lag(LagArgs),
+    /// Move a group's committed offsets on every queue of a topic.
+    ///
+    /// `--to` is `earliest` (each queue's first stored message), `latest` (each queue's
+    /// end: skip everything stored) or a time: Unix milliseconds, or RFC 3339 such as
+    /// 2026-12-02T10:00:00Z or 2026-12-02T12:00:00.250+02:00 (each queue's first message
+    /// stored at or after it). The group's generation is bumped: its live members drop
+    /// their positions and fetch the new offsets. With --json, one object per queue:
+    /// {"group", "topic", "queue_id", "offset", "generation"}.
+    ResetOffset(ResetOffsetArgs),
+    /// Replace a group's subscription to a topic, deliberately.
+    ///
+    /// Registers the expression (and filter plugin) as the group's subscription to the
+    /// topic, whatever its members hold; pulls of the group use it from then on. `weir
+    /// group describe` shows the new version, and members later refused for a differing
+    /// subscription. With --json, one object: {"group", "topic", "expression", "plugin",
+    /// "version"}.
+    SetSubscription(SetSubscriptionArgs),
     /// Show the filter statistics of a group's subscriptions.
     Stats(StatsArgs),
+}
+
+/// How a group's queues are split among its live members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    /// Contiguous runs of the sorted queues, in member order (RocketMQ's default).
+    Average,
+    /// Queue k to member k mod M.
+    RoundRobin,
+    /// A hash ring with bounded loads: most queues stay put when members change.
+    ConsistentHash,
+    /// Balanced, and moves the fewest queues when members change.
+    Sticky,
+}
+
+impl Strategy {
+    /// The broker's name for it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Average => "average",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::ConsistentHash => "consistent-hash",
+            Strategy::Sticky => "sticky",
+        }
+    }
 }
 
 /// Arguments of `weir group create`.
@@ -23,14 +100,126 @@ pub struct CreateArgs {
     /// The group's name.
     name: String,
     /// Receive only shadow traffic (messages with `shadow=true`); without it the group
-    /// is a production group, which never receives shadow traffic.
+    /// is (or becomes) a production group, which never receives shadow traffic.
     #[arg(long)]
     shadow: bool,
+    /// The assignment strategy; live members are rebalanced at once. Without it the group
+    /// keeps its strategy (`average` for a new group).
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
+    /// Print the result as one JSON object: {"group", "shadow", "strategy"}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Arguments of `weir group list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// One JSON object per group.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Arguments of `weir group describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
+    /// One JSON object for the whole group.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Arguments of `weir group lag`.
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
+    /// Only this topic (also one the group does not subscribe to); without it, every
+    /// topic the group subscribes to.
+    #[arg(long)]
+    topic: Option<String>,
+    /// One JSON object per queue, then a totals object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Arguments of `weir group reset-offset`.
+#[derive(Debug, Args)]
+pub struct ResetOffsetArgs {
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
+    /// The topic whose queues are reset (all of them).
+    #[arg(long)]
+    topic: String,
+    /// Where to: `earliest`, `latest`, Unix milliseconds, or an RFC 3339 time
+    /// (`2026-12-02T10:00:00Z`).
+    #[arg(long, value_name = "earliest|latest|TIMESTAMP", value_parser = parse_offset_target)]
+    to: OffsetTarget,
+    /// One JSON object per queue.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
+}
+
+/// Arguments of `weir group set-subscription`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("expression").required(true).args(["tag", "sql", "all"])))]
+pub struct SetSubscriptionArgs {
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
+    /// The topic.
+    #[arg(long)]
+    topic: String,
+    /// Tag subscription: `TagA || TagB` (`*` is every message).
+    #[arg(long, value_name = "EXPR")]
+    tag: Option<String>,
+    /// SQL92 subscription over properties, e.g. `region = 'SH' AND amount > 100`.
+    #[arg(long, value_name = "EXPR")]
+    sql: Option<String>,
+    /// Every message.
+    #[arg(long)]
+    all: bool,
+    /// A filter plugin (`weir plugin upload`) run on what the expression lets through
+    /// (`--filter` on `weir consume`).
+    #[arg(long, value_name = "NAME", visible_alias = "filter")]
+    plugin: Option<String>,
+    /// Parameters for the filter plugin's init.
+    #[arg(long, value_name = "P", requires = "plugin", default_value = "", visible_alias = "filter-params")]
+    plugin_params: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     broker: BrokerAddr,
+}
+
+impl SetSubscriptionArgs {
+    /// The subscription these flags describe.
+    fn subscription(&self) -> Subscription {
+        let subscription = match (&self.tag, &self.sql) {
+            (Some(tag), _) => Subscription::tag(tag.clone()),
+            (None, Some(sql)) => Subscription::sql(sql.clone()),
+            (None, None) => Subscription::all(),
+        };
+        match &self.plugin {
+            Some(plugin) => subscription.plugin(plugin.clone(), self.plugin_params.clone()),
+            None => subscription,
+        }
+    }
 }
 
 /// Arguments of `weir group stats`.
@@ -52,39 +241,521 @@ pub struct StatsArgs {
 /// Runs a `weir group` subcommand.
 pub async fn run(command: GroupCommand) -> anyhow::Result<ExitCode> {
     match command {
-        GroupCommand::Create(args) => {
-            let client = args.broker.connect().await?;
-            let group = client.create_group(&args.name, args.shadow).await?;
-            if args.json {
-                println!("{}", serde_json::json!({ "group": group.name, "shadow": group.shadow }));
-            } else {
-                let role = if group.shadow { "shadow" } else { "production" };
-                println!("group {} is a {role} group", group.name);
-            }
-            client.close().await;
+        GroupCommand::Create(args) => create(args).await,
+        GroupCommand::List(args) => list(args).await,
+        GroupCommand::Describe(args) => describe(args).await,
+        GroupCommand::Lag(args) => lag(args).await,
+        GroupCommand::ResetOffset(args) => reset_offset(args).await,
+        GroupCommand::SetSubscription(args) => set_subscription(args).await,
+        GroupCommand::Stats(args) => stats(args).await,
+    }
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let config =
+        GroupConfig { name: args.name, shadow: args.shadow, strategy: args.strategy.map(|s| s.as_str().to_owned()) };
+    let group = client.declare_group(config).await?;
+    client.close().await;
+    if args.json {
+        println!("{}", json!({ "group": group.name, "shadow": group.shadow, "strategy": group.strategy }));
+    } else {
+        let role = if group.shadow { "shadow" } else { "production" };
+        let strategy = group.strategy.as_deref().map_or(String::new(), |s| format!(", strategy {s}"));
+        println!("group {} is a {role} group{strategy}", group.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let groups = client.list_groups().await?;
+    client.close().await;
+    if args.json {
+        for g in &groups {
+            println!("{}", summary_json(g));
         }
-        GroupCommand::Stats(args) => {
-            let client = args.broker.connect().await?;
-            let stats = client.group_stats(&args.group, args.topic.as_deref()).await?;
-            client.close().await;
-            if stats.is_empty() {
-                eprintln!(
-                    "group {} has no subscription{}",
-                    args.group,
-                    args.topic.map_or(String::new(), |t| format!(" to {t}"))
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            for s in &stats {
-                if args.json {
-                    println!("{}", stats_json(s));
-                } else {
-                    println!("{}", stats_line(s));
-                }
-            }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if groups.is_empty() {
+        eprintln!("no consumer groups");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = ["GROUP", "MEMBERS", "GENERATION", "STRATEGY", "MODE", "SUBSCRIPTIONS", "SHADOW", "CONFLICTS"];
+    let rows = groups.iter().map(|g| {
+        vec![
+            g.name.clone(),
+            g.members.to_string(),
+            g.generation.to_string(),
+            g.strategy.clone(),
+            g.mode.as_str().to_owned(),
+            g.subscriptions.to_string(),
+            yes_no(g.shadow).to_owned(),
+            g.conflicts.to_string(),
+        ]
+    });
+    print_table("", &header, rows);
+    println!("{} group(s)", groups.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let group = client.describe_group(&args.group).await.map_err(|err| group_error(&args.group, err))?;
+    client.close().await;
+    if args.json {
+        println!("{}", description_json(&group));
+    } else {
+        print_description(&group);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn lag(args: LagArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let lags =
+        client.group_lag(&args.group, args.topic.as_deref()).await.map_err(|err| group_error(&args.group, err))?;
+    if lags.is_empty() {
+        // No topic given and none subscribed: an unknown group, or one without subscriptions.
+        client.describe_group(&args.group).await.map_err(|err| group_error(&args.group, err))?;
+        eprintln!("group {} subscribes to no topic; name one with --topic", args.group);
+    }
+    client.close().await;
+    let totals = LagTotals::of(&lags);
+    if args.json {
+        for l in &lags {
+            println!("{}", lag_json(&args.group, l));
+        }
+        println!("{}", totals.json(&args.group, args.topic.as_deref()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !lags.is_empty() {
+        let header = ["TOPIC", "QUEUE", "BROKER OFFSET", "COMMITTED", "LAG", "OWNER", "LAST COMMIT"];
+        let rows = lags.iter().map(|l| {
+            vec![
+                l.topic.clone(),
+                l.queue_id.to_string(),
+                l.broker_offset.to_string(),
+                l.committed_offset.map_or_else(|| "-".to_owned(), |o| o.to_string()),
+                l.lag.to_string(),
+                l.owner.clone().unwrap_or_else(|| "-".to_owned()),
+                l.last_commit_ms.map_or_else(|| "-".to_owned(), format_utc_ms),
+            ]
+        });
+        print_table("", &header, rows);
+    }
+    println!(
+        "total: lag {} over {} queue(s), broker offsets {}; {} committed, {} owned",
+        totals.lag, totals.queues, totals.broker_offset, totals.committed, totals.owned
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reset_offset(args: ResetOffsetArgs) -> anyhow::Result<ExitCode> {
+    if let OffsetTarget::Timestamp(ms) = args.to
+        && ms < PLAUSIBLE_MS
+    {
+        eprintln!(
+            "warning: --to {ms} is read as Unix milliseconds ({}); Unix seconds need 000 appended",
+            format_utc_ms(ms)
+        );
+    }
+    let client = args.broker.connect().await?;
+    let reset = client.reset_offset(&args.group, &args.topic, args.to).await?;
+    client.close().await;
+    if args.json {
+        for q in &reset.queues {
+            println!(
+                "{}",
+                json!({
+                    "group": args.group, "topic": args.topic, "queue_id": q.queue_id,
+                    "offset": q.offset, "generation": reset.generation,
+                })
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let to = match args.to {
+        OffsetTarget::Earliest => "earliest".to_owned(),
+        OffsetTarget::Latest => "latest".to_owned(),
+        OffsetTarget::Timestamp(ms) => format!("{} ({ms})", format_utc_ms(ms)),
+    };
+    println!("reset group {} on topic {} to {to}: generation {}", args.group, args.topic, reset.generation);
+    let rows = reset.queues.iter().map(|q| vec![q.queue_id.to_string(), q.offset.to_string()]);
+    print_table("  ", &["QUEUE", "OFFSET"], rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_subscription(args: SetSubscriptionArgs) -> anyhow::Result<ExitCode> {
+    let subscription = args.subscription();
+    let client = args.broker.connect().await?;
+    let version = client.subscribe(&args.group, &args.topic, &subscription).await?;
+    client.close().await;
+    let expression = expression_text(subscription.filter());
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "group": args.group, "topic": args.topic, "expression": expression,
+                "plugin": args.plugin, "version": version,
+            })
+        );
+    } else {
+        let plugin = args.plugin.as_deref().map_or(String::new(), |p| format!(" | plugin {p}"));
+        println!("group {} subscribes to {} with `{expression}{plugin}`: version {version}", args.group, args.topic);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let client = args.broker.connect().await?;
+    let stats = client.group_stats(&args.group, args.topic.as_deref()).await?;
+    client.close().await;
+    if stats.is_empty() {
+        eprintln!(
+            "group {} has no subscription{}",
+            args.group,
+            args.topic.map_or(String::new(), |t| format!(" to {t}"))
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    for s in &stats {
+        if args.json {
+            println!("{}", stats_json(s));
+        } else {
+            println!("{}", stats_line(s));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A broker refusal about `group`; `NOT_FOUND` says plainly that there is no such group.
+fn group_error(group: &str, err: ClientError) -> anyhow::Error {
+    if err.code() == Some(ErrorCode::NotFound) {
+        anyhow!(
+            "no consumer group {group} on the broker (NOT_FOUND): declare it with `weir group create` or give it a \
+             subscription"
+        )
+    } else {
+        anyhow::Error::new(err).context(format!("group {group}"))
+    }
+}
+
+/// `weir group list --json`: one group.
+fn summary_json(g: &GroupSummary) -> Value {
+    json!({
+        "group": g.name, "members": g.members, "generation": g.generation, "strategy": g.strategy,
+        "mode": g.mode.as_str(), "subscriptions": g.subscriptions, "shadow": g.shadow, "conflicts": g.conflicts,
+    })
+}
+
+/// `weir group describe --json`: the whole group.
+fn description_json(d: &GroupDescription) -> Value {
+    let members: Vec<Value> = d.members.iter().map(member_json).collect();
+    let subscriptions: Vec<Value> = d
+        .subscriptions
+        .iter()
+        .map(|s| json!({ "topic": s.topic, "expression": s.expression, "plugin": s.plugin, "version": s.version }))
+        .collect();
+    let conflicts: Vec<Value> = d
+        .conflicts
+        .iter()
+        .map(|c| {
+            json!({
+                "member_id": c.member_id, "host": c.host, "topic": c.topic, "expression": c.expression,
+                "group_expression": c.group_expression, "refused_ms": c.refused_ms,
+            })
+        })
+        .collect();
+    json!({
+        "group": d.name, "generation": d.generation, "strategy": d.strategy, "mode": d.mode.as_str(),
+        "shadow": d.shadow, "members": members, "subscriptions": subscriptions, "conflicts": conflicts,
+        "conflict": !d.conflicts.is_empty(),
+    })
+}
+
+/// One member of `weir group describe --json`.
+fn member_json(m: &MemberInfo) -> Value {
+    let queues: Vec<Value> = m
+        .assignments
+        .iter()
+        .flat_map(|a| {
+            a.queues
+                .iter()
+                .map(|q| json!({ "topic": a.topic, "queue_id": q.queue_id, "since_generation": q.since_generation }))
+        })
+        .collect();
+    json!({
+        "member_id": m.member_id, "host": m.host, "mode": m.mode.as_str(), "orderly": m.orderly,
+        "queues": queues, "last_heartbeat_ms": m.last_heartbeat_ms,
+    })
+}
+
+/// `weir group describe` for people: a header line, then members, subscriptions and
+/// conflicts, each a table.
+fn print_description(d: &GroupDescription) {
+    let role = if d.shadow { "shadow" } else { "production" };
+    println!("group {}: generation {}, strategy {}, {}, {role}", d.name, d.generation, d.strategy, d.mode.as_str());
+    if d.members.is_empty() {
+        println!("members: none live");
+    } else {
+        println!("members ({}):", d.members.len());
+        let rows = d.members.iter().map(|m| {
+            vec![
+                m.member_id.clone(),
+                m.host.clone(),
+                m.mode.as_str().to_owned(),
+                yes_no(m.orderly).to_owned(),
+                format!("{:.1} s ago", m.last_heartbeat_ms as f64 / 1000.0),
+                queues_text(&m.assignments),
+            ]
+        });
+        print_table("  ", &["MEMBER", "HOST", "MODE", "ORDERLY", "HEARTBEAT", "QUEUES"], rows);
+    }
+    if d.subscriptions.is_empty() {
+        println!("subscriptions: none");
+    } else {
+        println!("subscriptions ({}):", d.subscriptions.len());
+        let rows = d.subscriptions.iter().map(|s| {
+            vec![
+                s.topic.clone(),
+                s.expression.clone(),
+                s.plugin.clone().unwrap_or_else(|| "-".to_owned()),
+                s.version.to_string(),
+            ]
+        });
+        print_table("  ", &["TOPIC", "EXPRESSION", "PLUGIN", "VERSION"], rows);
+    }
+    if d.conflicts.is_empty() {
+        println!("conflicts: none");
+    } else {
+        println!("CONFLICT: {} member(s) refused for a differing subscription:", d.conflicts.len());
+        let rows = d.conflicts.iter().map(|c| {
+            vec![
+                c.member_id.clone(),
+                c.host.clone(),
+                c.topic.clone(),
+                c.expression.clone(),
+                c.group_expression.clone(),
+                format!("{:.1} s ago", c.refused_ms as f64 / 1000.0),
+            ]
+        });
+        print_table("  ", &["MEMBER", "HOST", "TOPIC", "EXPRESSION", "GROUP EXPRESSION", "REFUSED"], rows);
+    }
+}
+
+/// A member's queues for people: `orders: 0,1,2; payments: 3`, `-` for none.
+fn queues_text(assignments: &[TopicAssignment]) -> String {
+    let topics: Vec<String> = assignments
+        .iter()
+        .filter(|a| !a.queues.is_empty())
+        .map(|a| {
+            let ids: Vec<String> = a.queues.iter().map(|q| q.queue_id.to_string()).collect();
+            format!("{}: {}", a.topic, ids.join(","))
+        })
+        .collect();
+    if topics.is_empty() { "-".to_owned() } else { topics.join("; ") }
+}
+
+/// One line of `weir group lag --json`.
+fn lag_json(group: &str, l: &QueueLag) -> Value {
+    json!({
+        "group": group, "topic": l.topic, "queue_id": l.queue_id, "broker_offset": l.broker_offset,
+        "committed_offset": l.committed_offset, "lag": l.lag, "owner": l.owner, "last_commit_ms": l.last_commit_ms,
+    })
+}
+
+/// The totals line of `weir group lag`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct LagTotals {
+    queues: u64,
+    broker_offset: u64,
+    lag: u64,
+    committed: u64,
+    owned: u64,
+}
+
+impl LagTotals {
+    fn of(lags: &[QueueLag]) -> Self {
+        lags.iter().fold(LagTotals::default(), |t, l| LagTotals {
+            queues: t.queues + 1,
+            broker_offset: t.broker_offset.saturating_add(l.broker_offset),
+            lag: t.lag.saturating_add(l.lag),
+            committed: t.committed + u64::from(l.committed_offset.is_some()),
+            owned: t.owned + u64::from(l.owner.is_some()),
+        })
+    }
+
+    fn json(&self, group: &str, topic: Option<&str>) -> Value {
+        json!({
+            "total": true, "group": group, "topic": topic, "queues": self.queues,
+            "broker_offset": self.broker_offset, "lag": self.lag,
+            "committed_queues": self.committed, "owned_queues": self.owned,
+        })
+    }
+}
+
+/// A subscription's expression as the broker shows it (`*`, `tag A || B`, `sql …`).
+fn expression_text(filter: &FilterExpression) -> String {
+    match filter {
+        FilterExpression::All => "*".to_owned(),
+        FilterExpression::Tag(tags) => format!("tag {tags}"),
+        FilterExpression::Sql(sql) => format!("sql {sql}"),
+        FilterExpression::Subscribed => "(registered)".to_owned(),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Prints a header and rows as columns padded to their widest cell, each line after
+/// `indent`; a column of numbers (and `-` for none) is aligned right.
+fn print_table(indent: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.into_iter().collect();
+    let width =
+        |i: usize| rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let is_number = |cell: &str| cell.parse::<u64>().is_ok();
+    let numeric: Vec<bool> = (0..header.len())
+        .map(|i| rows.iter().all(|r| r[i] == "-" || is_number(&r[i])) && rows.iter().any(|r| is_number(&r[i])))
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> =
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    if numeric[i] { format!("{cell:>w$}", w = widths[i]) } else { format!("{cell:<w$}", w = widths[i]) }
+                })
+                .collect();
+        println!("{indent}{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Below this, a Unix-millisecond time is before March 1973: probably Unix seconds.
+const PLAUSIBLE_MS: u64 = 100_000_000_000;
+
+/// Parses `--to`: `earliest`, `latest`, Unix milliseconds, or an RFC 3339 time.
+fn parse_offset_target(s: &str) -> Result<OffsetTarget, String> {
+    match s.trim() {
+        "earliest" => Ok(OffsetTarget::Earliest),
+        "latest" => Ok(OffsetTarget::Latest),
+        t if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+            t.parse().map(OffsetTarget::Timestamp).map_err(|_| format!("{t} is out of range for Unix milliseconds"))
+        }
+        t => parse_rfc3339_ms(t).map(OffsetTarget::Timestamp).map_err(|why| {
+            format!("expected earliest, latest, Unix milliseconds or an RFC 3339 time like 2026-12-02T10:00:00Z: {why}")
+        }),
+    }
+}
+
+/// Parses an RFC 3339 date-time (`2026-12-02T10:00:00Z`, `2026-12-02T10:00:00.5+02:00`;
+/// `t`, `z` and a space for `T` are accepted) into Unix milliseconds. Fractions finer than
+/// a millisecond are truncated; times before 1970 are refused.
+fn parse_rfc3339_ms(s: &str) -> Result<u64, String> {
+    let b = s.as_bytes();
+    let num = |range: std::ops::Range<usize>, what: &str| -> Result<i64, String> {
+        let digits = b.get(range).filter(|d| d.iter().all(u8::is_ascii_digit));
+        let digits = digits.ok_or_else(|| format!("{s:?}: bad {what}"))?;
+        Ok(digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let sep = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return Err(format!("{s:?} is not of the form YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)"));
+    }
+    let (year, month, day) = (num(0..4, "year")?, num(5..7, "month")?, num(8..10, "day")?);
+    let (hour, minute, second) = (num(11..13, "hour")?, num(14..16, "minute")?, num(17..19, "second")?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(format!("{s:?}: no such date"));
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(format!("{s:?}: no such time of day"));
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if sep(i, b".") {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return Err(format!("{s:?}: empty fraction of a second"));
+        }
+        let frac = &s[start..i.min(start + 3)];
+        millis = num(start..start + frac.len(), "fraction")? * 10i64.pow(3 - frac.len() as u32);
+    }
+    let offset_minutes = match &s[i..] {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && (zone.starts_with('+') || zone.starts_with('-')) && sep(i + 3, b":") => {
+            let (h, m) = (num(i + 1..i + 3, "offset hours")?, num(i + 4..i + 6, "offset minutes")?);
+            if h > 23 || m > 59 {
+                return Err(format!("{s:?}: bad offset"));
+            }
+            if zone.starts_with('-') { -(h * 60 + m) } else { h * 60 + m }
+        }
+        "" => return Err(format!("{s:?}: missing the time zone (Z or ±HH:MM)")),
+        _ => return Err(format!("{s:?}: bad time zone (expected Z or ±HH:MM)")),
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    let ms = seconds * 1000 + millis;
+    u64::try_from(ms).map_err(|_| format!("{s:?} is before 1970"))
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01 (the inverse of [`days_from_civil`]).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Unix milliseconds as an RFC 3339 UTC time with milliseconds.
+fn format_utc_ms(ms: u64) -> String {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    let (seconds, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
 }
 
 /// Share of SQL evaluations that did not match (the bloom stage's observed false positives).
@@ -131,4 +802,51 @@ pub fn stats_line(s: &SubscriptionStats) -> String {
         c.sql_errors,
         100.0 * false_positive_rate(s),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times_parse_to_unix_milliseconds() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_rfc3339_ms("2026-12-02T10:00:00Z"), Ok(1_796_205_600_000));
+        assert_eq!(parse_rfc3339_ms("2026-12-02t10:00:00.25z"), Ok(1_796_205_600_250));
+        assert_eq!(parse_rfc3339_ms("2026-12-02 12:00:00.1239+02:00"), Ok(1_796_205_600_123));
+        assert_eq!(parse_rfc3339_ms("2026-12-02T05:30:00-04:30"), Ok(1_796_205_600_000));
+        assert_eq!(parse_rfc3339_ms("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
+        for bad in [
+            "2026-12-02",
+            "2026-12-02T10:00:00",
+            "2026-13-02T10:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-12-02T24:00:00Z",
+            "2026-12-02T10:00:00.Z",
+            "2026-12-02T10:00:00+2:00",
+            "1969-12-31T23:59:59Z",
+            "2026-12-02T10:00:00Zjunk",
+            "２026-12-02T10:00:00Z",
+        ] {
+            assert!(parse_rfc3339_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formatting_inverts_parsing() {
+        for ms in [0, 1_796_205_600_250, 1_709_164_800_000, 951_868_799_999, 4_102_444_800_000] {
+            assert_eq!(parse_rfc3339_ms(&format_utc_ms(ms)), Ok(ms), "{}", format_utc_ms(ms));
+        }
+        assert_eq!(format_utc_ms(1_796_205_600_250), "2026-12-02T10:00:00.250Z");
+    }
+
+    #[test]
+    fn offset_targets() {
+        assert_eq!(parse_offset_target("earliest"), Ok(OffsetTarget::Earliest));
+        assert_eq!(parse_offset_target("latest"), Ok(OffsetTarget::Latest));
+        assert_eq!(parse_offset_target("1796205600000"), Ok(OffsetTarget::Timestamp(1_796_205_600_000)));
+        assert_eq!(parse_offset_target("2026-12-02T10:00:00Z"), Ok(OffsetTarget::Timestamp(1_796_205_600_000)));
+        assert!(parse_offset_target("yesterday").is_err());
+        assert!(parse_offset_target("99999999999999999999999").is_err());
+    }
 }
