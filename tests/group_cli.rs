@@ -3,82 +3,19 @@
 //! strategy, listing and describing groups, replacing a subscription, a group's lag, and
 //! resetting its offsets to the earliest, the latest and a time.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use weir_client::{Client, ClientConfig, Message, Producer};
+use weir_client::{Message, Producer};
 
-/// A `weir broker` child process and how to reach it.
-struct BrokerProcess {
-    child: Child,
-    addr: String,
-    ca: std::path::PathBuf,
-}
+mod support;
 
-impl BrokerProcess {
-    fn start(data_dir: &Path) -> Self {
-        // A free UDP port: bind, read, release (a tiny race a test can live with).
-        let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["broker", "--listen", &addr, "--flush", "async"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn broker");
-        let broker = Self { child, addr, ca: data_dir.join("tls/cert.pem") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !broker.cli(&["status"]).status.success() {
-            assert!(Instant::now() < deadline, "broker did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        broker
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args)
-            .env("WEIR_BROKER", &self.addr)
-            .env("WEIR_CA", &self.ca)
-            .output()
-            .expect("run weir")
-    }
-
-    /// Runs a command that must succeed and returns its JSON lines.
-    fn json(&self, args: &[&str]) -> Vec<Value> {
-        let out = self.cli(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
-    }
-
-    /// Runs a command that must fail and returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn client(&self, runtime: &tokio::runtime::Runtime) -> Client {
-        let config = ClientConfig::default().with_broker(self.addr.clone()).with_ca_file(self.ca.clone());
-        runtime.block_on(Client::connect(config)).expect("connect")
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::BrokerProcess;
 
 #[test]
 fn create_with_a_strategy_list_set_subscription_and_describe() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = BrokerProcess::start(&dir.path().join("data"));
+    let broker = BrokerProcess::start(&dir.path().join("data"), "async");
 
     let created = broker.json(&["group", "create", "billing", "--strategy", "sticky", "--json"]);
     assert_eq!(created[0], serde_json::json!({ "group": "billing", "shadow": false, "strategy": "sticky" }));
@@ -203,7 +140,7 @@ fn reset(broker: &BrokerProcess, group: &str, topic: &str, to: &str) -> Vec<u64>
 #[test]
 fn lag_and_reset_offsets_to_earliest_latest_and_a_time() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = BrokerProcess::start(&dir.path().join("data"));
+    let broker = BrokerProcess::start(&dir.path().join("data"), "async");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let client = broker.client(&runtime);
     let producer = Producer::new(client.clone());

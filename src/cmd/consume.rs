@@ -11,7 +11,8 @@ use clap::Args;
 use tokio::sync::{mpsc, oneshot};
 use weir_client::{ConsumeStatus, PushConsumer, StartPosition, StoredMessage};
 
-use crate::cmd::{BrokerAddr, SubscriptionArgs, parse_time};
+use crate::cmd::time::parse_time;
+use crate::cmd::{BrokerAddr, SubscriptionArgs};
 use crate::render::{message_json, message_line};
 
 /// Arguments of `weir consume`.

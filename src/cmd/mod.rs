@@ -12,6 +12,7 @@ pub mod plugin;
 pub mod send;
 pub mod status;
 pub mod store;
+pub mod time;
 pub mod topic;
 
 use std::path::PathBuf;
@@ -113,59 +114,4 @@ pub fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} ETA {eta}").expect("valid template"),
     );
     bar
-}
-
-/// A point in time from the command line: Unix milliseconds, or an RFC 3339 UTC time
-/// such as `2026-12-02T10:00:00Z` (fractional seconds allowed; no other offset than `Z`).
-pub fn parse_time(text: &str) -> Result<u64, String> {
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
-    }
-    let invalid = || format!("{text:?} is not a time: use Unix milliseconds or e.g. 2026-12-02T10:00:00Z");
-    let rest = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')).ok_or_else(invalid)?;
-    let (date, time) = rest.split_once(['T', 't', ' ']).ok_or_else(invalid)?;
-    let numbers = |part: &str, sep: char| -> Option<Vec<u64>> { part.split(sep).map(|n| n.parse().ok()).collect() };
-    let (time, millis) = match time.split_once('.') {
-        Some((time, fraction)) if !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit()) => {
-            let padded = format!("{fraction:0<3}");
-            (time, padded[..3].parse::<u64>().map_err(|_| invalid())?)
-        }
-        Some(_) => return Err(invalid()),
-        None => (time, 0),
-    };
-    let (Some(&[year, month, day]), Some(&[hour, minute, second])) =
-        (numbers(date, '-').as_deref(), numbers(time, ':').as_deref())
-    else {
-        return Err(invalid());
-    };
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err(invalid());
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err(invalid());
-    }
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let era = y / 400;
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * m + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_time;
-
-    #[test]
-    fn times_parse_as_unix_millis_or_rfc3339() {
-        assert_eq!(parse_time("1764669600000"), Ok(1_764_669_600_000));
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_time("2026-12-02T10:00:00Z"), Ok(1_796_205_600_000));
-        assert_eq!(parse_time("2000-02-29T23:59:59.5Z"), Ok(951_868_799_500));
-        for bad in ["yesterday", "2026-12-02T10:00:00", "2026-13-01T00:00:00Z", "2026-12-02T10:00Z", "-5"] {
-            assert!(parse_time(bad).is_err(), "{bad}");
-        }
-    }
 }

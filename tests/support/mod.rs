@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use weir_client::{Client, ClientConfig};
+
 /// The `weir` binary under test.
 pub fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -63,6 +66,26 @@ impl BrokerProcess {
     /// Runs `weir` with `args` against this broker.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run weir")
+    }
+
+    /// Runs a command that must succeed and returns its JSON lines.
+    pub fn json(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+
+    /// Runs a command that must fail and returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A client of this broker, connected on `runtime`.
+    pub fn client(&self, runtime: &tokio::runtime::Runtime) -> Client {
+        let config = ClientConfig::default().with_broker(self.addr.clone()).with_ca_file(self.ca.clone());
+        runtime.block_on(Client::connect(config)).expect("connect")
     }
 
     /// Sends `signal` (e.g. `KILL`) to the broker.
