@@ -7,12 +7,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::BrokerProcess;
-use weir_client::{Client, ClientConfig, Message, Producer};
+use weir_client::{Message, Producer};
 
 /// message body → the members that printed it.
 type Printed = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
@@ -49,10 +50,10 @@ fn consume(broker: &BrokerProcess, member: &str, printed: &Printed) -> Child {
 }
 
 fn send(broker: &BrokerProcess, range: std::ops::Range<usize>) {
-    let config = ClientConfig::default().with_broker(broker.addr.clone()).with_ca_file(broker.ca.clone());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = broker.client(&runtime);
     runtime.block_on(async {
-        let producer = Producer::new(Client::connect(config).await.expect("connect"));
+        let producer = Producer::new(client);
         let batch: Vec<Message> = range.map(|i| Message::new("orders", format!("m{i}"))).collect();
         for chunk in batch.chunks(100) {
             producer.send_batch(chunk.to_vec()).await.expect("send");
@@ -68,13 +69,25 @@ fn wait_for(printed: &Printed, count: usize) {
     }
 }
 
+/// A broker with 200 ms heartbeats and a 1 s member timeout, and its config file.
+fn start_broker(dir: &Path) -> (BrokerProcess, String) {
+    let config = dir.join("broker.toml");
+    std::fs::write(&config, "heartbeat_interval_ms = 200\nmember_timeout_ms = 1000\n").expect("write config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    (BrokerProcess::start_with(&dir.join("data"), "async", &["--config", &config]), config)
+}
+
+/// The group's lag lines (without the totals line).
+fn lag(broker: &BrokerProcess) -> Vec<serde_json::Value> {
+    let mut lines = broker.json(&["group", "lag", "--group", "g", "--json"]);
+    lines.retain(|line| line["total"].is_null());
+    lines
+}
+
 #[test]
 fn two_consume_processes_split_the_queues_and_survive_a_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("broker.toml");
-    std::fs::write(&config, "heartbeat_interval_ms = 200\nmember_timeout_ms = 1000\n").expect("write config");
-    let broker =
-        BrokerProcess::start_with(&dir.path().join("data"), "async", &["--config", config.to_str().expect("utf-8")]);
+    let (broker, _) = start_broker(dir.path());
     assert!(broker.cli(&["topic", "create", "orders", "--queues", "8"]).status.success());
     let printed = Printed::default();
     let mut a = consume(&broker, "a", &printed);
@@ -102,4 +115,64 @@ fn two_consume_processes_split_the_queues_and_survive_a_sigkill() {
     println!("4000 messages, {duplicates} printed more than once after the SIGKILL");
     b.kill().expect("stop");
     b.wait().expect("reap");
+}
+
+/// Committed offsets survive a broker SIGKILL (the member rejoins the restarted broker
+/// and resumes from them), and a reset to a time replays from the first message stored
+/// at or after it while the member stays up.
+#[test]
+fn offsets_survive_a_broker_sigkill_and_a_reset_replays_while_the_member_stays_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, config) = start_broker(dir.path());
+    assert!(broker.cli(&["topic", "create", "orders", "--queues", "4"]).status.success());
+    send(&broker, 0..200);
+    std::thread::sleep(Duration::from_millis(50));
+    let between = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    std::thread::sleep(Duration::from_millis(50));
+    send(&broker, 200..400);
+    let printed = Printed::default();
+    let mut member = consume(&broker, "a", &printed);
+    wait_for(&printed, 400);
+    let committed_everything = |broker: &BrokerProcess| {
+        lag(broker).iter().all(|q| q["committed_offset"] == q["broker_offset"] && q["lag"] == 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !committed_everything(&broker) {
+        assert!(Instant::now() < deadline, "offsets committed: {:?}", lag(&broker));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGKILL the broker; the member keeps running and rejoins the restarted one.
+    broker.signal("KILL");
+    let addr = broker.addr.clone();
+    drop(broker);
+    let broker = BrokerProcess::start_on(&dir.path().join("data"), "async", addr, &["--config", &config]);
+    assert!(committed_everything(&broker), "committed offsets survived: {:?}", lag(&broker));
+    send(&broker, 400..450);
+    wait_for(&printed, 450);
+    assert!(printed.lock().unwrap().values().all(|by| by.len() == 1), "resumed where it committed");
+
+    // Reset to the time between the two first batches: m200.. come again, m0..m199 do not.
+    let reset = broker.json(&[
+        "group",
+        "reset-offset",
+        "--group",
+        "g",
+        "--topic",
+        "orders",
+        "--to",
+        &between.to_string(),
+        "--json",
+    ]);
+    assert_eq!(reset.len(), 4);
+    let replayed = |i: usize| printed.lock().unwrap()[&format!("m{i}")].len() == 2;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(200..450).all(replayed) {
+        assert!(Instant::now() < deadline, "the member replays from the reset offsets");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!((0..200).all(|i| printed.lock().unwrap()[&format!("m{i}")].len() == 1), "nothing before the time");
+    member.kill().expect("stop");
+    member.wait().expect("reap");
 }

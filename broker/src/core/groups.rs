@@ -86,19 +86,18 @@ impl Core {
     pub fn list_groups(&self) -> Vec<GroupSummary> {
         let mut names = self.groups.names();
         names.extend(self.coordinator.lock().group_names());
+        names.extend(self.offsets.groups());
         names.sort();
         names.dedup();
         names.into_iter().filter_map(|name| self.describe_group(&name).ok()).collect()
     }
 
-    /// One group: its settings, subscriptions and live state. `NotFound` if the
+    /// One group: its settings, subscriptions and live state. `UnknownGroup` if the
     /// broker knows nothing of it.
     pub fn describe_group(&self, group: &str) -> Result<GroupSummary, CoreError> {
+        self.require_known_group(group)?;
         let subscriptions = self.subscriptions(Some(group), None);
         let live = self.describe_group_state(group);
-        if subscriptions.is_empty() && live.is_none() && !self.groups.names().iter().any(|n| n == group) {
-            return Err(CoreError::UnknownGroup(group.to_owned()));
-        }
         Ok(GroupSummary {
             name: group.to_owned(),
             strategy: self.groups.strategy(group),
@@ -106,6 +105,15 @@ impl Core {
             subscriptions,
             live,
         })
+    }
+
+    /// `UnknownGroup` unless the group was declared, subscribed, has members or
+    /// conflicts, or committed an offset.
+    pub(super) fn require_known_group(&self, group: &str) -> Result<(), CoreError> {
+        let known = self.groups.names().iter().any(|n| n == group)
+            || self.describe_group_state(group).is_some()
+            || !self.offsets.of_group(group, None).is_empty();
+        if known { Ok(()) } else { Err(CoreError::UnknownGroup(group.to_owned())) }
     }
 
     /// The group's live state, if it has members or recent conflicts.

@@ -1,6 +1,7 @@
 //! Consumer offsets: commit and fetch per (group, topic, queue) — per member in
 //! broadcasting groups — a group's lag, and resetting its offsets.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{Core, CoreError, MemberRef, require_group};
@@ -70,15 +71,17 @@ impl Core {
     /// Per queue of the group's subscribed topics (or `topic`): the queue's end, the
     /// committed offset, the lag and the owner.
     pub fn group_lag(&self, group: &str, topic: Option<&str>) -> Result<Vec<QueueLag>, CoreError> {
-        let mut topics: Vec<String> = self.subscriptions(Some(group), topic).into_iter().map(|s| s.topic).collect();
+        self.require_known_group(group)?;
         if let Some(topic) = topic {
             self.existing_topic(topic)?;
-            if topics.is_empty() {
-                topics.push(topic.to_owned());
-            }
         }
-        let info = self.describe_group_state(group);
         let committed = self.offsets.of_group(group, topic);
+        // The group's subscribed topics and those it committed offsets in (or the one asked for).
+        let mut topics: BTreeSet<String> =
+            self.subscriptions(Some(group), topic).into_iter().map(|s| s.topic).collect();
+        topics.extend(committed.iter().map(|(key, _)| key.topic.clone()));
+        topics.extend(topic.map(str::to_owned));
+        let info = self.describe_group_state(group);
         let mut lags = Vec::new();
         for topic in topics {
             let Some(t) = self.topics.get(&topic) else { continue };
@@ -117,8 +120,9 @@ impl Core {
     }
 
     /// Moves `group`'s offsets of every queue of `topic` (every member's, in a
-    /// broadcasting group) to `to`, durably, then fences what live members pulled
-    /// before: they pick the new offsets up at their next heartbeat. Returns the
+    /// broadcasting group) to `to`, durably, fencing what live members pulled before
+    /// (their commits of old positions are refused): they pick the new offsets up at
+    /// once, from the held heartbeat the change answers. Returns the
     /// group's new generation and each queue's offset.
     pub async fn reset_offsets(
         self: &Arc<Self>,
@@ -141,7 +145,7 @@ impl Core {
             offsets.push((queue_id, offset));
         }
         // The group's own offsets, and every member's that has some.
-        let mut members = std::collections::BTreeSet::from([String::new()]);
+        let mut members = BTreeSet::from([String::new()]);
         members.extend(self.offsets.of_group(group, Some(topic)).into_iter().map(|(k, _)| k.member));
         let entries = members
             .iter()
@@ -157,7 +161,13 @@ impl Core {
                 })
             })
             .collect();
-        self.offsets.commit(entries).await?;
+        // Refuse live members' pulls and commits first: a commit of an old position must
+        // not land after the reset. Members learn of the new offsets only once written.
+        self.coordinator.lock().begin_reset(group, topic);
+        if let Err(err) = self.offsets.commit(entries).await {
+            self.coordinator.lock().abort_reset(group, topic);
+            return Err(err);
+        }
         let generation = self.coordinator.lock().reset(group, topic);
         self.membership_changed();
         tracing::info!(%group, %topic, ?to, generation, "consumer offsets reset");

@@ -190,6 +190,8 @@ struct Group {
     /// Clustering: topic → queue id → state.
     queues: BTreeMap<String, BTreeMap<u32, Queue>>,
     conflicts: Vec<Conflict>,
+    /// Topics whose offsets are being reset: every pull and commit of them is refused.
+    resetting: BTreeSet<String>,
 }
 
 /// Every group's members and assignments.
@@ -409,6 +411,9 @@ impl Coordinator {
         releasing: bool,
     ) -> Result<ConsumeMode, CoreError> {
         let g = self.live_group(group, member_id)?;
+        if g.resetting.contains(topic) {
+            return Err(CoreError::NotAssigned(format!("the offsets of group {group} in {topic} are being reset")));
+        }
         let member = &g.members[member_id];
         let since = match member.mode {
             ConsumeMode::Broadcasting => {
@@ -475,10 +480,27 @@ impl Coordinator {
         Ok(())
     }
 
-    /// After a reset of `topic`'s offsets: every holder of its queues holds them since
-    /// a new generation, so what it pulled before is fenced. Returns the generation.
+    /// Before a reset of `topic`'s offsets is written: refuses every pull and commit of
+    /// its queues until [`reset`](Self::reset) or [`abort_reset`](Self::abort_reset).
+    pub fn begin_reset(&mut self, group: &str, topic: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.resetting.insert(topic.to_owned());
+        }
+    }
+
+    /// The reset could not be written: the queues go on as they were.
+    pub fn abort_reset(&mut self, group: &str, topic: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.resetting.remove(topic);
+        }
+    }
+
+    /// Once a reset of `topic`'s offsets is written: every holder of its queues holds
+    /// them since a new generation, so what it pulled before stays fenced, and reads
+    /// the new offsets. Returns the generation (0 when the group has no live state).
     pub fn reset(&mut self, group: &str, topic: &str) -> u64 {
         let Some(g) = self.groups.get_mut(group) else { return 0 };
+        g.resetting.remove(topic);
         let next = g.generation + 1;
         for q in g.queues.get_mut(topic).into_iter().flat_map(|queues| queues.values_mut()) {
             q.since = next;
@@ -822,6 +844,8 @@ mod tests {
         let mut c = Coordinator::new(TIMINGS, 1);
         let view = c.heartbeat("g", beat("a", &[]), &dir, now);
         assert!(c.check_owner("g", "a", view.generation, "t", 0, false).is_ok());
+        c.begin_reset("g", "t");
+        assert!(c.check_owner("g", "a", view.generation, "t", 0, true).is_err(), "no commit while resetting");
         let reset = c.reset("g", "t");
         assert!(c.check_owner("g", "a", view.generation, "t", 0, false).is_err());
         assert!(c.check_owner("g", "a", reset, "t", 0, false).is_ok());

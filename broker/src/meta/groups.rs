@@ -367,6 +367,31 @@ mod tests {
         assert_eq!(*registered.subscription.expression(), sql("a = 2"));
     }
 
+    /// A write that fails (here: a directory where the temporary file goes) returns an
+    /// error and changes nothing, in memory or on disk.
+    #[test]
+    fn a_failed_write_leaves_memory_and_disk_agreeing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("open");
+        groups.subscribe("g", "t", Expression::Tag("a".into()), None).expect("valid");
+        groups.set_strategy("g", Strategy::Sticky).expect("persist");
+        std::fs::create_dir(dir.path().join("groups.json.tmp")).expect("block groups.json");
+        std::fs::create_dir(dir.path().join("subscriptions.json.tmp")).expect("block subscriptions.json");
+        assert!(matches!(groups.set_strategy("g", Strategy::RoundRobin), Err(CoreError::Metadata { .. })));
+        assert!(matches!(groups.set_shadow("g", true), Err(CoreError::Metadata { .. })));
+        let refused = groups.subscribe("g", "t", Expression::Tag("b".into()), None);
+        assert!(matches!(refused, Err(CoreError::Metadata { .. })));
+        let unchanged = |groups: &Groups| {
+            let registered = groups.subscription("g", "t").expect("kept");
+            assert_eq!(*registered.subscription.expression(), Expression::Tag("a".into()));
+            assert_eq!((registered.version, registered.subscription.role()), (1, TrafficRole::Production));
+            assert_eq!(groups.strategy("g"), Strategy::Sticky);
+        };
+        unchanged(&groups);
+        drop(groups);
+        unchanged(&Groups::open(dir.path(), shape(), &no_plugins).expect("reopen"));
+    }
+
     #[test]
     fn deleting_a_topic_drops_its_subscriptions_for_good() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -158,6 +158,13 @@ impl OffsetStore {
             .collect()
     }
 
+    /// Every group with a committed offset, by name.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self.table.read().keys().map(|key| key.group.clone()).collect();
+        groups.dedup();
+        groups
+    }
+
     /// Stops the writer after the changes already queued. Blocking.
     pub fn close(&self) {
         self.jobs.lock().take();
