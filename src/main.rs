@@ -47,7 +47,7 @@ enum Command {
     /// Look messages up by id or key.
     #[command(subcommand)]
     Message(cmd::message::MessageCommand),
-    /// Declare consumer groups and show their filter statistics.
+    /// Consumer groups: declare, list, describe, lag, reset offsets, set the subscription, filter statistics.
     #[command(subcommand)]
     Group(cmd::group::GroupCommand),
     /// WebAssembly plugins: upload, list, remove, enable; scaffold and test offline.

@@ -152,9 +152,9 @@ impl Core {
                 break;
             }
         }
-        let mut coordinator = self.coordinator.lock();
-        coordinator.touch(&args.group, &args.member_id, Instant::now());
-        coordinator.view(&args.group, &args.member_id, &self.directory())
+        // Liveness counts from the heartbeat's arrival, not its answer: a member that died
+        // while its heartbeat was held must not look alive for another interval.
+        self.coordinator.lock().view(&args.group, &args.member_id, &self.directory())
     }
 
     /// Registers a joining member's subscription when the group has none or the same;

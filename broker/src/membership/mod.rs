@@ -326,13 +326,6 @@ impl Coordinator {
         Ok(view(g, member_id, dir))
     }
 
-    /// Marks the member alive (its held heartbeat is being answered).
-    pub fn touch(&mut self, group: &str, member_id: &str, now: Instant) {
-        if let Some(member) = self.groups.get_mut(group).and_then(|g| g.members.get_mut(member_id)) {
-            member.last_heartbeat = now;
-        }
-    }
-
     /// Removes a member that leaves gracefully; its queues go to the others at once.
     pub fn leave(
         &mut self,

@@ -2,6 +2,7 @@
 
 pub mod consume;
 pub mod produce;
+pub mod rebalance;
 pub mod store;
 pub mod transport;
 mod vary;
@@ -20,6 +21,8 @@ pub enum BenchCommand {
     Produce(produce::ProduceArgs),
     /// Drain messages from a broker and measure throughput.
     Consume(consume::ConsumeArgs),
+    /// Time a consumer group's rebalances (join, leave, kill) on an embedded broker.
+    Rebalance(rebalance::RebalanceArgs),
     /// Measure the QUIC transport's own bulk-transfer limit on loopback.
     Transport(transport::TransportArgs),
 }
@@ -91,6 +94,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Store(args) => store::run(args),
         BenchCommand::Produce(args) => args.threads.block_on(produce::run(args)),
         BenchCommand::Consume(args) => args.threads.block_on(consume::run(args)),
+        BenchCommand::Rebalance(args) => LoadThreads { threads: 2 }.block_on(rebalance::run(args)),
         BenchCommand::Transport(args) => crate::cmd::block_on(transport::run(args)),
     }
 }
