@@ -102,6 +102,16 @@ fn two_consume_processes_split_the_queues_and_survive_a_sigkill() {
         let by_a = printed.values().filter(|by| by[0] == "a").count();
         assert!(by_a > 0 && by_a < 2000, "the members split the queues: a printed {by_a} of 2000");
     }
+    let described = broker.json(&["group", "describe", "--group", "g", "--json"]);
+    let members = described[0]["members"].as_array().expect("members");
+    let mut queues: Vec<u64> = members
+        .iter()
+        .flat_map(|m| m["queues"].as_array().expect("queues").iter())
+        .map(|q| q["queue_id"].as_u64().expect("id"))
+        .collect();
+    queues.sort_unstable();
+    assert_eq!((members.len(), queues), (2, (0..8).collect::<Vec<u64>>()), "{described:?}");
+    assert!(lag(&broker).iter().all(|q| q["owner"].is_string()), "every queue has an owner");
 
     // SIGKILL one member; the other takes its queues once the broker drops it (1 s).
     a.kill().expect("SIGKILL");

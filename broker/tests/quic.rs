@@ -491,5 +491,13 @@ async fn members_split_queues_and_a_stale_owner_is_fenced() {
     assigned(&call(&h.conn, heartbeat("a", &[0, 1], a_generation, 0)).await);
     let (_, b_queues) = assigned(&call(&h.conn, heartbeat("b", &[], 0, 0)).await);
     assert_eq!(b_queues, [2, 3], "once a let go, b owns the rest");
+    let stale_commit = Request::CommitOffset(CommitOffsetRequest {
+        consumer_group: "g".into(),
+        topic: "t".into(),
+        queue_id: 3,
+        offset: 1,
+        member: Some(weir_protocol::MemberRef { member_id: "a".into(), generation: a_generation }),
+    });
+    assert_eq!(error_code(&call(&h.conn, stale_commit).await), Some(ErrorCode::NotAssigned));
     h.broker.shutdown().await.expect("shutdown");
 }
