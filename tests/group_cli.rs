@@ -164,9 +164,11 @@ fn lag_and_reset_offsets_to_earliest_latest_and_a_time() {
     assert_eq!(totals["committed_queues"].as_u64(), Some(3));
     let lines = broker.json(&["group", "lag", "--group", "audit", "--topic", "ledger", "--json"]);
     assert!(lines[2]["last_commit_ms"].is_null() && lines[2]["owner"].is_null() && lines[0]["last_commit_ms"].is_u64());
-    // Without --topic the group (never declared nor subscribed) is unknown.
-    let unknown = broker.fails(&["group", "lag", "--group", "audit"]);
-    assert!(unknown.contains("no consumer group audit"), "{unknown}");
+    // Without --topic the group's lag covers the topics it committed offsets in.
+    let everything = broker.json(&["group", "lag", "--group", "audit", "--json"]);
+    assert_eq!(everything.len(), 5, "four queues and the totals: {everything:?}");
+    let unknown = broker.fails(&["group", "lag", "--group", "nobody"]);
+    assert!(unknown.contains("no consumer group nobody"), "{unknown}");
 
     assert_eq!(reset(&broker, "audit", "ledger", "earliest"), [0, 0, 0, 0]);
     let (queues, totals) = lag(&broker, "audit", "ledger");

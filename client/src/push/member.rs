@@ -249,7 +249,9 @@ impl Member {
         for queue in queues.iter().filter(|q| !q.is_stopped()) {
             let member = context.member_ref(queue.since);
             match context.client.lock_queues(&context.group, &member, &context.topic, vec![queue.queue_id]).await {
-                Ok((locked, _)) if locked.contains(&queue.queue_id) => {}
+                Ok((locked, expiry)) if locked.contains(&queue.queue_id) => {
+                    context.lock_expiry_ms.store(expiry.as_millis() as u64, Ordering::Relaxed);
+                }
                 Ok(_) => {
                     tracing::warn!(queue_id = queue.queue_id, "lost the queue's lock; stopping it");
                     queue.fence();

@@ -211,6 +211,7 @@ impl PushConsumerBuilder {
             pull_batch_size: self.pull_batch_size,
             long_poll_wait: self.long_poll_wait,
             retry_delay: self.retry_delay,
+            lock_expiry_ms: AtomicU64::new(60_000),
             listener: Box::new(move |message| {
                 let listener = listener.clone();
                 Box::pin(async move { listener.consume(message).await })
@@ -225,7 +226,7 @@ impl PushConsumerBuilder {
             tokio::spawn(commit_periodically(member.clone(), self.commit_interval, stopped.clone())),
         ];
         if context.orderly {
-            tasks.push(tokio::spawn(renew_locks(member.clone(), stopped.clone())));
+            tasks.push(tokio::spawn(renew_locks(context.clone(), member.clone(), stopped.clone())));
         }
         let concurrency = Arc::new(Semaphore::new(self.concurrency));
         tasks.push(tokio::spawn(dispatch(context.clone(), delivered, concurrency, stopped)));
@@ -348,6 +349,8 @@ struct Context {
     long_poll_wait: Duration,
     retry_delay: Duration,
     listener: Listener,
+    /// How long the broker's queue locks last, as its last lock answer said (orderly mode).
+    lock_expiry_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Context {
@@ -462,21 +465,19 @@ async fn commit_periodically(member: Arc<Member>, interval: Duration, mut stop: 
     }
 }
 
-/// Renews the orderly member's queue locks every third of their lifetime (20 s by default).
-async fn renew_locks(member: Arc<Member>, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(LOCK_RENEWAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Renews the orderly member's queue locks every 20 s, or every third of their
+/// lifetime when the broker's locks last less than a minute.
+async fn renew_locks(context: Arc<Context>, member: Arc<Member>, mut stop: watch::Receiver<bool>) {
     loop {
+        let expiry = Duration::from_millis(context.lock_expiry_ms.load(Ordering::Relaxed));
+        let renewal = (expiry / 3).clamp(Duration::from_millis(100), Duration::from_secs(20));
         tokio::select! {
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(renewal) => {}
             () = stopped(&mut stop) => return,
         }
         member.renew_locks().await;
     }
 }
-
-/// How often an orderly member renews its queue locks (the broker's default expiry is 60 s).
-const LOCK_RENEWAL: Duration = Duration::from_secs(20);
 
 /// `<host>@<pid>-<n>`: unique per consumer in this process.
 fn default_member_id() -> String {

@@ -223,7 +223,10 @@ async fn lock(context: &Context, queue: &QueueState) -> bool {
     loop {
         let member = context.member_ref(queue.since);
         match context.client.lock_queues(&context.group, &member, &context.topic, vec![queue.queue_id]).await {
-            Ok((locked, _)) if locked.contains(&queue.queue_id) => return true,
+            Ok((locked, expiry)) if locked.contains(&queue.queue_id) => {
+                context.lock_expiry_ms.store(expiry.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+                return true;
+            }
             Ok(_) => tracing::debug!(queue_id = queue.queue_id, "queue still locked by its previous owner"),
             Err(error) if lost_queue(error.code()) => {
                 queue.fence();
