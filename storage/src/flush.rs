@@ -11,10 +11,19 @@
 //! the first one after a flush triggering the next alone; a lone writer is
 //! flushed at once.
 //!
+//! A waiter is a blocked thread ([`FlushService::wait_durable`]) or a future
+//! ([`Durable`]): the flusher wakes every future its flush covered with one
+//! waker call each, so an async server waits for durability without parking a
+//! thread per append.
+//!
 //! A failed flush is fatal (fail-stop): the store refuses appends until it is
 //! reopened, since the kernel may have dropped the dirty pages.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,6 +43,9 @@ struct FlushState {
     shutdown: bool,
     /// Appenders blocked in `wait_durable`.
     waiting: usize,
+    /// Futures waiting: id → (offset they wait for, waker).
+    futures: HashMap<u64, (u64, Waker)>,
+    next_future: u64,
     /// How many appenders the previous flush covered: the batch to wait for.
     expected_batch: usize,
     /// How long the previous flush took.
@@ -105,6 +117,23 @@ impl FlushService {
         outcome
     }
 
+    /// A future that resolves once bytes below `end` are durable (or the flush fails).
+    pub fn durable(self: &Arc<Self>, end: u64) -> Durable {
+        Durable { service: self.clone(), end, id: None }
+    }
+
+    /// Wakes the futures a flush up to `flushed` covered (all of them after a failure).
+    fn wake_futures(state: &mut FlushState) {
+        let (flushed, failed) = (state.flushed, state.failed.is_some());
+        state.futures.retain(|_, (end, waker)| {
+            let done = failed || *end <= flushed;
+            if done {
+                waker.wake_by_ref();
+            }
+            !done
+        });
+    }
+
     /// Starts the flusher thread for `mode`.
     pub fn spawn(self: &Arc<Self>, log: Arc<CommitLog>, mode: FlushMode) -> std::io::Result<JoinHandle<()>> {
         let service = self.clone();
@@ -127,14 +156,14 @@ impl FlushService {
                     }
                     // Let the expected batch gather, bounded by half the last flush time.
                     let gather_until = Instant::now() + (state.last_flush / 2).min(MAX_GATHER);
-                    while state.waiting < state.expected_batch && !state.shutdown {
+                    while state.waiting + state.futures.len() < state.expected_batch && !state.shutdown {
                         if self.wake_flusher.wait_until(&mut state, gather_until).timed_out() {
                             break;
                         }
                     }
                 }
             }
-            let covered = state.waiting;
+            let covered = state.waiting + state.futures.len();
             let shutdown = state.shutdown;
             if state.failed.is_some() {
                 return;
@@ -155,6 +184,7 @@ impl FlushService {
                 }
             }
             self.progress.notify_all();
+            Self::wake_futures(&mut state);
             if shutdown {
                 return;
             }
@@ -165,5 +195,53 @@ impl FlushService {
     pub fn shutdown(&self) {
         self.state.lock().shutdown = true;
         self.wake_flusher.notify_all();
+    }
+}
+
+/// Resolves once the bytes of an append are durable: `Ok`, or `Err` with the reason
+/// when the flush failed (the store is stopped). Time it out with the runtime's timer;
+/// dropping it withdraws the wait.
+#[derive(Debug)]
+#[must_use = "a durability wait does nothing unless awaited"]
+pub struct Durable {
+    service: Arc<FlushService>,
+    end: u64,
+    /// Its registration with the flusher, once polled.
+    id: Option<u64>,
+}
+
+impl Future for Durable {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut state = this.service.state.lock();
+        let outcome = match &state.failed {
+            Some(failure) => Some(Err(failure.clone())),
+            None => (state.flushed >= this.end).then_some(Ok(())),
+        };
+        if let Some(outcome) = outcome {
+            if let Some(id) = this.id.take() {
+                state.futures.remove(&id);
+            }
+            return Poll::Ready(outcome);
+        }
+        let id = *this.id.get_or_insert_with(|| {
+            state.next_future += 1;
+            state.next_future
+        });
+        state.futures.insert(id, (this.end, cx.waker().clone()));
+        state.requested = state.requested.max(this.end);
+        // Wake the flusher even when it is already requested: it counts waiters to size the batch.
+        this.service.wake_flusher.notify_one();
+        Poll::Pending
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.service.state.lock().futures.remove(&id);
+        }
     }
 }

@@ -51,6 +51,7 @@ pub use disk::StoreState;
 pub use dispatch::{DispatchHook, Dispatched, HookOrder, tag_hash};
 pub use entry_file::EntryFile;
 pub use error::{AppendError, DecodeError, InvalidMessage, OpenError, ReadError};
+pub use flush::Durable;
 pub use map_budget::MapBudget;
 pub use queue_map::QueueMap;
 pub use record::{Message, RecordView};

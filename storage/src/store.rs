@@ -15,7 +15,7 @@ use crate::consume_queue::{ConsumeQueueTable, CqEntry};
 use crate::disk::{DiskWatch, StoreState};
 use crate::dispatch::{DispatchHook, Dispatcher};
 use crate::error::{AppendError, IoContext, OpenError, ReadError};
-use crate::flush::{Durability, FlushService};
+use crate::flush::{Durability, Durable, FlushService};
 use crate::index::KeyIndex;
 use crate::map_budget::MapBudget;
 use crate::meta;
@@ -385,8 +385,43 @@ impl Store {
     }
 
     /// Appends messages as one contiguous run sharing one flush. All or nothing:
-    /// an invalid message fails the whole batch before anything is written.
+    /// an invalid message fails the whole batch before anything is written. Under
+    /// sync flush, blocks until the batch is durable or the flush timeout passes (the
+    /// results then say `FlushDiskTimeout`). An empty batch appends nothing.
     pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<AppendResult>, AppendError> {
+        let (mut results, end) = self.place(messages)?;
+        if let (FlushMode::Sync { timeout }, Some(end)) = (self.config.flush, end) {
+            match self.flush.wait_durable(end, timeout) {
+                Durability::Flushed => {}
+                Durability::TimedOut => results.iter_mut().for_each(|r| r.status = AppendStatus::FlushDiskTimeout),
+                Durability::Failed(why) => return Err(AppendError::Failed(why)),
+            }
+        }
+        Ok(results)
+    }
+
+    /// [`append_batch`](Self::append_batch) without blocking: the results, and under
+    /// sync flush a [`Durable`] future that resolves once the batch is on disk. The
+    /// caller times it out (answering `FlushDiskTimeout`) and must not report the
+    /// messages durable before it resolves `Ok`.
+    pub fn append_batch_deferred(
+        &self,
+        messages: &[Message],
+    ) -> Result<(Vec<AppendResult>, Option<Durable>), AppendError> {
+        let (results, end) = self.place(messages)?;
+        let durable = match self.config.flush {
+            FlushMode::Sync { .. } => end.map(|end| self.flush.durable(end)),
+            FlushMode::Async { .. } => None,
+        };
+        Ok((results, durable))
+    }
+
+    /// Checks and appends a batch; returns its results (status `SendOk`) and where its
+    /// last record ends (none for an empty batch).
+    fn place(&self, messages: &[Message]) -> Result<(Vec<AppendResult>, Option<u64>), AppendError> {
+        if messages.is_empty() {
+            return Ok((Vec::new(), None));
+        }
         let sized = messages
             .iter()
             .map(|m| Ok((m, record::encoded_len(m, self.config.max_message_size)?)))
@@ -409,18 +444,8 @@ impl Store {
             placed => placed?,
         };
         self.dispatcher.notify();
-        let status = match self.config.flush {
-            FlushMode::Async { .. } => AppendStatus::SendOk,
-            FlushMode::Sync { timeout } => {
-                let last = placed.last().expect("batch is non-empty");
-                match self.flush.wait_durable(last.placement.commitlog_offset + u64::from(last.size), timeout) {
-                    Durability::Flushed => AppendStatus::SendOk,
-                    Durability::TimedOut => AppendStatus::FlushDiskTimeout,
-                    Durability::Failed(why) => return Err(AppendError::Failed(why)),
-                }
-            }
-        };
-        Ok(placed
+        let end = placed.last().map(|last| last.placement.commitlog_offset + u64::from(last.size));
+        let results = placed
             .iter()
             .zip(messages)
             .map(|(p, m)| AppendResult {
@@ -428,9 +453,10 @@ impl Store {
                 queue_id: m.queue_id,
                 queue_offset: p.placement.queue_offset,
                 store_timestamp_ms: p.placement.store_timestamp_ms,
-                status,
+                status: AppendStatus::SendOk,
             })
-            .collect())
+            .collect();
+        Ok((results, end))
     }
 
     /// Refuses an append the store could not make consumable: closed, stopped by a

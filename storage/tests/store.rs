@@ -202,6 +202,54 @@ fn concurrent_sync_appends_share_flushes_and_lose_nothing() {
     }
 }
 
+/// Polls `future` to completion on this thread (the storage crate has no runtime).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// Deferred appends from many threads: each batch's future resolves once its bytes
+/// are flushed, the flushes are shared, and a future dropped unawaited withdraws.
+#[test]
+fn deferred_sync_appends_resolve_once_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(StoreConfig { flush: FlushMode::SYNC, ..config(dir.path()) }).expect("open"));
+    let (results, durable) = store.append_batch_deferred(&[]).expect("empty batch");
+    assert!(results.is_empty() && durable.is_none(), "an empty batch appends nothing");
+    assert!(store.append_batch(&[]).expect("empty batch").is_empty(), "and does not wait either");
+    drop(store.append_batch_deferred(&[message("t", 0, 0)]).expect("append").1);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..50 {
+                    let (results, durable) = store.append_batch_deferred(&[message("t", t, n)]).expect("append");
+                    block_on(durable.expect("sync flush gives a future")).expect("durable");
+                    let end = results[0].msg_id.commitlog_offset;
+                    assert!(store.stats().flushed_offset > end, "resolved only once flushed");
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().expect("join"));
+    let async_store = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(async_store.path())).expect("open");
+    assert!(store.append_batch_deferred(&[message("t", 0, 0)]).expect("append").1.is_none(), "async: no wait");
+}
+
 #[test]
 fn a_second_process_cannot_open_the_same_store() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU8;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use weir_storage::AppendResult;
+use weir_storage::{AppendError, AppendResult, AppendStatus};
 
 use super::{Core, CoreError};
-use crate::config::FlushKind;
 
 /// When a message becomes visible to consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,7 +48,8 @@ pub struct NewMessage {
 
 impl Core {
     /// Appends `messages` from the producer at `born_host`, all or none. Under sync
-    /// flush the append waits for its fsync on the blocking pool.
+    /// flush the answer waits for the fsync that covers the batch (`FlushDiskTimeout`
+    /// after `flush_timeout_ms`).
     pub async fn send(
         self: &Arc<Self>,
         messages: Vec<NewMessage>,
@@ -61,12 +62,19 @@ impl Core {
         for m in messages {
             batch.push(self.placed(m, born_host)?);
         }
-        match self.config.flush {
-            // A page-cache append takes microseconds: do it on this task.
-            FlushKind::Async => Ok(self.store.append_batch(&batch)?),
-            // A sync append waits for its fsync: keep it off the async workers.
-            FlushKind::Sync => self.blocking(move |core| Ok(core.store.append_batch(&batch)?)).await,
+        // A page-cache append takes microseconds: do it on this task.
+        let (mut results, durable) = self.store.append_batch_deferred(&batch)?;
+        // Under sync flush, wait for the fsync that covers the batch without holding a
+        // thread: the flusher wakes this task, and every waiting send shares its flush.
+        if let Some(durable) = durable {
+            let timeout = Duration::from_millis(self.config.flush_timeout_ms);
+            match tokio::time::timeout(timeout, durable).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(AppendError::Failed(why).into()),
+                Err(_) => results.iter_mut().for_each(|r| r.status = AppendStatus::FlushDiskTimeout),
+            }
         }
+        Ok(results)
     }
 
     /// `m` as a record of its queue, once its topic accepts it.
