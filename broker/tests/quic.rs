@@ -20,18 +20,27 @@ struct Harness {
 }
 
 async fn start(flush: FlushKind) -> Harness {
+    start_with(|config| config.flush = flush).await
+}
+
+async fn start_with(tune: impl FnOnce(&mut BrokerConfig)) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = BrokerConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.flush = flush;
     config.segment_size = 64 << 20;
     config.max_message_size = 64 * 1024;
+    tune(&mut config);
     let broker = Broker::start(config).await.expect("start broker");
     let (endpoint, conn) = connect(&broker).await;
     Harness { broker, conn, _endpoint: endpoint, _dir: dir }
 }
 
 async fn connect(broker: &Broker) -> (quinn::Endpoint, quinn::Connection) {
+    let (endpoint, conn) = try_connect(broker).await;
+    (endpoint, conn.expect("handshake"))
+}
+
+async fn try_connect(broker: &Broker) -> (quinn::Endpoint, Result<quinn::Connection, quinn::ConnectionError>) {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(broker.cert_path()).expect("cert");
     for cert in rustls_pemfile_certs(&pem) {
@@ -47,7 +56,7 @@ async fn connect(broker: &Broker) -> (quinn::Endpoint, quinn::Connection) {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic tls");
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint.connect(broker.local_addr(), "localhost").expect("connect").await.expect("handshake");
+    let conn = endpoint.connect(broker.local_addr(), "localhost").expect("connect").await;
     (endpoint, conn)
 }
 
@@ -499,5 +508,28 @@ async fn members_split_queues_and_a_stale_owner_is_fenced() {
         member: Some(weir_protocol::MemberRef { member_id: "a".into(), generation: a_generation }),
     });
     assert_eq!(error_code(&call(&h.conn, stale_commit).await), Some(ErrorCode::NotAssigned));
+    h.broker.shutdown().await.expect("shutdown");
+}
+
+/// The connection cap is a permit per connection, taken before the handshake: past it
+/// a connection is refused, and a closed one frees its permit.
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_until_one_closes() {
+    let h = start_with(|config| config.max_connections = 2).await;
+    let (_second_endpoint, second) = connect(&h.broker).await;
+    let (_endpoint, refused) = try_connect(&h.broker).await;
+    assert!(refused.is_err(), "a third connection is refused: {refused:?}");
+    let Response::Status(status) = call(&h.conn, Request::Status).await else { panic!("status") };
+    assert_eq!(status.connections, 2);
+    second.close(0u32.into(), b"done");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_endpoint, again) = try_connect(&h.broker).await;
+        if again.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed connection's permit comes back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     h.broker.shutdown().await.expect("shutdown");
 }

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
@@ -39,26 +38,37 @@ pub fn bind(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::
 #[derive(Debug)]
 struct Door {
     core: Arc<Core>,
-    /// Open client connections.
-    connections: AtomicU32,
+    /// One permit per connection, taken before its handshake and held until it
+    /// closes: at most `max_connections` are ever open or opening.
+    permits: Arc<tokio::sync::Semaphore>,
+    max_connections: usize,
     /// Largest request payload accepted.
     max_payload: u32,
 }
 
+impl Door {
+    /// Connections open or in their handshake.
+    fn open_connections(&self) -> u32 {
+        u32::try_from(self.max_connections - self.permits.available_permits()).unwrap_or(u32::MAX)
+    }
+}
+
 /// Accepts connections until `shutdown` flips, then waits for every connection to finish.
 pub async fn serve(endpoint: quinn::Endpoint, core: Arc<Core>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let ctx = Arc::new(Door { max_payload: frame_limit(&core), core, connections: AtomicU32::new(0) });
+    let max_connections = core.config().max_connections;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let ctx = Arc::new(Door { max_payload: frame_limit(&core), core, permits, max_connections });
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                if ctx.connections.load(Ordering::Relaxed) as usize >= ctx.core.config().max_connections {
+                let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
                     tracing::warn!(peer = %incoming.remote_address(), "connection limit reached; refusing");
                     incoming.refuse();
                     continue;
-                }
-                connections.spawn(connection(incoming, ctx.clone(), shutdown.clone()));
+                };
+                connections.spawn(connection(incoming, ctx.clone(), shutdown.clone(), permit));
             }
             _ = shutdown.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -71,7 +81,13 @@ pub async fn serve(endpoint: quinn::Endpoint, core: Arc<Core>, mut shutdown: tok
     endpoint.wait_idle().await;
 }
 
-async fn connection(incoming: quinn::Incoming, ctx: Arc<Door>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Serves one connection; its `permit` is returned when it closes.
+async fn connection(
+    incoming: quinn::Incoming,
+    ctx: Arc<Door>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -80,7 +96,6 @@ async fn connection(incoming: quinn::Incoming, ctx: Arc<Door>, mut shutdown: tok
             return;
         }
     };
-    ctx.connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%peer, "connection open");
     let mut streams = JoinSet::new();
     loop {
@@ -105,7 +120,6 @@ async fn connection(incoming: quinn::Incoming, ctx: Arc<Door>, mut shutdown: tok
     // Finish what is in flight (held pulls return at once on shutdown), then close.
     while streams.join_next().await.is_some() {}
     conn.close(0u32.into(), b"bye");
-    ctx.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Reads the stream's one request frame; a bad frame becomes the error to answer with.
@@ -134,7 +148,7 @@ async fn read_request(recv: &mut quinn::RecvStream, max_payload: u32) -> Result<
 
 async fn request_stream(ctx: Arc<Door>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
     let reply = match read_request(&mut recv, ctx.max_payload).await {
-        Ok(request) => handler::handle(&ctx.core, request, peer, ctx.connections.load(Ordering::Relaxed)).await,
+        Ok(request) => handler::handle(&ctx.core, request, peer, ctx.open_connections()).await,
         Err(err) => {
             tracing::debug!(%peer, code = %err.code, message = %err.message, "bad request frame");
             let _ = recv.stop(u32::from(err.code.to_u16()).into());
