@@ -50,6 +50,9 @@ struct FlushState {
     expected_batch: usize,
     /// How long the previous flush took.
     last_flush: Duration,
+    /// Flushes made, and the time they took.
+    flushes: u64,
+    flush_time: Duration,
 }
 
 /// Longest the flusher waits for a batch to gather.
@@ -87,6 +90,11 @@ impl FlushService {
     /// Everything below this offset is durable.
     pub fn flushed(&self) -> u64 {
         self.state.lock().flushed
+    }
+
+    /// Flushes made so far (with the bytes appended, the messages per fsync).
+    pub fn flushes(&self) -> u64 {
+        self.state.lock().flushes
     }
 
     /// The failure that stopped the store, if any.
@@ -174,7 +182,10 @@ impl FlushService {
             let started = Instant::now();
             let result = log.flush(from, to);
             state = self.state.lock();
-            state.last_flush = started.elapsed();
+            let took = started.elapsed();
+            state.last_flush = took;
+            state.flushes += 1;
+            state.flush_time += took;
             state.expected_batch = covered.max(1);
             match result {
                 Ok(()) => state.flushed = state.flushed.max(to),
@@ -186,6 +197,8 @@ impl FlushService {
             self.progress.notify_all();
             Self::wake_futures(&mut state);
             if shutdown {
+                let mean_us = state.flush_time.as_micros() as u64 / state.flushes.max(1);
+                tracing::info!(flushes = state.flushes, mean_us, "flusher stopped");
                 return;
             }
         }

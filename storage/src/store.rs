@@ -166,6 +166,8 @@ pub struct StoreStats {
     pub max_offset: u64,
     /// Everything below this is on disk.
     pub flushed_offset: u64,
+    /// CommitLog flushes (fsyncs) since the store opened.
+    pub flushes: u64,
     /// Everything below this is in the ConsumeQueues and index.
     pub dispatched_offset: u64,
     /// Bytes of CommitLog segment files.
@@ -662,6 +664,7 @@ impl Store {
             min_offset: self.log.min_offset(),
             max_offset: self.log.committed(),
             flushed_offset: self.flush.flushed(),
+            flushes: self.flush.flushes(),
             dispatched_offset: self.dispatcher.dispatched(),
             commitlog_bytes: self.log.disk_bytes(),
             consume_queue_bytes: queues.iter().map(|q| q.disk_bytes()).sum(),

@@ -177,7 +177,9 @@ pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
+    let flushes = store.stats().flushes;
     store.close().context("closing the store")?;
+    let per_flush = appended as f64 / flushes.max(1) as f64;
 
     let p = Percentiles::from(&latencies);
     let msgs_per_sec = appended as f64 / seconds;
@@ -192,6 +194,7 @@ pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
             "msgs_per_sec": msgs_per_sec, "mb_per_sec": mb_per_sec,
             "p50_us": p.p50, "p99_us": p.p99, "p999_us": p.p999, "max_us": p.max,
             "size": args.size, "writers": args.writers, "batch": args.batch, "flush": flush,
+            "flushes": flushes, "msgs_per_flush": per_flush,
         });
         println!("{summary}");
     } else {
@@ -204,6 +207,8 @@ pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
         println!("  {:<14}{:>11} µs", "p50 latency", p.p50);
         println!("  {:<14}{:>11} µs", "p99 latency", p.p99);
         println!("  {:<14}{:>11} µs", "p99.9 latency", p.p999);
+        println!("  {:<14}{:>14}", "flushes", flushes);
+        println!("  {:<14}{:>14.1}", "msgs/flush", per_flush);
         println!("  {:<14}{:>14}", "flush timeouts", flush_timeouts);
         println!("  {:<14}{:>14}", "errors", errors);
     }
