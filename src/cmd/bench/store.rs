@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use weir_storage::{AppendStatus, Message, Store, StoreConfig};
+use weir_storage::{AppendResult, AppendStatus, Message, Store, StoreConfig};
 
 use super::FlushArg;
 use crate::ack_log::{Ack, AckLog};
@@ -33,9 +33,13 @@ pub struct StoreBenchArgs {
     /// Queues per topic.
     #[arg(long, default_value_t = 4)]
     queues: u32,
-    /// Concurrent writer threads.
+    /// Concurrent writers: threads, or with `--async-writers` tasks.
     #[arg(long, default_value_t = 1)]
     writers: u32,
+    /// Run the writers as async tasks on one thread, each awaiting its flush as a
+    /// future (as the broker's sync sends do) instead of a blocked thread per writer.
+    #[arg(long)]
+    async_writers: bool,
     /// Messages per append call (a batch shares one lock and one flush).
     #[arg(long, default_value_t = 1)]
     batch: u32,
@@ -65,6 +69,117 @@ struct WriterResult {
     first_error: Option<String>,
 }
 
+/// One writer's messages, position and results.
+struct Writer {
+    index: u32,
+    share: u64,
+    sent: u64,
+    batch: usize,
+    /// Every (topic, queue) pair once, then wrapped around by a batch, so that any batch
+    /// is a contiguous slice and the loop allocates nothing per message.
+    templates: Vec<Message>,
+    ack_log: Option<Arc<AckLog>>,
+    result: WriterResult,
+}
+
+impl Writer {
+    fn new(index: u32, args: &StoreBenchArgs, body: &bytes::Bytes, ack_log: Option<Arc<AckLog>>) -> Self {
+        let writers = u64::from(args.writers);
+        let share = args.count / writers + u64::from(u64::from(index) < args.count % writers);
+        let (topics, batch) = (u64::from(args.topics), args.batch as usize);
+        let pairs = topics * u64::from(args.queues);
+        let templates = (0..pairs + batch as u64)
+            .map(|i| {
+                let seq = i % pairs;
+                Message {
+                    topic: format!("bench-{}", seq % topics),
+                    queue_id: (seq / topics) as u32,
+                    tag: "bench".into(),
+                    keys: Vec::new(),
+                    properties: Vec::new(),
+                    body: body.clone(),
+                    born_timestamp_ms: weir_storage::now_ms(),
+                    born_host: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    flags: 0,
+                }
+            })
+            .collect();
+        let result =
+            WriterResult { latencies: histogram(), appended: 0, flush_timeouts: 0, errors: 0, first_error: None };
+        Writer { index, share, sent: 0, batch, templates, ack_log, result }
+    }
+
+    /// Where in `templates` the next batch to append lies, until the writer's share is sent.
+    fn next_batch(&mut self) -> Option<std::ops::Range<usize>> {
+        if self.sent >= self.share {
+            return None;
+        }
+        let n = (self.batch as u64).min(self.share - self.sent) as usize;
+        let pairs = (self.templates.len() - self.batch) as u64;
+        let first = ((u64::from(self.index) * self.share + self.sent) % pairs) as usize;
+        self.sent += n as u64;
+        Some(first..first + n)
+    }
+
+    /// Records the append of the batch at `batch`, started at `t0`.
+    fn record(
+        &mut self,
+        outcome: Result<Vec<AppendResult>, String>,
+        batch: std::ops::Range<usize>,
+        t0: Instant,
+        done: &AtomicU64,
+    ) {
+        let micros = t0.elapsed().as_micros().max(1) as u64;
+        let n = batch.len();
+        match outcome {
+            Ok(results) => {
+                for (r, m) in results.iter().zip(&self.templates[batch]) {
+                    let _ = self.result.latencies.record(micros);
+                    self.result.appended += 1;
+                    if r.status == AppendStatus::FlushDiskTimeout {
+                        self.result.flush_timeouts += 1;
+                        continue;
+                    }
+                    if let Some(log) = &self.ack_log {
+                        let ack = Ack {
+                            msg_id: r.msg_id.to_string(),
+                            topic: m.topic.clone(),
+                            queue_id: r.queue_id,
+                            queue_offset: r.queue_offset,
+                        };
+                        if let Err(err) = log.record(&ack) {
+                            self.result.first_error.get_or_insert(err.to_string());
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                self.result.errors += n as u64;
+                self.result.first_error.get_or_insert(err);
+            }
+        }
+        done.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Appends `messages` and, under sync flush, awaits their flush (`FlushDiskTimeout`
+/// after `timeout`).
+async fn append_durably(
+    store: &Store,
+    messages: &[Message],
+    timeout: Option<Duration>,
+) -> Result<Vec<AppendResult>, String> {
+    let (mut results, durable) = store.append_batch_deferred(messages).map_err(|e| e.to_string())?;
+    if let (Some(durable), Some(timeout)) = (durable, timeout) {
+        match tokio::time::timeout(timeout, durable).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(why),
+            Err(_) => results.iter_mut().for_each(|r| r.status = AppendStatus::FlushDiskTimeout),
+        }
+    }
+    Ok(results)
+}
+
 /// Runs `weir bench store`.
 pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -85,81 +200,52 @@ pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     let progress = crate::cmd::progress_bar(args.count, args.json);
 
     let started = Instant::now();
-    let writers: Vec<_> = (0..args.writers)
-        .map(|w| {
-            let share =
-                args.count / u64::from(args.writers) + u64::from(u64::from(w) < args.count % u64::from(args.writers));
-            let (store, ack_log, body, done) = (store.clone(), ack_log.clone(), body.clone(), done.clone());
-            let (topics, queues, batch) = (args.topics, args.queues, args.batch as usize);
-            std::thread::Builder::new().name(format!("bench-writer-{w}")).spawn(move || {
-                let mut result = WriterResult {
-                    latencies: histogram(),
-                    appended: 0,
-                    flush_timeouts: 0,
-                    errors: 0,
-                    first_error: None,
-                };
-                // Every (topic, queue) pair once, then wrapped around by a batch, so that any
-                // batch is a contiguous slice and the loop allocates nothing per message.
-                let pairs = u64::from(topics) * u64::from(queues);
-                let templates: Vec<Message> = (0..pairs + batch as u64)
-                    .map(|i| {
-                        let seq = i % pairs;
-                        Message {
-                            topic: format!("bench-{}", seq % u64::from(topics)),
-                            queue_id: (seq / u64::from(topics)) as u32,
-                            tag: "bench".into(),
-                            keys: Vec::new(),
-                            properties: Vec::new(),
-                            body: body.clone(),
-                            born_timestamp_ms: weir_storage::now_ms(),
-                            born_host: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                            flags: 0,
+    let writer = |w: u32| Writer::new(w, &args, &body, ack_log.clone());
+    let writers: Vec<std::thread::JoinHandle<Vec<WriterResult>>> = if args.async_writers {
+        // Every writer a task on one thread, each waiting for its flush as a future.
+        let mut tasks: Vec<Writer> = (0..args.writers).map(writer).collect();
+        let timeout = match args.flush.mode() {
+            weir_storage::FlushMode::Sync { timeout } => Some(timeout),
+            weir_storage::FlushMode::Async { .. } => None,
+        };
+        let (store, done) = (store.clone(), done.clone());
+        vec![std::thread::Builder::new().name("bench-writers".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+            runtime.block_on(async {
+                let runs = tasks.drain(..).map(|mut w| {
+                    let (store, done) = (store.clone(), done.clone());
+                    tokio::spawn(async move {
+                        while let Some(batch) = w.next_batch() {
+                            let t0 = Instant::now();
+                            let outcome = append_durably(&store, &w.templates[batch.clone()], timeout).await;
+                            w.record(outcome, batch, t0, &done);
                         }
+                        w.result
                     })
-                    .collect();
-                let mut sent = 0u64;
-                while sent < share {
-                    let n = (batch as u64).min(share - sent) as usize;
-                    let first = ((u64::from(w) * share + sent) % pairs) as usize;
-                    let messages = &templates[first..first + n];
-                    let t0 = Instant::now();
-                    let outcome = store.append_batch(messages);
-                    let micros = t0.elapsed().as_micros().max(1) as u64;
-                    sent += n as u64;
-                    match outcome {
-                        Ok(results) => {
-                            for (r, m) in results.iter().zip(messages) {
-                                let _ = result.latencies.record(micros);
-                                result.appended += 1;
-                                if r.status == AppendStatus::FlushDiskTimeout {
-                                    result.flush_timeouts += 1;
-                                    continue;
-                                }
-                                if let Some(log) = &ack_log {
-                                    let ack = Ack {
-                                        msg_id: r.msg_id.to_string(),
-                                        topic: m.topic.clone(),
-                                        queue_id: r.queue_id,
-                                        queue_offset: r.queue_offset,
-                                    };
-                                    if let Err(err) = log.record(&ack) {
-                                        result.first_error.get_or_insert(err.to_string());
-                                    }
-                                }
-                            }
-                        }
-                        Err(err) => {
-                            result.errors += n as u64;
-                            result.first_error.get_or_insert(err.to_string());
-                        }
-                    }
-                    done.fetch_add(n as u64, Ordering::Relaxed);
+                });
+                let handles: Vec<_> = runs.collect();
+                let mut results = Vec::new();
+                for handle in handles {
+                    results.push(handle.await.expect("writer task"));
                 }
-                result
+                results
             })
-        })
-        .collect::<Result<_, _>>()?;
+        })?]
+    } else {
+        (0..args.writers)
+            .map(|w| {
+                let (store, done, mut w) = (store.clone(), done.clone(), writer(w));
+                std::thread::Builder::new().name(format!("bench-writer-{}", w.index)).spawn(move || {
+                    while let Some(batch) = w.next_batch() {
+                        let t0 = Instant::now();
+                        let outcome = store.append_batch(&w.templates[batch.clone()]).map_err(|e| e.to_string());
+                        w.record(outcome, batch, t0, &done);
+                    }
+                    vec![w.result]
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
 
     while done.load(Ordering::Relaxed) < args.count && writers.iter().any(|w| !w.is_finished()) {
         progress.set_position(done.load(Ordering::Relaxed));
@@ -167,8 +253,14 @@ pub fn run(args: StoreBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut latencies = histogram();
     let (mut appended, mut flush_timeouts, mut errors, mut first_error) = (0, 0, 0, None);
-    for writer in writers {
-        let r = writer.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))?;
+    for r in writers
+        .into_iter()
+        .map(|w| w.join())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow::anyhow!("a writer panicked"))?
+        .into_iter()
+        .flatten()
+    {
         latencies.add(&r.latencies)?;
         appended += r.appended;
         flush_timeouts += r.flush_timeouts;
