@@ -526,3 +526,32 @@ fn a_replay_longer_than_its_time_at_open_finishes_while_the_store_serves() {
     assert!(q0.iter().enumerate().all(|(i, (offset, _))| *offset == i as u64));
     assert_eq!(read_all(&store, "t", 1).len() + read_all(&store, "t", 2).len(), 800);
 }
+
+/// The public read and lookup APIs take any input without panicking: zero counts,
+/// unknown topics and queues, offsets past the end, extreme times, malformed ids.
+#[test]
+fn edge_inputs_are_answered_not_panicked_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path())).expect("open");
+    for n in 0..3 {
+        store.append(&message("t", 0, n)).expect("append");
+    }
+    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    assert!(store.queue_entries("t", 0, 0, 0).expect("zero entries").is_empty());
+    assert!(store.queue_entries("t", 0, u64::MAX, 8).map(|e| e.is_empty()).unwrap_or(true));
+    assert!(store.queue_entries("nope", 7, 0, 8).map(|e| e.is_empty()).unwrap_or(true));
+    assert_eq!(store.read_queue("t", 0, 0, 0).expect("zero max").messages.len(), 0);
+    assert_eq!(store.read_queue("t", 0, u64::MAX, 8).expect("past the end").messages.len(), 0);
+    assert_eq!(store.read_queue("nope", u32::MAX, 0, 8).expect("no queue").messages.len(), 0);
+    assert!(store.messages_by_key("t", "k", 0).len() <= 1);
+    assert!(store.messages_by_key("", "", usize::MAX).is_empty());
+    assert_eq!(store.queue_offsets("nope", u32::MAX), (0, 0));
+    for time in [i64::MIN, -1, 0, i64::MAX] {
+        assert!(store.offset_at_time("t", 0, time) <= 3);
+        assert_eq!(store.offset_at_time("nope", 0, time), 0);
+    }
+    for id in ["", "0", "not-an-id", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "00000000000000000000000000000000"] {
+        assert!(store.message_by_id(id).is_err(), "{id}");
+    }
+    assert!(store.append_batch(&[]).expect("empty batch").is_empty());
+}

@@ -392,6 +392,29 @@ mod tests {
         unchanged(&Groups::open(dir.path(), shape(), &no_plugins).expect("reopen"));
     }
 
+    /// A crash in the middle of a write leaves a partial temporary file beside the
+    /// previous version: the previous version is what opens, and the next write works.
+    #[test]
+    fn a_torn_write_leaves_the_previous_version_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("open");
+        groups.subscribe("g", "t", Expression::Tag("a".into()), None).expect("valid");
+        groups.set_strategy("g", Strategy::Sticky).expect("persist");
+        drop(groups);
+        std::fs::write(dir.path().join("groups.json.tmp"), b"{\"shadow\": {\"g\": tr").expect("torn");
+        std::fs::write(dir.path().join("subscriptions.json.tmp"), b"{\"groups\": {\"g\"").expect("torn");
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("reopen");
+        assert_eq!(groups.strategy("g"), Strategy::Sticky);
+        assert_eq!(
+            *groups.subscription("g", "t").expect("kept").subscription.expression(),
+            Expression::Tag("a".into())
+        );
+        groups.subscribe("g", "t", Expression::Tag("b".into()), None).expect("the next write replaces the torn file");
+        drop(groups);
+        let groups = Groups::open(dir.path(), shape(), &no_plugins).expect("reopen");
+        assert_eq!(groups.subscription("g", "t").expect("kept").version, 2);
+    }
+
     #[test]
     fn deleting_a_topic_drops_its_subscriptions_for_good() {
         let dir = tempfile::tempdir().expect("tempdir");
