@@ -46,7 +46,7 @@ impl TermHash {
         }
     }
 
-    /// Bit `i` (of `k`) in a filter of `bits` bits: `h1 + i·h2 mod bits`.
+    /// Bit `i` (of `k`) in a filter of `bits` bits (not 0): `h1 + i·h2 mod bits`.
     fn position(self, i: u32, bits: u64) -> u64 {
         let (h1, h2) = (self.0 & 0xffff_ffff, (self.0 >> 32) | 1);
         h1.wrapping_add(u64::from(i).wrapping_mul(h2)) % bits
@@ -97,8 +97,13 @@ impl BloomShape {
         self.bytes as u64 * 8
     }
 
-    /// Sets the bits of `term` in `filter` (`self.bytes` long).
+    /// Sets the bits of `term` in `filter`, which must be `self.bytes` long (a shorter
+    /// one panics: a bit left unset would make a probe skip a matching message). A
+    /// zero-byte shape records nothing, and its probes match everything.
     pub fn insert(&self, filter: &mut [u8], term: TermHash) {
+        if self.bits() == 0 {
+            return;
+        }
         for i in 0..self.hashes {
             let bit = term.position(i, self.bits());
             filter[(bit / 8) as usize] |= 1 << (bit % 8);
@@ -108,7 +113,9 @@ impl BloomShape {
     /// The mask that tests `term`: a filter may contain it iff all these bits are set.
     pub fn probe(&self, term: TermHash) -> Probe {
         let mut words: Vec<(u32, u64)> = Vec::with_capacity(self.hashes as usize);
-        for i in 0..self.hashes {
+        // A zero-byte shape knows nothing: the empty probe says "may be in" to every filter.
+        let hashes = if self.bits() == 0 { 0 } else { self.hashes };
+        for i in 0..hashes {
             let bit = term.position(i, self.bits());
             let (word, mask) = ((bit / 64) as u32, 1u64 << (bit % 64));
             match words.iter_mut().find(|(w, _)| *w == word) {
@@ -122,6 +129,9 @@ impl BloomShape {
     /// Expected false-positive rate with `terms` terms per filter:
     /// `(1 - e^(-k·n/m))^k`.
     pub fn false_positive_rate(&self, terms: usize) -> f64 {
+        if self.bits() == 0 {
+            return 1.0;
+        }
         let k = f64::from(self.hashes);
         (1.0 - (-k * terms as f64 / self.bits() as f64).exp()).powf(k)
     }
@@ -226,6 +236,16 @@ mod tests {
         assert!(sql("TAGS = 'TagA' AND region IS NOT NULL").may_match(&filter));
         assert!(!sql("region = 'BJ'").may_match(&filter), "a one-term message rarely collides");
         assert!(!sql("amount > 3").may_match(&filter));
+    }
+
+    #[test]
+    fn a_zero_byte_shape_records_nothing_and_skips_nothing() {
+        let empty = BloomShape { bytes: 0, hashes: 4 };
+        let term = TermHash::name("region");
+        let mut filter = [];
+        empty.insert(&mut filter, term);
+        assert!(empty.probe(term).may_be_in(&filter) && empty.probe(term).may_be_in(&[0u8; 32]));
+        assert_eq!(empty.false_positive_rate(0), 1.0);
     }
 
     #[test]
