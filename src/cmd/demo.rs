@@ -3,8 +3,8 @@
 //! It starts an embedded broker on a loopback port, then talks to it over
 //! QUIC with the client library: creates a topic, sends orders with tags,
 //! keys and properties, consumes them (all, by tag, by SQL92 with the filter
-//! statistics), looks messages up,
-//! measures a burst of acknowledged sends and its consumption, and finally
+//! statistics), looks messages up, lets two members of a consumer group split
+//! the queues (and one take over when the other leaves), measures a burst of acknowledged sends and its consumption, and finally
 //! kills a child process writing with sync flush to show that recovery kept
 //! every message it acknowledged.
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use weir_broker::{Broker, BrokerConfig};
-use weir_client::{Client, ClientConfig, Producer, PullConsumer, Subscription};
+use weir_client::{Client, ClientConfig, ConsumeStatus, Producer, PullConsumer, PushConsumer, Subscription};
 use weir_protocol::{Message, StoredMessage, TopicConfig, TopicPermissions};
 use weir_storage::{Store, StoreConfig};
 
@@ -118,7 +118,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("   by id  {} -> {}", m.msg_id, String::from_utf8_lossy(&by_id.body));
     }
 
-    println!("6. Burst: {} x 1 KiB acknowledged sends, 16 in flight, then consuming them", args.burst);
+    consumer_group(&client, &producer).await?;
+
+    println!("7. Burst: {} x 1 KiB acknowledged sends, 16 in flight, then consuming them", args.burst);
     let burst = TopicConfig {
         name: "burst".into(),
         read_queues: 8,
@@ -164,9 +166,65 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Two members of one consumer group split the topic's queues, each order is consumed
+/// once, and when one member leaves the other takes its queues at once.
+async fn consumer_group(client: &Client, producer: &Producer) -> anyhow::Result<()> {
+    println!("6. Consumer group `billing`: two members join; the broker splits the 4 queues between them");
+    let consumed: Arc<std::sync::Mutex<Vec<(String, u64)>>> = Arc::default();
+    let member = |name: &'static str| {
+        let consumed = consumed.clone();
+        PushConsumer::builder(client.clone(), "billing", "orders")
+            .member_id(name)
+            .commit_interval(Duration::from_millis(100))
+            .start(move |m: StoredMessage| {
+                let consumed = consumed.clone();
+                async move {
+                    consumed.lock().expect("lock").push((name.to_owned(), m.queue_offset));
+                    ConsumeStatus::Success
+                }
+            })
+    };
+    let a = member("member-a").await?;
+    let b = member("member-b").await?;
+    let settled = |members: &[&PushConsumer], queues: usize| {
+        members.iter().map(|m| m.queue_ids().len()).sum::<usize>() == queues
+            && members.iter().all(|m| !m.queue_ids().is_empty())
+    };
+    wait_until(|| settled(&[&a, &b], 4)).await?;
+    println!("   member-a owns queues {:?}, member-b owns queues {:?}", a.queue_ids(), b.queue_ids());
+    for n in 100..108 {
+        producer.send(order(n)).await?;
+    }
+    wait_until(|| consumed.lock().expect("lock").len() >= 8).await?;
+    let by = |name: &str| consumed.lock().expect("lock").iter().filter(|(m, _)| m == name).count();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let twice = consumed.lock().expect("lock").len() - 8;
+    println!(
+        "   8 new orders: member-a consumed {}, member-b {}; {twice} delivered twice",
+        by("member-a"),
+        by("member-b")
+    );
+    let left = Instant::now();
+    a.shutdown().await?;
+    wait_until(|| b.queue_ids().len() == 4).await?;
+    println!("   member-a left: member-b owns all 4 queues {} ms later", left.elapsed().as_millis());
+    b.shutdown().await?;
+    Ok(())
+}
+
+/// Waits up to 10 s for `done`.
+async fn wait_until(mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "the consumer group did not settle in 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// Kills a child `weir bench store --flush sync` with SIGKILL, then checks every ack.
 fn crash_test(dir: &std::path::Path) -> anyhow::Result<()> {
-    println!("7. Crash test: a child process appends with sync flush and is killed with SIGKILL after 1 s");
+    println!("8. Crash test: a child process appends with sync flush and is killed with SIGKILL after 1 s");
     let crash_dir = dir.join("crash");
     let acks = dir.join("acks.jsonl");
     let mut child = std::process::Command::new(std::env::current_exe()?)
