@@ -111,8 +111,8 @@ impl Core {
     /// conflicts, or committed an offset.
     pub(super) fn require_known_group(&self, group: &str) -> Result<(), CoreError> {
         let known = self.groups.names().iter().any(|n| n == group)
-            || self.describe_group_state(group).is_some()
-            || !self.offsets.of_group(group, None).is_empty();
+            || self.coordinator.lock().knows(group)
+            || self.offsets.has_group(group);
         if known { Ok(()) } else { Err(CoreError::UnknownGroup(group.to_owned())) }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Core, CoreError, MemberRef, require_group};
 use crate::membership::ConsumeMode;
-use crate::meta::offsets::OffsetKey;
+use crate::meta::offsets::{Committed, OffsetKey};
 
 /// Where a reset moves a group's offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,32 +87,24 @@ impl Core {
             let Some(t) = self.topics.get(&topic) else { continue };
             for queue_id in 0..t.read_queues {
                 let (min, max) = self.store.queue_offsets(&topic, queue_id);
-                let rows = committed.iter().filter(|(k, _)| k.topic == topic && k.queue_id == queue_id);
                 let owner = info.as_ref().and_then(|i| i.owners.get(&(topic.clone(), queue_id)).cloned());
-                let mut any = false;
-                for (key, c) in rows {
-                    any = true;
+                let row = |owner: Option<String>, committed: Option<&Committed>| QueueLag {
+                    topic: topic.clone(),
+                    queue_id,
+                    broker_offset: max,
+                    committed_offset: committed.map(|c| c.offset),
+                    lag: max.saturating_sub(committed.map_or(min, |c| c.offset.max(min))),
+                    owner,
+                    last_commit_ms: committed.map(|c| c.at_ms),
+                };
+                // One row per offset kept for the queue: the group's, or each broadcasting member's.
+                let before = lags.len();
+                for (key, c) in committed.iter().filter(|(k, _)| k.topic == topic && k.queue_id == queue_id) {
                     let owner = if key.member.is_empty() { owner.clone() } else { Some(key.member.clone()) };
-                    lags.push(QueueLag {
-                        topic: topic.clone(),
-                        queue_id,
-                        broker_offset: max,
-                        committed_offset: Some(c.offset),
-                        lag: max.saturating_sub(c.offset.max(min)),
-                        owner,
-                        last_commit_ms: Some(c.at_ms),
-                    });
+                    lags.push(row(owner, Some(c)));
                 }
-                if !any {
-                    lags.push(QueueLag {
-                        topic: topic.clone(),
-                        queue_id,
-                        broker_offset: max,
-                        committed_offset: None,
-                        lag: max - min,
-                        owner,
-                        last_commit_ms: None,
-                    });
+                if lags.len() == before {
+                    lags.push(row(owner, None));
                 }
             }
         }

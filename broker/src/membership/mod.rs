@@ -223,6 +223,11 @@ impl Coordinator {
         self.timings
     }
 
+    /// Whether the group has live state (members or recent conflicts).
+    pub fn knows(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
     /// The group's generation (0 when it has no state).
     pub fn generation(&self, group: &str) -> u64 {
         self.groups.get(group).map_or(0, |g| g.generation)

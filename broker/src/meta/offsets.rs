@@ -149,13 +149,17 @@ impl OffsetStore {
     /// Every committed offset of `group` (and `topic`, if given), in key order.
     pub fn of_group(&self, group: &str, topic: Option<&str>) -> Vec<(OffsetKey, Committed)> {
         let table = self.table.read();
-        let from = OffsetKey { group: group.to_owned(), member: String::new(), topic: String::new(), queue_id: 0 };
         table
-            .range(from..)
+            .range(first_key(group)..)
             .take_while(|(key, _)| key.group == group)
             .filter(|(key, _)| topic.is_none_or(|t| key.topic == t))
             .map(|(key, committed)| (key.clone(), *committed))
             .collect()
+    }
+
+    /// Whether `group` committed any offset.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.table.read().range(first_key(group)..).next().is_some_and(|(key, _)| key.group == group)
     }
 
     /// Every group with a committed offset, by name.
@@ -186,6 +190,11 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Job")
     }
+}
+
+/// The lowest key a group's offsets can have.
+fn first_key(group: &str) -> OffsetKey {
+    OffsetKey { group: group.to_owned(), member: String::new(), topic: String::new(), queue_id: 0 }
 }
 
 /// The writer thread: one transaction for every job waiting, then the answers.

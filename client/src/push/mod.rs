@@ -433,23 +433,9 @@ async fn dispatch(
     while consuming.join_next().await.is_some() {}
 }
 
-/// Calls the listener until it succeeds (pausing the retry delay after each failure)
-/// or the queue stops, then marks the message consumed.
+/// Consumes one delivery, holding its concurrency permit until done.
 async fn consume(context: Arc<Context>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
-    let Delivery { queue, message } = delivery;
-    let offset = message.queue_offset;
-    let call = queue.call_started();
-    loop {
-        if context.call_listener(message.clone()).await == ConsumeStatus::Success {
-            call.consumed(offset);
-            return;
-        }
-        tracing::debug!(queue_id = queue.queue_id, offset, "consume failed; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(context.retry_delay) => {}
-            () = queue.stopped() => return,
-        }
-    }
+    queue::consume(&context, &delivery.queue, delivery.message).await;
 }
 
 /// Commits every `interval` until stopped.

@@ -197,8 +197,9 @@ pub(super) async fn pull_queue(
         let messages = response.messages;
         queue.process().pulled(messages.iter().map(|m| (m.queue_offset, m.body.len())), response.next_offset);
         if context.orderly {
+            // One message at a time: a later message of the queue never passes a failed one.
             for message in messages {
-                if !consume_in_place(&context, &queue, message).await {
+                if queue.is_stopped() || !consume(&context, &queue, message).await {
                     return;
                 }
             }
@@ -241,21 +242,17 @@ async fn lock(context: &Context, queue: &QueueState) -> bool {
     }
 }
 
-/// Orderly mode: calls the listener for `message` until it succeeds, pausing the retry
-/// delay after each failure, without letting a later message of the queue pass it.
-/// False if the queue stopped first.
-async fn consume_in_place(context: &Context, queue: &Arc<QueueState>, message: StoredMessage) -> bool {
+/// Calls the listener for `message` until it succeeds, pausing the retry delay after
+/// each failure, then marks it consumed; false if the queue stopped first.
+pub(super) async fn consume(context: &Context, queue: &Arc<QueueState>, message: StoredMessage) -> bool {
     let offset = message.queue_offset;
     let call = queue.call_started();
     loop {
-        if queue.is_stopped() {
-            return false;
-        }
         if context.call_listener(message.clone()).await == ConsumeStatus::Success {
             call.consumed(offset);
             return true;
         }
-        tracing::debug!(queue_id = queue.queue_id, offset, "consume failed; retrying in place");
+        tracing::debug!(queue_id = queue.queue_id, offset, "consume failed; retrying");
         tokio::select! {
             () = tokio::time::sleep(context.retry_delay) => {}
             () = queue.stopped() => return false,
