@@ -298,13 +298,16 @@ impl CommitLog {
     }
 
     /// Forgets the queue offsets of a deleted `topic` (its next message starts at queue
-    /// offset 0) and returns the offset below which its records were written.
-    pub fn forget_topic(&self, topic: &str) -> u64 {
+    /// offset 0) once `record(offset below which its records were written)` succeeds;
+    /// no append runs in between. On an error nothing is forgotten.
+    pub fn forget_topic<E>(&self, topic: &str, record: impl FnOnce(u64) -> Result<(), E>) -> Result<u64, E> {
         let mut guard = self.appender.lock();
+        let dead_below = self.committed();
+        record(dead_below)?;
         if let Some(appender) = guard.as_mut() {
             appender.queue_offsets.remove(topic);
         }
-        self.committed()
+        Ok(dead_below)
     }
 
     /// Appends `messages` (with their pre-computed encoded lengths) as one

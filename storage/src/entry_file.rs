@@ -31,6 +31,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::fault::Synced;
 use crate::map_budget::{MapBudget, Mapped};
 use crate::mapped_file::{FileWriter, Growth, MappedFile, allocate, file_name, growth_target, list_files};
 
@@ -296,7 +297,8 @@ impl EntryFile {
             }
             None => {
                 for &start in files.starts.iter().filter(|&&start| start + s.file_size > from && start < end) {
-                    File::open(s.dir.join(file_name(start)))?.sync_data()?;
+                    let path = s.dir.join(file_name(start));
+                    crate::fault::sync(&path, Synced::File, || File::open(&path)?.sync_data())?;
                 }
             }
         }
@@ -416,7 +418,7 @@ impl Shared {
         let needed = local + self.entry_len;
         if needed > allocated {
             let target = growth_target(needed, allocated, self.file_size as usize);
-            allocate(&file, allocated as u64, target as u64)?;
+            allocate(&file, &path, allocated as u64, target as u64)?;
             self.last_allocated.store(target as u64, Ordering::Relaxed);
         }
         file.write_all_at(entry, local as u64)?;

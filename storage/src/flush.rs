@@ -97,6 +97,12 @@ impl FlushService {
         self.state.lock().flushes
     }
 
+    /// Once a flush failed, where the durable bytes end: nothing past it may be served.
+    pub fn failed_at(&self) -> Option<u64> {
+        let state = self.state.lock();
+        state.failed.as_ref().map(|_| state.flushed)
+    }
+
     /// The failure that stopped the store, if any.
     pub fn failure(&self) -> Option<String> {
         self.state.lock().failed.clone()

@@ -58,7 +58,7 @@ impl IndexFile {
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
         // Real blocks, not a sparse file: a write through the mapping must never need
         // space the disk no longer has (that would be SIGBUS, not an error).
-        if let Err(err) = crate::mapped_file::allocate(&file, 0, Self::size_for(slots, capacity)) {
+        if let Err(err) = crate::mapped_file::allocate(&file, &path, 0, Self::size_for(slots, capacity)) {
             drop(file);
             let _ = std::fs::remove_file(&path);
             return Err(err);
@@ -135,7 +135,7 @@ impl IndexFile {
     }
 
     fn flush(&self) -> std::io::Result<()> {
-        self.map.flush()
+        crate::fault::sync(&self.path, crate::fault::Synced::File, || self.map.flush())
     }
 }
 

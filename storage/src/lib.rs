@@ -21,6 +21,8 @@
 //! - `disk`: the disk watch (high-water mark, free-space reserve) and the store's state.
 //! - `tombstones`: deleted topics whose records are still in the CommitLog.
 //! - `store`: the [`Store`] facade and message ids.
+//! - `fault`: the seam every allocation, sync and metadata replace goes through;
+//!   with the `fault-injection` feature, tests fail them and simulate power loss.
 //!
 //! **Boundary**: the storage engine knows nothing about networks, filters or plugins.
 
@@ -32,6 +34,10 @@ mod disk;
 mod dispatch;
 mod entry_file;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault;
 mod flush;
 mod index;
 mod map_budget;

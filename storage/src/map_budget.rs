@@ -115,11 +115,14 @@ impl MapBudget {
     pub(crate) fn sync_file_system(&self, dir: &std::path::Path) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let mark = self.tick();
-        let dir = std::fs::File::open(dir)?;
-        // SAFETY: plain FFI call on an open file descriptor.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        crate::fault::sync(dir, crate::fault::Synced::Tree, || {
+            let dir = std::fs::File::open(dir)?;
+            // SAFETY: plain FFI call on an open file descriptor.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })?;
         self.synced_before.fetch_max(mark, Ordering::AcqRel);
         Ok(())
     }

@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use memmap2::MmapRaw;
 
+use crate::fault::Synced;
+
 /// How a file's blocks are allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Growth {
@@ -73,7 +75,7 @@ impl MappedFile {
         let path = dir.join(file_name(start));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         if growth == Growth::Preallocated
-            && let Err(err) = allocate(&file, 0, size)
+            && let Err(err) = allocate(&file, &path, 0, size)
         {
             drop(file);
             let _ = std::fs::remove_file(&path);
@@ -95,7 +97,7 @@ impl MappedFile {
             ));
         }
         if len < size && growth == Growth::Preallocated {
-            allocate(&file, 0, size)?;
+            allocate(&file, path, 0, size)?;
         }
         Self::map(path.to_owned(), start, file, size)
     }
@@ -175,7 +177,10 @@ impl MappedFile {
 
     /// Forces published bytes `[from, to)` to disk.
     pub fn flush_range(&self, from: usize, to: usize) -> std::io::Result<()> {
-        if to > from { self.map.flush_range(from, to - from) } else { Ok(()) }
+        if to <= from {
+            return Ok(());
+        }
+        crate::fault::sync(&self.path, Synced::Range(from, to), || self.map.flush_range(from, to - from))
     }
 }
 
@@ -204,7 +209,7 @@ impl FileWriter {
             return Ok(());
         }
         let target = growth_target(needed, allocated, self.file.size());
-        allocate(&self.file.file, allocated as u64, target as u64)?;
+        allocate(&self.file.file, &self.file.path, allocated as u64, target as u64)?;
         self.file.allocated.store(target, Ordering::Release);
         Ok(())
     }
@@ -307,19 +312,21 @@ pub(crate) fn growth_target(needed: usize, allocated: usize, capacity: usize) ->
 
 /// Allocates blocks for bytes `[from, to)` of the file, extending it to `to` (not a
 /// sparse file), falling back to `set_len` on file systems without `fallocate`.
-pub(crate) fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+pub(crate) fn allocate(file: &File, path: &Path, from: u64, to: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = |n: u64| libc::off_t::try_from(n).map_err(|_| std::io::Error::other("file size overflows off_t"));
     let (offset, len) = (off(from)?, off(to.saturating_sub(from))?);
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: plain FFI call on a valid, open file descriptor.
-    match unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) } {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(to),
-        errno => Err(std::io::Error::from_raw_os_error(errno)),
-    }
+    crate::fault::allocate(path, || {
+        // SAFETY: plain FFI call on a valid, open file descriptor.
+        match unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) } {
+            0 => Ok(()),
+            libc::EOPNOTSUPP | libc::EINVAL => file.set_len(to),
+            errno => Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    })
 }
 
 /// End of the region of `file` from `from` that may hold data: the next hole as the
@@ -365,10 +372,12 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    sync_dir(path.parent().expect("file in a directory"))
+    crate::fault::replace(path, bytes, || {
+        std::fs::write(&tmp, bytes)?;
+        File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path.parent().expect("file in a directory"))
+    })
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.

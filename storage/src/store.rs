@@ -101,7 +101,8 @@ pub struct AppendResult {
 pub enum ReadStatus {
     /// Messages were found (the page may still be empty if all were fillers).
     Found,
-    /// The offset is the queue's end: nothing new yet.
+    /// The offset is the queue's end, or nothing from it on is readable yet (after a
+    /// failed flush, only durable messages are served).
     NoNewMessage,
     /// The offset is below the oldest retained message; continue at `next_offset`.
     OffsetTooSmall,
@@ -493,6 +494,13 @@ impl Store {
         }
     }
 
+    /// Where reads stop: nowhere while the store is healthy. After a failed flush
+    /// (fail-stop) at the end of what reached the disk: the rest may be gone after a
+    /// restart, so no consumer may see it.
+    fn readable_end(&self) -> u64 {
+        self.flush.failed_at().unwrap_or(u64::MAX)
+    }
+
     /// What the store can do now: `ok`, `read_only` (with why) or `failed`.
     pub fn state(&self) -> StoreState {
         match self.check_writable(0, 0) {
@@ -510,8 +518,8 @@ impl Store {
     pub fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
         // The dispatcher waits between two records: none of this topic is indexed meanwhile.
         let _paused = self.dispatcher.pause();
-        let dead_below = self.log.forget_topic(topic);
-        self.dispatcher.tombstones().insert(topic, dead_below)?;
+        let dead_below =
+            self.log.forget_topic(topic, |dead_below| self.dispatcher.tombstones().insert(topic, dead_below))?;
         self.dispatcher.queues().remove_topic(topic)?;
         for hook in self.dispatcher.hooks() {
             hook.delete_topic(topic)?;
@@ -546,8 +554,11 @@ impl Store {
     ) -> Result<Vec<(u64, CqEntry)>, ReadError> {
         let mut out = Vec::new();
         if let Some(queue) = self.dispatcher.queues().get(topic, queue_id) {
+            let end = self.readable_end();
+            let mut past_end = false;
             queue.scan(offset, max, |q, e| {
-                if !e.is_filler() {
+                past_end |= !e.is_filler() && e.commitlog_offset + u64::from(e.size) > end;
+                if !e.is_filler() && !past_end {
                     out.push((q, e));
                 }
             })?;
@@ -597,7 +608,11 @@ impl Store {
         let mut next = offset;
         let mut messages = Vec::with_capacity(entries.len());
         let mut reader = self.entry_reader();
+        let end = self.readable_end();
         for (queue_offset, entry) in entries {
+            if !entry.is_filler() && entry.commitlog_offset + u64::from(entry.size) > end {
+                break;
+            }
             if !entry.is_filler() {
                 match reader.read(&entry) {
                     Ok(record) => messages.push(QueueMessage { queue_offset, entry, record }),
@@ -609,6 +624,9 @@ impl Store {
             }
             next = queue_offset + 1;
         }
+        if next == offset {
+            return page(ReadStatus::NoNewMessage, offset, messages); // nothing readable yet
+        }
         page(ReadStatus::Found, next, messages)
     }
 
@@ -617,6 +635,9 @@ impl Store {
         let id: MessageId = id.parse()?;
         if id.store_id != self.store_id {
             return Err(ReadError::ForeignMessageId(id.to_string()));
+        }
+        if id.commitlog_offset >= self.readable_end() {
+            return Err(ReadError::OffsetOutOfRange(id.commitlog_offset));
         }
         let record = self.log.read_at(id.commitlog_offset)?;
         if self.dispatcher.tombstones().is_dead(record.view().topic(), id.commitlog_offset) {
@@ -629,8 +650,10 @@ impl Store {
     pub fn messages_by_key(&self, topic: &str, key: &str, max: usize) -> Vec<StoredRecord> {
         // Ask for extra candidates: collisions and stale entries are filtered out below.
         let candidates = self.dispatcher.index().lookup(topic, key, max.saturating_mul(2).max(16));
+        let end = self.readable_end();
         candidates
             .into_iter()
+            .filter(|&offset| offset < end)
             .filter_map(|offset| self.log.read_at(offset).ok())
             .filter(|r| r.view().topic() == topic && r.view().keys().any(|k| k == key))
             .filter(|r| !self.dispatcher.tombstones().is_dead(topic, r.view().commitlog_offset()))

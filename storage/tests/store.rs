@@ -1,59 +1,15 @@
 //! The store through its public API: append, read, look up, recover, retain.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use weir_storage::{
-    AppendError, AppendStatus, FlushMode, Message, ReadStatus, RecoveryMode, Store, StoreConfig, tag_hash,
-};
-
-/// Small files so tests roll segments and ConsumeQueue files often.
-fn config(dir: &Path) -> StoreConfig {
-    StoreConfig {
-        segment_size: 64 * 1024,
-        max_message_size: 8 * 1024,
-        consume_queue_entries_per_file: 64,
-        index_slots: 64,
-        index_entries: 256,
-        ..StoreConfig::new(dir)
-    }
-}
-
-fn message(topic: &str, queue_id: u32, n: usize) -> Message {
-    Message {
-        topic: topic.to_owned(),
-        queue_id,
-        tag: if n.is_multiple_of(2) { "even".into() } else { "odd".into() },
-        keys: vec![format!("key-{n}")],
-        properties: vec![("n".into(), n.to_string())],
-        body: format!("body-{n}-{}", "x".repeat(n % 200)).into_bytes().into(),
-        born_timestamp_ms: 1_700_000_000_000 + n as i64,
-        born_host: "127.0.0.1:9000".parse().expect("addr"),
-        flags: 0,
-    }
-}
-
-/// Every message of a queue, read page by page: (queue offset, n property).
-fn read_all(store: &Store, topic: &str, queue_id: u32) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = store.read_queue(topic, queue_id, offset, 7).expect("read");
-        match page.status {
-            ReadStatus::Found => {
-                for m in &page.messages {
-                    out.push((m.queue_offset, m.record.view().property("n").expect("n").to_owned()));
-                }
-                offset = page.next_offset;
-            }
-            ReadStatus::OffsetTooSmall => offset = page.next_offset,
-            _ => return out,
-        }
-    }
-}
+use support::{block_on, config, message, read_all};
+use weir_storage::{AppendError, AppendStatus, FlushMode, ReadStatus, RecoveryMode, Store, StoreConfig, tag_hash};
 
 #[test]
 fn round_trip_across_segments_and_reopen() {
@@ -199,25 +155,6 @@ fn concurrent_sync_appends_share_flushes_and_lose_nothing() {
     assert!(store.wait_dispatched(Duration::from_secs(5)));
     for q in 0..8 {
         assert_eq!(read_all(&store, "t", q).len(), 50);
-    }
-}
-
-/// Polls `future` to completion on this thread (the storage crate has no runtime).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
     }
 }
 
