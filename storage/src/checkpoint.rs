@@ -77,7 +77,7 @@ impl CheckpointFile {
 
     /// Durably replaces the checkpoint.
     pub fn store(&self, checkpoint: &Checkpoint) -> std::io::Result<()> {
-        crate::mapped_file::replace_file(&self.path, &checkpoint.encode())
+        crate::durable::replace_file(&self.path, &checkpoint.encode())
     }
 }
 
@@ -124,7 +124,7 @@ impl QueueManifest {
             return Ok(());
         }
         let text: String = queues().map(|(topic, queue_id)| format!("{topic} {queue_id}\n")).collect();
-        crate::mapped_file::replace_file(&self.path, text.as_bytes())?;
+        crate::durable::replace_file(&self.path, text.as_bytes())?;
         self.written.store(generation, Ordering::Release);
         Ok(())
     }

@@ -17,8 +17,9 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::durable::sync_dir;
 use crate::error::{AppendError, DecodeError, ReadError};
-use crate::mapped_file::{FileWriter, Growth, MappedFile, list_files, sync_dir};
+use crate::mapped_file::{FileWriter, Growth, MappedFile, list_files};
 use crate::record::{self, Check, Layout, Message, Placement, RecordView, Slot};
 use crate::warm::{WARM_AHEAD, WARM_LOW_WATER, Warmer};
 

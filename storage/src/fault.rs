@@ -1,7 +1,7 @@
 //! The seam between the store and the file system's durability operations.
 //!
 //! Every operation that allocates blocks ([`allocate`]), makes written bytes durable
-//! ([`sync`]) or durably replaces a metadata file ([`replace`]) goes through this
+//! ([`sync`]) or durably writes a metadata file ([`metadata`]) goes through this
 //! module. Built normally, each only runs the operation: the seam costs nothing.
 //!
 //! Built with the `fault-injection` feature (tests only), it also lets a test, for the
@@ -40,17 +40,17 @@ pub(crate) fn sync(_path: &Path, _what: Synced, op: impl FnOnce() -> io::Result<
     op()
 }
 
-/// Runs `op`, which durably replaces the file at `path` with `bytes`.
+/// Runs `op`, which durably writes (replaces or appends to) the metadata file at `path`.
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub(crate) fn replace(_path: &Path, _bytes: &[u8], op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn metadata(_path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     op()
 }
 
 #[cfg(feature = "fault-injection")]
 pub use injection::{Fault, Op, Recording};
 #[cfg(feature = "fault-injection")]
-pub(crate) use injection::{allocate, replace, sync};
+pub(crate) use injection::{allocate, metadata, sync};
 
 #[cfg(feature = "fault-injection")]
 mod injection {
@@ -71,8 +71,9 @@ mod injection {
         Allocate,
         /// Making written bytes durable: `msync`, `fsync`, `syncfs`.
         Sync,
-        /// Durably replacing a metadata file (checkpoint, manifests, tombstones).
-        Replace,
+        /// Durably writing a metadata file: the store's (checkpoint, manifests,
+        /// tombstones) or the broker's (topics journal, group files).
+        Metadata,
     }
 
     /// An injected failure: while it lives, every `op` on a file under its directory
@@ -140,8 +141,8 @@ mod injection {
         /// Writes to `into` the files a power loss now could leave: for every file under
         /// the directory, each 512-byte sector holds what the last sync made durable or,
         /// where it was written since, its current contents when `keep_unsynced()` says
-        /// so (zeroes where nothing was ever synced). Metadata replaced through the seam
-        /// is durable whole, as `rename` makes it. Syncs wait until the image is written.
+        /// so (zeroes where nothing was ever synced). Metadata written through the seam
+        /// is durable whole once written. Syncs wait until the image is written.
         pub fn crash_image(&self, into: &Path, mut keep_unsynced: impl FnMut() -> bool) -> io::Result<()> {
             let durable = self.inner.durable.lock();
             for file in files_under(&self.inner.scope)? {
@@ -245,12 +246,11 @@ mod injection {
         recording.record(path, what, &mut durable)
     }
 
-    pub(crate) fn replace(path: &Path, bytes: &[u8], op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        injected(path, Op::Replace)?;
+    pub(crate) fn metadata(path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        injected(path, Op::Metadata)?;
         let Some(recording) = recording(path) else { return op() };
         let mut durable = recording.durable.lock();
         op()?;
-        durable.insert(path.to_owned(), bytes.to_vec());
-        Ok(())
+        recording.record(path, Synced::File, &mut durable)
     }
 }

@@ -68,7 +68,7 @@ impl IndexFile {
         for (i, v) in [MAGIC, begin, begin, 0, slots as u64, capacity as u64].into_iter().enumerate() {
             words[i].store(v, Ordering::Relaxed);
         }
-        crate::mapped_file::sync_dir(dir)?;
+        crate::durable::sync_dir(dir)?;
         Ok(index)
     }
 

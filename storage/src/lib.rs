@@ -13,6 +13,7 @@
 //! - [`MapBudget`]: how many per-queue files stay mapped; the least recently used close.
 //! - `consume_queue`: per-(topic, queue) entries of 20 bytes.
 //! - `index`: message lookup by business key.
+//! - [`durable`]: durable replace and append of small (metadata) files.
 //! - `dispatch`: follows the CommitLog; [`DispatchHook`]s add more indexes.
 //! - `flush`: async flushing and sync group commit.
 //! - `checkpoint`: durable positions that bound recovery.
@@ -21,7 +22,7 @@
 //! - `disk`: the disk watch (high-water mark, free-space reserve) and the store's state.
 //! - `tombstones`: deleted topics whose records are still in the CommitLog.
 //! - `store`: the [`Store`] facade and message ids.
-//! - `fault`: the seam every allocation, sync and metadata replace goes through;
+//! - `fault`: the seam every allocation, sync and metadata write goes through;
 //!   with the `fault-injection` feature, tests fail them and simulate power loss.
 //!
 //! **Boundary**: the storage engine knows nothing about networks, filters or plugins.
@@ -32,6 +33,7 @@ mod config;
 mod consume_queue;
 mod disk;
 mod dispatch;
+pub mod durable;
 mod entry_file;
 mod error;
 #[cfg(feature = "fault-injection")]

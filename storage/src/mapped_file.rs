@@ -365,26 +365,6 @@ pub(crate) fn last_data_end(file: &File, len: u64) -> u64 {
     end.min(len)
 }
 
-/// Durably replaces the small file at `path` with `bytes`: written to `<path>.tmp`,
-/// synced, renamed over `path`, and the directory synced, so a crash leaves either
-/// the old or the new contents.
-pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    crate::fault::replace(path, bytes, || {
-        std::fs::write(&tmp, bytes)?;
-        File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_dir(path.parent().expect("file in a directory"))
-    })
-}
-
-/// Makes a directory entry change (create, rename, delete) durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Lists `dir`'s files named by [`file_name`], sorted by start offset.
 pub fn list_files(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();

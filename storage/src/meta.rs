@@ -62,7 +62,7 @@ pub(crate) fn load_or_create(dir: &Path, config: &mut StoreConfig) -> Result<u32
                 "weir-store 1\nstore-id {id:08X}\nsegment-size {}\nconsume-queue-entries {}\n",
                 config.segment_size, config.consume_queue_entries_per_file
             );
-            crate::mapped_file::replace_file(&path, text.as_bytes()).at(&path)?;
+            crate::durable::replace_file(&path, text.as_bytes()).at(&path)?;
             Ok(id)
         }
         Err(err) => Err(OpenError::Io { path, source: err }),

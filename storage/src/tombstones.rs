@@ -91,7 +91,7 @@ impl Tombstones {
 
     fn store(&self, map: &HashMap<String, u64>) -> std::io::Result<()> {
         let text: String = map.iter().map(|(topic, offset)| format!("{topic} {offset}\n")).collect();
-        crate::mapped_file::replace_file(&self.path, text.as_bytes())
+        crate::durable::replace_file(&self.path, text.as_bytes())
     }
 }
 

@@ -192,7 +192,7 @@ fn no_space_for_metadata_leaves_the_previous_version_whole() {
         store.append(&message("gone", 0, 0)).expect("append");
         assert!(store.wait_dispatched(Duration::from_secs(5)));
         let checkpoint = std::fs::read(dir.path().join("checkpoint")).expect("checkpoint");
-        let fault = Fault::inject(dir.path(), Op::Replace, libc::ENOSPC);
+        let fault = Fault::inject(dir.path(), Op::Metadata, libc::ENOSPC);
         let err = store.delete_topic("gone").expect_err("no space for the tombstone");
         assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
         assert_eq!(read_all(&store, "gone", 0).len(), 1, "the topic is still whole");

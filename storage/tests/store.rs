@@ -451,9 +451,8 @@ fn a_replay_longer_than_its_time_at_open_finishes_while_the_store_serves() {
     std::fs::remove_dir_all(dir.path().join("consumequeue")).expect("remove");
     let config = StoreConfig { replay_at_open: Duration::ZERO, ..config(dir.path()) };
     let store = Store::open(config).expect("reopen");
+    // The replay was left to the dispatcher thread (which may already have finished it).
     assert!(store.recovery().replay_deferred, "{:?}", store.recovery());
-    let behind = store.stats().dispatch_lag_bytes();
-    assert!(behind > 0, "the replay is not done yet");
     // Appends go on meanwhile, at the right queue offsets.
     assert_eq!(store.append(&message("t", 0, 5000)).expect("append").queue_offset, 400);
     assert!(store.wait_dispatched(Duration::from_secs(10)));

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use weir_storage::durable::sync_dir;
 
 /// The fewest records at which a journal is compacted.
 pub const COMPACT_FLOOR: u64 = 1024;
@@ -202,7 +203,7 @@ impl<V: Serialize + DeserializeOwned> Journal<V> {
             self.take_back().map_err(|source| failed(&self.path, source))?;
             self.torn = false;
         }
-        if let Err(source) = self.file.write_all(&line).and_then(|()| self.file.sync_data()) {
+        if let Err(source) = weir_storage::durable::append(&mut self.file, &self.path, &line) {
             // Part of the record, or all of it unsynced, may be in the file:
             // take it back so the file keeps matching the caller's map.
             self.torn = self.take_back().is_err();
@@ -322,9 +323,4 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
         _ => Ok(()),
     }
-}
-
-/// Makes creations and renames in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

@@ -18,10 +18,6 @@ pub fn load<T: DeserializeOwned + Default>(path: &Path) -> std::io::Result<T> {
 
 /// Durably replaces `path` with `value` as JSON.
 pub fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().expect("file in a directory"))?.sync_all()
+    weir_storage::durable::replace_file(path, &bytes)
 }

@@ -96,7 +96,7 @@ impl OffsetStore {
         if legacy.try_exists()? {
             import_legacy(&db, &legacy)?;
             std::fs::remove_file(&legacy)?;
-            super::journal::sync_dir(data_dir)?;
+            weir_storage::durable::sync_dir(data_dir)?;
         }
         let table = Arc::new(RwLock::new(load(&db)?));
         let epoch = next_epoch(&db)?;

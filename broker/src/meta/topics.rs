@@ -74,7 +74,7 @@ impl TopicTable {
                 tracing::info!(topics = topics.len(), "imported topics.json into topics.log");
             }
             std::fs::remove_file(&legacy)?;
-            journal::sync_dir(data_dir)?;
+            weir_storage::durable::sync_dir(data_dir)?;
         }
         let (journal, topics) = Journal::open(log, floor)?;
         Ok(Self {

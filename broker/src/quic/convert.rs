@@ -36,9 +36,22 @@ pub fn error_response(err: &CoreError) -> ErrorResponse {
         CoreError::MemberIdInUse { .. } => ErrorCode::MemberIdInUse,
         CoreError::UnknownMember { .. } => ErrorCode::UnknownMember,
         CoreError::NotAssigned(_) => ErrorCode::NotAssigned,
+        CoreError::Metadata { source, .. } if out_of_space(source) => ErrorCode::DiskFull,
         CoreError::Metadata { .. } | CoreError::Internal(_) => ErrorCode::Internal,
     };
     ErrorResponse::new(code, err.chain())
+}
+
+/// Whether a metadata write failed for want of space (the cause may be wrapped).
+fn out_of_space(err: &std::io::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 fn append_code(err: &AppendError) -> ErrorCode {
