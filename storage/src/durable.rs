@@ -1,6 +1,7 @@
 //! Durable writes of small files: the store's metadata (checkpoint, manifests,
 //! tombstones, `store.meta`) and the broker's (topics journal, group files). Each
-//! goes through the fault seam, so tests can fail it as a full disk would.
+//! goes through the fault seam, so tests can fail it as a full disk would and
+//! record what it made durable.
 
 use std::fs::File;
 use std::io::Write;
@@ -28,6 +29,12 @@ pub fn append(file: &mut File, path: &Path, bytes: &[u8]) -> std::io::Result<()>
         file.write_all(bytes)?;
         file.sync_data()
     })
+}
+
+/// Runs `sync`, which makes the whole file at `path` durable, through the fault seam:
+/// for files another library writes (the broker's offset database).
+pub fn sync_file(path: &Path, sync: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+    crate::fault::sync(path, crate::fault::Synced::File, sync)
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.

@@ -4,7 +4,8 @@
 //! - `groups`: group roles and subscriptions, compiled once, in two JSON files
 //!   replaced atomically (`json`).
 //! - `offsets`: consumer offsets in redb (`consumer_offsets.redb`), written by one
-//!   thread in group commits.
+//!   thread in group commits, through `redb_file` (its syncs go through the
+//!   storage's fault seam).
 //!
 //! Every write is atomic and durable before memory changes, so a failed write leaves
 //! memory and disk agreeing; every write blocks (fsync), so the core calls them off
@@ -14,4 +15,5 @@ pub mod groups;
 pub mod journal;
 pub mod json;
 pub mod offsets;
+pub mod redb_file;
 pub mod topics;

@@ -6,7 +6,10 @@
 //! transaction with one fsync, then updates the in-memory table and answers
 //! each caller: concurrent commits share the fsync (group commit), no async
 //! worker ever waits on the disk, and a failed write leaves memory as it was.
-//! Reads are served from memory.
+//! Reads are served from memory. After a failed write (a full disk, an I/O
+//! error) redb refuses every transaction until reopened: the writer reopens it,
+//! which rolls back to the last durable commit, so commits resume once the disk
+//! recovers.
 //!
 //! Why redb and not a JSON file replaced atomically (what topics and
 //! subscriptions use): an offset changes every few seconds per queue, and a
@@ -16,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,6 +28,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::json;
+use super::redb_file::RedbFile;
 use crate::core::CoreError;
 
 /// The database file, in the data directory.
@@ -91,7 +95,8 @@ impl OffsetStore {
     /// Opens (or creates) the store in `data_dir`, importing a `consumer_offsets.json`
     /// left by an older broker, and starts its writer thread. Blocking.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
-        let db = redb::Database::create(data_dir.join(FILE)).map_err(io::Error::other)?;
+        let path = data_dir.join(FILE);
+        let db = open_db(&path)?;
         let legacy = data_dir.join(LEGACY_FILE);
         if legacy.try_exists()? {
             import_legacy(&db, &legacy)?;
@@ -103,7 +108,9 @@ impl OffsetStore {
         let (jobs, queue) = mpsc::channel();
         let writer = {
             let table = table.clone();
-            std::thread::Builder::new().name("weir-offsets".into()).spawn(move || write_loop(&db, &table, &queue))?
+            std::thread::Builder::new()
+                .name("weir-offsets".into())
+                .spawn(move || write_loop(Writer { path, db: Some(db) }, &table, &queue))?
         };
         Ok(Self {
             table,
@@ -197,8 +204,45 @@ fn first_key(group: &str) -> OffsetKey {
     OffsetKey { group: group.to_owned(), member: String::new(), topic: String::new(), queue_id: 0 }
 }
 
+/// Opens (creating if needed) the database at `path`.
+fn open_db(path: &Path) -> io::Result<redb::Database> {
+    redb::Database::builder().create_with_backend(RedbFile::open(path)?).map_err(redb_error)
+}
+
+/// A redb error as an I/O error, keeping the kind of an I/O cause (a full disk stays
+/// `StorageFull`, which clients are told as `DISK_FULL`).
+fn redb_error(err: impl Into<redb::Error>) -> io::Error {
+    match err.into() {
+        redb::Error::Io(err) => err,
+        err => io::Error::other(err),
+    }
+}
+
+/// The writer thread's database, reopened after a failed write.
+struct Writer {
+    path: PathBuf,
+    /// `None` after a failed write until it reopens.
+    db: Option<redb::Database>,
+}
+
+impl Writer {
+    /// Writes `jobs` in one transaction; after a failure, drops the database so the
+    /// next write reopens it.
+    fn write(&mut self, jobs: &[Job], at_ms: u64) -> io::Result<()> {
+        if self.db.is_none() {
+            self.db = Some(open_db(&self.path)?);
+        }
+        let written = write(self.db.as_ref().expect("opened above"), jobs, at_ms);
+        if let Err(err) = &written {
+            tracing::warn!(%err, "cannot write consumer offsets; reopening the offset database");
+            self.db = None;
+        }
+        written
+    }
+}
+
 /// The writer thread: one transaction for every job waiting, then the answers.
-fn write_loop(db: &redb::Database, table: &RwLock<Table>, queue: &mpsc::Receiver<Job>) {
+fn write_loop(mut writer: Writer, table: &RwLock<Table>, queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH
@@ -207,7 +251,7 @@ fn write_loop(db: &redb::Database, table: &RwLock<Table>, queue: &mpsc::Receiver
             jobs.push(job);
         }
         let at_ms = now_ms();
-        let written = write(db, &jobs, at_ms);
+        let written = writer.write(&jobs, at_ms);
         if written.is_ok() {
             let mut table = table.write();
             for job in &jobs {
@@ -225,24 +269,24 @@ fn write_loop(db: &redb::Database, table: &RwLock<Table>, queue: &mpsc::Receiver
 }
 
 fn write(db: &redb::Database, jobs: &[Job], at_ms: u64) -> io::Result<()> {
-    let txn = db.begin_write().map_err(io::Error::other)?;
+    let txn = db.begin_write().map_err(redb_error)?;
     {
-        let mut offsets = txn.open_table(OFFSETS).map_err(io::Error::other)?;
+        let mut offsets = txn.open_table(OFFSETS).map_err(redb_error)?;
         for job in jobs {
             match &job.change {
                 Change::Commit(entries) => {
                     for (key, offset) in entries {
                         let k = (key.group.as_str(), key.member.as_str(), key.topic.as_str(), key.queue_id);
-                        offsets.insert(k, (*offset, at_ms)).map_err(io::Error::other)?;
+                        offsets.insert(k, (*offset, at_ms)).map_err(redb_error)?;
                     }
                 }
                 Change::RemoveTopic(topic) => {
-                    offsets.retain(|(_, _, t, _), _| t != topic.as_str()).map_err(io::Error::other)?;
+                    offsets.retain(|(_, _, t, _), _| t != topic.as_str()).map_err(redb_error)?;
                 }
             }
         }
     }
-    txn.commit().map_err(io::Error::other)
+    txn.commit().map_err(redb_error)
 }
 
 fn apply(table: &mut Table, change: &Change, at_ms: u64) {
@@ -257,15 +301,15 @@ fn apply(table: &mut Table, change: &Change, at_ms: u64) {
 }
 
 fn load(db: &redb::Database) -> io::Result<Table> {
-    let txn = db.begin_read().map_err(io::Error::other)?;
+    let txn = db.begin_read().map_err(redb_error)?;
     let offsets = match txn.open_table(OFFSETS) {
         Ok(offsets) => offsets,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Table::new()),
         Err(err) => return Err(io::Error::other(err)),
     };
     let mut table = Table::new();
-    for row in offsets.iter().map_err(io::Error::other)? {
-        let (key, value) = row.map_err(io::Error::other)?;
+    for row in offsets.iter().map_err(redb_error)? {
+        let (key, value) = row.map_err(redb_error)?;
         let (group, member, topic, queue_id) = key.value();
         let (offset, at_ms) = value.value();
         let key = OffsetKey { group: group.to_owned(), member: member.to_owned(), topic: topic.to_owned(), queue_id };
@@ -276,14 +320,14 @@ fn load(db: &redb::Database) -> io::Result<Table> {
 
 /// Counts this open in the `broker` table.
 fn next_epoch(db: &redb::Database) -> io::Result<u64> {
-    let txn = db.begin_write().map_err(io::Error::other)?;
+    let txn = db.begin_write().map_err(redb_error)?;
     let epoch = {
-        let mut broker = txn.open_table(BROKER).map_err(io::Error::other)?;
-        let epoch = broker.get("epoch").map_err(io::Error::other)?.map_or(0, |v| v.value()) + 1;
-        broker.insert("epoch", epoch).map_err(io::Error::other)?;
+        let mut broker = txn.open_table(BROKER).map_err(redb_error)?;
+        let epoch = broker.get("epoch").map_err(redb_error)?.map_or(0, |v| v.value()) + 1;
+        broker.insert("epoch", epoch).map_err(redb_error)?;
         epoch
     };
-    txn.commit().map_err(io::Error::other)?;
+    txn.commit().map_err(redb_error)?;
     Ok(epoch)
 }
 
@@ -295,20 +339,20 @@ struct LegacyOffsets {
 
 fn import_legacy(db: &redb::Database, path: &Path) -> io::Result<()> {
     let legacy: LegacyOffsets = json::load(path)?;
-    let txn = db.begin_write().map_err(io::Error::other)?;
+    let txn = db.begin_write().map_err(redb_error)?;
     {
-        let mut offsets = txn.open_table(OFFSETS).map_err(io::Error::other)?;
+        let mut offsets = txn.open_table(OFFSETS).map_err(redb_error)?;
         for (group, topics) in &legacy.groups {
             for (topic, queues) in topics {
                 for (queue_id, offset) in queues {
                     offsets
                         .insert((group.as_str(), "", topic.as_str(), *queue_id), (*offset, 0))
-                        .map_err(io::Error::other)?;
+                        .map_err(redb_error)?;
                 }
             }
         }
     }
-    txn.commit().map_err(io::Error::other)?;
+    txn.commit().map_err(redb_error)?;
     tracing::info!(groups = legacy.groups.len(), "imported consumer_offsets.json into consumer_offsets.redb");
     Ok(())
 }
@@ -375,5 +419,69 @@ mod tests {
         let refused = offsets.commit(vec![(key("g", "t", 0), 5)]).await;
         assert!(matches!(refused, Err(CoreError::Metadata { .. })), "{refused:?}");
         assert_eq!(offsets.fetch(&key("g", "t", 0)), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_commits_and_they_resume_when_space_returns() {
+        use weir_storage::fault::{Fault, Op};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let offsets = OffsetStore::open(dir.path()).expect("open");
+        offsets.commit(vec![(key("g", "t", 0), 1)]).await.expect("commit");
+        let fault = Fault::inject(&dir.path().join(FILE), Op::Sync, libc::ENOSPC);
+        let refused = offsets.commit(vec![(key("g", "t", 0), 2)]).await;
+        let Err(CoreError::Metadata { source, .. }) = refused else { panic!("{refused:?}") };
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
+        assert_eq!(offsets.fetch(&key("g", "t", 0)).map(|c| c.offset), Some(1), "memory as on disk");
+        assert!(offsets.commit(vec![(key("g", "t", 0), 3)]).await.is_err(), "still full");
+        drop(fault);
+        offsets.commit(vec![(key("g", "t", 0), 4)]).await.expect("space returned");
+        drop(offsets);
+        let offsets = OffsetStore::open(dir.path()).expect("reopen");
+        assert_eq!(offsets.fetch(&key("g", "t", 0)).map(|c| c.offset), Some(4));
+    }
+
+    /// A power loss while commits run (every byte redb synced kept, of the rest any
+    /// sectors): the reopened offsets are one whole commit, never a mix, and none older
+    /// than the last acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn power_loss_keeps_a_whole_commit_and_every_acknowledged_one() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use weir_storage::fault::Recording;
+        for round in 0..8u64 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (live, image) = (dir.path().join("live"), dir.path().join("image"));
+            std::fs::create_dir(&live).expect("dir");
+            let recording = Recording::start(&live);
+            let offsets = Arc::new(OffsetStore::open(&live).expect("open"));
+            let acked = Arc::new(AtomicU64::new(0));
+            let committer = {
+                let (offsets, acked) = (offsets.clone(), acked.clone());
+                tokio::spawn(async move {
+                    for version in 1.. {
+                        let all = (0..8).map(|q| (key("g", "t", q), version)).collect();
+                        if offsets.commit(all).await.is_err() {
+                            return;
+                        }
+                        acked.store(version, Ordering::Release);
+                    }
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(5 + round * 7)).await;
+            let acked_before = acked.load(Ordering::Acquire);
+            let mut rng = round.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let keep = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % 4 < round % 5
+            };
+            recording.crash_image(&image, keep).expect("image");
+            committer.abort();
+            let reopened = OffsetStore::open(&image).expect("reopen after the power loss");
+            let versions: Vec<u64> =
+                (0..8).map(|q| reopened.fetch(&key("g", "t", q)).map_or(0, |c| c.offset)).collect();
+            assert!(versions.iter().all(|&v| v == versions[0]), "round {round}: a mix of commits {versions:?}");
+            assert!(versions[0] >= acked_before, "round {round}: lost acknowledged commit {acked_before}");
+        }
     }
 }
