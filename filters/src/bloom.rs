@@ -15,7 +15,7 @@
 use weir_sql92::{Condition, TAG_PROPERTY, Term};
 
 /// Broker-wide seed of term hashes. Part of the index format: changing it
-/// changes [`IndexShape::fingerprint`], which makes the index rebuild.
+/// changes [`IndexShape::fingerprint`](crate::IndexShape::fingerprint), which makes the index rebuild.
 pub const TERM_SEED: u64 = 0x5745_4952_424c_4f4f; // "WEIRBLOO"
 
 /// Separates name and value in a `name=value` term. `0xFF` never occurs in
