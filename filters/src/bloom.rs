@@ -15,7 +15,7 @@
 use weir_sql92::{Condition, TAG_PROPERTY, Term};
 
 /// Broker-wide seed of term hashes. Part of the index format: changing it
-/// changes [`IndexShape::fingerprint`], which makes the index rebuild.
+/// changes [`IndexShape::fingerprint`](crate::IndexShape::fingerprint), which makes the index rebuild.
 pub const TERM_SEED: u64 = 0x5745_4952_424c_4f4f; // "WEIRBLOO"
 
 /// Separates name and value in a `name=value` term. `0xFF` never occurs in
@@ -88,36 +88,46 @@ pub fn message_terms<'a>(
 pub struct BloomShape {
     /// Bytes of the bit array (a multiple of 8).
     pub bytes: usize,
-    /// Bits set per term.
+    /// Bits set per term; more than [`BloomShape::MAX_HASHES`] count as that many.
     pub hashes: u32,
 }
 
 impl BloomShape {
+    /// The most hash functions a shape uses: past a few the false-positive rate
+    /// only rises, and each costs every insert and probe.
+    pub const MAX_HASHES: u32 = 64;
+
     fn bits(&self) -> u64 {
-        self.bytes as u64 * 8
+        (self.bytes as u64).saturating_mul(8)
     }
 
-    /// Sets the bits of `term` in `filter`, which must be `self.bytes` long (a shorter
-    /// one panics: a bit left unset would make a probe skip a matching message). A
-    /// zero-byte shape records nothing, and its probes match everything.
+    /// Hash functions in use: none in a zero-byte shape (it knows nothing), at most
+    /// [`BloomShape::MAX_HASHES`].
+    fn hashes(&self) -> u32 {
+        if self.bits() == 0 { 0 } else { self.hashes.min(Self::MAX_HASHES) }
+    }
+
+    /// Sets the bits of `term` in `filter`, which should be `self.bytes` long. A
+    /// shorter one keeps the bits that fall inside it: a probe reads the words it
+    /// lacks as unknown, so nothing is skipped for them. A zero-byte shape records
+    /// nothing, and its probes match everything.
     pub fn insert(&self, filter: &mut [u8], term: TermHash) {
-        if self.bits() == 0 {
-            return;
-        }
-        for i in 0..self.hashes {
+        for i in 0..self.hashes() {
             let bit = term.position(i, self.bits());
-            filter[(bit / 8) as usize] |= 1 << (bit % 8);
+            if let Some(byte) = usize::try_from(bit / 8).ok().and_then(|at| filter.get_mut(at)) {
+                *byte |= 1 << (bit % 8);
+            }
         }
     }
 
     /// The mask that tests `term`: a filter may contain it iff all these bits are set.
     pub fn probe(&self, term: TermHash) -> Probe {
-        let mut words: Vec<(u32, u64)> = Vec::with_capacity(self.hashes as usize);
-        // A zero-byte shape knows nothing: the empty probe says "may be in" to every filter.
-        let hashes = if self.bits() == 0 { 0 } else { self.hashes };
+        let hashes = self.hashes();
+        let mut words: Vec<(u32, u64)> = Vec::with_capacity(hashes as usize);
         for i in 0..hashes {
             let bit = term.position(i, self.bits());
-            let (word, mask) = ((bit / 64) as u32, 1u64 << (bit % 64));
+            // A word index past u32 (a filter over 32 GiB) saturates: read as unknown.
+            let (word, mask) = (u32::try_from(bit / 64).unwrap_or(u32::MAX), 1u64 << (bit % 64));
             match words.iter_mut().find(|(w, _)| *w == word) {
                 Some((_, m)) => *m |= mask,
                 None => words.push((word, mask)),
@@ -132,7 +142,7 @@ impl BloomShape {
         if self.bits() == 0 {
             return 1.0;
         }
-        let k = f64::from(self.hashes);
+        let k = f64::from(self.hashes());
         (1.0 - (-k * terms as f64 / self.bits() as f64).exp()).powf(k)
     }
 }
@@ -144,12 +154,13 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Whether `filter` may contain the term (no false negatives).
+    /// Whether `filter` may contain the term (no false negatives). A word the
+    /// filter lacks (it is shorter than its shape) is unknown: it may contain it.
     pub fn may_be_in(&self, filter: &[u8]) -> bool {
         self.words.iter().all(|&(word, mask)| {
             let at = word as usize * 8;
-            filter.get(at..at + 8).is_some_and(|b| {
-                let value = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            filter.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).is_none_or(|b| {
+                let value = u64::from_le_bytes(b);
                 value & mask == mask
             })
         })
@@ -276,6 +287,25 @@ mod tests {
             for (name, value) in &props {
                 prop_assert!(shape.probe(TermHash::name(name)).may_be_in(&filter));
                 prop_assert!(shape.probe(TermHash::pair(name, value)).may_be_in(&filter));
+            }
+        }
+
+        /// Any shape (sizes off the 8-byte grid, absurd hash counts) over a filter of
+        /// any length, even the wrong one: no panic, and still no false negatives.
+        #[test]
+        fn no_false_negatives_whatever_the_shape_or_filter(
+            names in prop::collection::vec("[a-z]{1,6}", 0..12),
+            bytes in prop_oneof![0usize..300, Just(usize::MAX)],
+            hashes in prop_oneof![0u32..100, Just(u32::MAX)],
+            len in 0usize..300,
+        ) {
+            let shape = BloomShape { bytes, hashes };
+            let mut filter = vec![0; len];
+            for name in &names {
+                shape.insert(&mut filter, TermHash::name(name));
+            }
+            for name in &names {
+                prop_assert!(shape.probe(TermHash::name(name)).may_be_in(&filter));
             }
         }
     }

@@ -43,6 +43,49 @@ mod flag {
     pub const ANY_PRODUCTION: u16 = 4;
 }
 
+/// The largest bloom filter an index entry or block summary may hold, in bytes.
+pub const MAX_BLOOM_BYTES: usize = 64 << 10;
+
+/// Why an [`IndexShape`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexShapeError {
+    /// A bloom size is not whole 64-bit words, or is over [`MAX_BLOOM_BYTES`].
+    #[error("{which} bloom of {bytes} bytes: expected a multiple of 8 up to {MAX_BLOOM_BYTES}")]
+    BloomBytes {
+        /// `message` or `block`.
+        which: &'static str,
+        /// The size given.
+        bytes: usize,
+    },
+    /// More hash functions than [`BloomShape::MAX_HASHES`].
+    #[error("{which} bloom with {hashes} hashes: expected at most {}", BloomShape::MAX_HASHES)]
+    Hashes {
+        /// `message` or `block`.
+        which: &'static str,
+        /// The count given.
+        hashes: u32,
+    },
+    /// A block or a file of no entries.
+    #[error("{what} must be positive")]
+    Zero {
+        /// `block_entries` or `entries_per_file`.
+        what: &'static str,
+    },
+    /// A file of `entries_per_file` entries would exceed 64-bit offsets.
+    #[error("{entries_per_file} entries per file do not fit 64-bit file offsets")]
+    FileTooLarge {
+        /// The count given.
+        entries_per_file: u64,
+    },
+}
+
+impl From<IndexShapeError> for std::io::Error {
+    fn from(error: IndexShapeError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, error)
+    }
+}
+
 /// Everything that decides the index's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexShape {
@@ -74,12 +117,41 @@ impl IndexShape {
         )
     }
 
+    /// Checks what [`BloomIndex::open`] needs: bloom sizes in whole words up to
+    /// [`MAX_BLOOM_BYTES`], at most [`BloomShape::MAX_HASHES`] hashes, blocks and
+    /// files of at least one entry, and file sizes that fit 64-bit offsets.
+    pub fn validate(&self) -> Result<(), IndexShapeError> {
+        for (which, bloom) in [("message", self.message), ("block", self.block)] {
+            if !bloom.bytes.is_multiple_of(8) || bloom.bytes > MAX_BLOOM_BYTES {
+                return Err(IndexShapeError::BloomBytes { which, bytes: bloom.bytes });
+            }
+            if bloom.hashes > BloomShape::MAX_HASHES {
+                return Err(IndexShapeError::Hashes { which, hashes: bloom.hashes });
+            }
+        }
+        for (what, count) in [("block_entries", self.block_entries), ("entries_per_file", self.entries_per_file)] {
+            if count == 0 {
+                return Err(IndexShapeError::Zero { what });
+            }
+        }
+        let blocks_per_file = self.blocks_per_file();
+        let fits = |entries: u64, len: usize| entries.checked_mul(len as u64).is_some();
+        if !fits(self.entries_per_file, self.entry_len()) || !fits(blocks_per_file, self.block_len()) {
+            return Err(IndexShapeError::FileTooLarge { entries_per_file: self.entries_per_file });
+        }
+        Ok(())
+    }
+
     fn entry_len(&self) -> usize {
         ENTRY_HEADER + self.message.bytes
     }
 
     fn block_len(&self) -> usize {
         BLOCK_HEADER + self.block.bytes
+    }
+
+    fn blocks_per_file(&self) -> u64 {
+        (self.entries_per_file / self.block_entries).max(1)
     }
 }
 
@@ -192,7 +264,7 @@ pub struct QueueBlooms {
 impl QueueBlooms {
     fn open(dir: &Path, shape: Arc<IndexShape>, budget: &Arc<MapBudget>) -> std::io::Result<Self> {
         let entries = EntryFile::open(dir.join("entries"), shape.entry_len(), shape.entries_per_file, budget.clone())?;
-        let per_file = (shape.entries_per_file / shape.block_entries).max(1);
+        let per_file = shape.blocks_per_file();
         let blocks = EntryFile::open(dir.join("blocks"), shape.block_len(), per_file, budget.clone())?;
         // A block summary is written only once the block's last entry is: drop any past that.
         blocks.truncate(entries.max_offset() / shape.block_entries)?;
@@ -308,7 +380,7 @@ impl QueueBlooms {
     fn retain(&self, min_queue_offset: u64) -> std::io::Result<()> {
         let per_block = self.shape.block_entries;
         self.entries.delete_leading_files(|last, _| last < min_queue_offset)?;
-        self.blocks.delete_leading_files(|last, _| (last + 1) * per_block <= min_queue_offset)
+        self.blocks.delete_leading_files(|last, _| (last + 1).saturating_mul(per_block) <= min_queue_offset)
     }
 }
 
@@ -326,12 +398,10 @@ pub struct BloomIndex {
 impl BloomIndex {
     /// Opens the index under `root`, wiping it when it was built with another shape; its
     /// files are mapped within `budget` (the store's, shared with the ConsumeQueues).
+    /// A shape [`IndexShape::validate`] refuses is an `InvalidInput` error whose
+    /// source is the [`IndexShapeError`].
     pub fn open(root: &Path, shape: IndexShape, budget: Arc<MapBudget>) -> std::io::Result<Self> {
-        assert!(
-            shape.message.bytes.is_multiple_of(8) && shape.block.bytes.is_multiple_of(8),
-            "bloom sizes are whole 64-bit words"
-        );
-        assert!(shape.block_entries > 0, "blocks hold entries");
+        shape.validate()?;
         let meta = root.join("index.meta");
         let fingerprint = shape.fingerprint();
         let rebuild = std::fs::read_to_string(&meta).ok().as_deref() != Some(fingerprint.as_str());

@@ -29,7 +29,7 @@ pub mod subscription;
 pub mod tag;
 
 pub use bloom::BloomShape;
-pub use index::{BloomIndex, IndexShape, QueueBlooms};
+pub use index::{BloomIndex, IndexShape, IndexShapeError, QueueBlooms};
 pub use message_filter::{FilterCallError, FilterInput, MessageFilter};
 pub use pipeline::{Page, PageLimits, ReadPath};
 pub use stats::{FilterCounts, FilterStats};

@@ -87,7 +87,7 @@ impl ReadPath<'_> {
             let per_block = blooms.block_entries();
             let mut at = from;
             while at < indexed_end && pass.stopped_at.is_none() {
-                let chunk_end = ((at / per_block + 1) * per_block).min(indexed_end);
+                let chunk_end = (at / per_block + 1).saturating_mul(per_block).min(indexed_end);
                 let split = rest.partition_point(|(q, _)| *q < chunk_end);
                 let (chunk, after) = rest.split_at(split);
                 rest = after;
@@ -180,7 +180,7 @@ where
         let limits = path.limits;
         let size = entry.size as usize;
         if self.page.records.len() >= limits.max_messages
-            || (!self.page.records.is_empty() && self.bytes + size > limits.max_bytes)
+            || (!self.page.records.is_empty() && self.bytes.saturating_add(size) > limits.max_bytes)
         {
             self.stopped_at = Some(queue_offset);
             return Ok(());
@@ -208,7 +208,7 @@ where
             return Ok(());
         }
         FilterStats::add(&stats.delivered, 1);
-        self.bytes += size;
+        self.bytes = self.bytes.saturating_add(size);
         self.page.records.push(record);
         Ok(())
     }

@@ -31,9 +31,10 @@ macro_rules! counters {
             }
         }
 
+        /// Sums counters (of several topics, say), saturating rather than wrapping.
         impl std::ops::AddAssign for FilterCounts {
             fn add_assign(&mut self, other: FilterCounts) {
-                $(self.$name += other.$name;)*
+                $(self.$name = self.$name.saturating_add(other.$name);)*
             }
         }
     };

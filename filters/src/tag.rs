@@ -21,7 +21,8 @@ pub enum TagFilterError {
 /// A compiled tag subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagFilter {
-    /// `None` means `*`; otherwise (hash, tag) pairs.
+    /// `None` means `*`; otherwise (hash, tag) pairs, sorted and without duplicates,
+    /// so a long expression costs a binary search per message, not a scan.
     tags: Option<Vec<(u64, String)>>,
 }
 
@@ -41,10 +42,13 @@ impl TagFilter {
             match tag {
                 "" => return Err(TagFilterError::EmptyTag(expression.to_owned())),
                 "*" => return Err(TagFilterError::MixedWildcard(expression.to_owned())),
-                tag if !tags.iter().any(|(_, t)| t == tag) => tags.push((tag_hash(tag), tag.to_owned())),
-                _ => {}
+                tag => tags.push((tag_hash(tag), tag.to_owned())),
             }
         }
+        // Sorted and deduplicated at once: checking each tag against the ones before
+        // made a long expression quadratic.
+        tags.sort_unstable();
+        tags.dedup();
         Ok(Self { tags: Some(tags) })
     }
 
@@ -55,12 +59,15 @@ impl TagFilter {
 
     /// Stage one: whether a message whose ConsumeQueue entry carries `hash` may match.
     pub fn may_match_hash(&self, hash: u64) -> bool {
-        self.tags.as_ref().is_none_or(|tags| tags.iter().any(|(h, _)| *h == hash))
+        self.tags.as_ref().is_none_or(|tags| tags.binary_search_by_key(&hash, |(h, _)| *h).is_ok())
     }
 
     /// Stage two: whether a message with exactly this tag matches.
     pub fn matches(&self, tag: &str) -> bool {
-        self.tags.as_ref().is_none_or(|tags| tags.iter().any(|(_, t)| t == tag))
+        self.tags.as_ref().is_none_or(|tags| {
+            let hash = tag_hash(tag);
+            tags.binary_search_by(|(h, t)| (*h, t.as_str()).cmp(&(hash, tag))).is_ok()
+        })
     }
 }
 

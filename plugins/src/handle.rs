@@ -231,10 +231,58 @@ impl HandleShared {
     }
 
     fn failed(&self, error: &CallError, max_consecutive: u32) {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        // Saturating: with the offline runner's limit of u32::MAX the count must not wrap.
+        let counted =
+            self.consecutive_failures.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
+        let failures = counted.map_or(u32::MAX, |before| before + 1);
         if failures >= max_consecutive {
             tracing::warn!(plugin = self.slot.name(), failures, %error, "plugin disabled for a subscription");
             self.disable(format!("{failures} consecutive failed calls; last: {error}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::PluginHost;
+    use crate::limits::Limits;
+
+    /// The failure count saturates instead of overflowing (or wrapping, which would
+    /// keep a plugin that fails forever enabled under a limit of u32::MAX).
+    #[test]
+    fn the_failure_count_saturates() {
+        let trapping = wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                (func (export "weir_abi_version") (result i32) i32.const 1)
+                (func (export "weir_alloc") (param i32) (result i32) i32.const 1024)
+                (func (export "weir_dealloc") (param i32 i32))
+                (func (export "weir_filter") (param i32 i32) (result i32) unreachable))"#,
+        )
+        .expect("wat");
+        let host = PluginHost::new(Limits { max_consecutive_failures: u32::MAX, ..Limits::default() }).expect("host");
+        let plugin = host.compile(&trapping, None).expect("accepted");
+        let handle = PluginHandle::new(PluginSlot::new("trapping".into(), plugin), "", Vec::new());
+        handle.shared.consecutive_failures.store(u32::MAX - 2, Ordering::Relaxed);
+        let message = weir_filters::FilterInput {
+            topic: "t",
+            queue_id: 0,
+            queue_offset: 0,
+            tag: "",
+            keys: &[],
+            properties: &[],
+            body: b"",
+            born_timestamp_ms: 0,
+            reconsume_times: 0,
+        };
+        assert!(handle.call(|instance| instance.call_filter(&message)).result.is_err());
+        assert_eq!(handle.state(), HandleState::Active);
+        for _ in 0..3 {
+            let result = handle.call(|instance| instance.call_filter(&message)).result;
+            assert!(matches!(result, Err(CallError::Disabled { .. }) | Err(CallError::Trap { .. })), "{result:?}");
+        }
+        assert_eq!(handle.shared.consecutive_failures.load(Ordering::Relaxed), u32::MAX);
+        let HandleState::Disabled { reason } = handle.state() else { panic!("still active") };
+        assert!(reason.starts_with("4294967295 consecutive failed calls"), "{reason}");
     }
 }

@@ -230,6 +230,14 @@ impl PluginInstance {
     }
 }
 
+/// The input buffer to ask for when `len` bytes do not fit the current one: the
+/// next power of two from [`MIN_INPUT_BUFFER`], or exactly `len` when rounding
+/// up would pass the ABI's `i32` sizes (an input of 1 GiB + 1 byte still fits).
+fn buffer_capacity(len: usize) -> usize {
+    let limit = i32::MAX as usize;
+    len.max(MIN_INPUT_BUFFER).checked_next_power_of_two().filter(|capacity| *capacity <= limit).unwrap_or(len)
+}
+
 /// The length of an encoding.
 fn encoded_len(encode: impl FnOnce(&mut LenCounter) -> Result<(), EncodeError>) -> Result<usize, EncodeError> {
     let mut counter = LenCounter::default();
@@ -287,7 +295,7 @@ impl InstanceCore {
             let freed = self.dealloc.call(&mut self.store, (old.ptr, old.capacity as i32));
             freed.map_err(|e| self.classify(e))?;
         }
-        let capacity = len.max(MIN_INPUT_BUFFER).next_power_of_two();
+        let capacity = buffer_capacity(len);
         let ptr = self.allocate(capacity)?;
         self.buffer = Some(InputBuffer { ptr, capacity });
         Ok(ptr)
@@ -339,4 +347,20 @@ pub struct CallCost {
     pub elapsed: Duration,
     /// Fuel units the guest consumed.
     pub fuel: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_capacities_round_up_within_the_abi() {
+        assert_eq!(buffer_capacity(0), MIN_INPUT_BUFFER);
+        assert_eq!(buffer_capacity(MIN_INPUT_BUFFER + 1), 2 * MIN_INPUT_BUFFER);
+        assert_eq!(buffer_capacity(1 << 30), 1 << 30);
+        assert_eq!(buffer_capacity((1 << 30) + 1), (1 << 30) + 1, "2 GiB would not fit an i32");
+        assert_eq!(buffer_capacity(i32::MAX as usize), i32::MAX as usize);
+        // Past i32 the size is passed on as is, and `allocate` refuses it as too large.
+        assert_eq!(buffer_capacity(usize::MAX), usize::MAX);
+    }
 }

@@ -21,7 +21,7 @@
 //! - [`dlq`]: the [`DlqPolicy`] trait and RocketMQ's default schedule.
 //! - [`registry`]: plugins stored on disk: upload, list, remove, enable, live replace.
 //! - [`offline`]: run a plugin over JSONL sample messages (`weir plugin test`).
-//! - [`scaffold`]: generate a plugin crate (`weir plugin new`).
+//! - [`scaffold`](mod@scaffold): generate a plugin crate (`weir plugin new`).
 //!
 //! **Threads**: every plugin call is synchronous and may run for its whole
 //! fuel budget (about 10 ms by default). Callers run calls on a blocking

@@ -126,7 +126,8 @@ impl Manifest {
         if let Some(abi) = manifest.abi
             && abi != ABI_VERSION
         {
-            let line = text.lines().position(|l| l.trim().starts_with("abi")).map_or(0, |p| p + 1);
+            let is_abi = |l: &str| l.split_once('=').is_some_and(|(key, _)| key.trim() == "abi");
+            let line = text.lines().position(is_abi).map_or(0, |p| p + 1);
             return Err(ManifestError::InvalidValue {
                 line,
                 key: "abi",

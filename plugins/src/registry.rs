@@ -87,6 +87,14 @@ pub enum RegistryError {
         /// Why.
         error: String,
     },
+    /// The stored record's revision cannot be counted further.
+    #[error("plugin `{name}` is at revision {revision}, the last one: remove it before uploading again")]
+    RevisionExhausted {
+        /// The name.
+        name: String,
+        /// The stored revision.
+        revision: u64,
+    },
 }
 
 /// What to upload.
@@ -235,7 +243,13 @@ impl Registry {
             Some(Entry::Loaded { record, .. } | Entry::Broken { record: Some(record), .. }) => Some(record.clone()),
             _ => None,
         };
-        let revision = previous_record.as_ref().map_or(1, |record| record.revision + 1);
+        let revision = match &previous_record {
+            None => 1,
+            Some(record) => record
+                .revision
+                .checked_add(1)
+                .ok_or_else(|| RegistryError::RevisionExhausted { name: name.to_owned(), revision: record.revision })?,
+        };
         let version = upload.version.or(manifest.and_then(|m| m.version.as_deref()));
         let record = Record {
             name: name.to_owned(),
@@ -362,6 +376,11 @@ fn load(dir: &Path, name: &str, host: &PluginHost) -> Entry {
     let record = match fs::read(&record_path).map_err(|e| e.to_string()).and_then(|bytes| {
         serde_json::from_slice::<Record>(&bytes).map_err(|e| format!("bad record {}: {e}", record_path.display()))
     }) {
+        // The module must be a file of this folder: a record naming `../x` or `/x` is
+        // neither read nor, on removal or replacement, deleted.
+        Ok(record) if !is_module_file_name(&record.file) => {
+            return Entry::Broken { error: format!("record names module file {:?}", record.file), record: None };
+        }
         Ok(record) if record.name == name => record,
         Ok(record) => {
             return Entry::Broken { error: format!("record names plugin `{}`", record.name), record: Some(record) };
@@ -369,7 +388,14 @@ fn load(dir: &Path, name: &str, host: &PluginHost) -> Entry {
         Err(error) => return Entry::Broken { record: None, error },
     };
     let wasm_path = dir.join(&record.file);
-    let compiled = fs::read(&wasm_path)
+    let limit = host.limits().max_module_bytes;
+    let compiled = fs::metadata(&wasm_path)
+        .and_then(|meta| {
+            // Refused before reading: a module over the limit is not read into memory.
+            let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            if size > limit { Err(std::io::Error::other(LoadError::TooLarge { size, limit })) } else { Ok(()) }
+        })
+        .and_then(|()| fs::read(&wasm_path))
         .map_err(|e| format!("{}: {e}", wasm_path.display()))
         .and_then(|wasm| host.compile(&wasm, Some(record.kind)).map_err(|e| e.to_string()));
     match compiled {
@@ -405,6 +431,11 @@ fn describe(name: &str, entry: &Entry) -> PluginInfo {
         stats,
         manifest,
     }
+}
+
+/// A plain `.wasm` file name, no directory part.
+fn is_module_file_name(file: &str) -> bool {
+    file.ends_with(".wasm") && Path::new(file).file_name().and_then(|n| n.to_str()) == Some(file)
 }
 
 fn not_found(name: &str) -> RegistryError {

@@ -44,7 +44,7 @@ impl GuestLogLevel {
 pub struct GuestLog {
     /// Its level.
     pub level: GuestLogLevel,
-    /// Its text (truncated to [`MAX_LOG_LINE_BYTES`]).
+    /// Its text (truncated to `MAX_LOG_LINE_BYTES`, 1024 bytes).
     pub text: String,
 }
 

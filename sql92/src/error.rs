@@ -55,6 +55,16 @@ pub enum ParseErrorKind {
     /// An operand of AND, OR, NOT or the whole expression gives no boolean.
     #[error("expression does not give a boolean: expected a condition or a property")]
     NotBoolean,
+    /// Parentheses or the expression's tree nest deeper than the limit
+    /// ([`MAX_DEPTH`](crate::MAX_DEPTH)).
+    #[error(
+        "expression nests deeper than {limit} levels: expected fewer parentheses, NOTs or chained \
+         AND/OR operands (a long list of alternatives is an IN)"
+    )]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// A refused expression, with where and why.

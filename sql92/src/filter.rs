@@ -104,7 +104,10 @@ impl Filter {
     }
 
     /// Compiles a syntax tree. Any tree compiles, including hand-built ones the
-    /// parser would refuse; those evaluate by the same rules.
+    /// parser would refuse; those evaluate by the same rules. Compiling and
+    /// evaluating recurse once per level of the tree: one far deeper than
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH), which [`Filter::parse`] never builds,
+    /// can exhaust the thread's stack.
     pub fn compile(expr: &Expr) -> Filter {
         let root = compile::predicate(expr);
         let condition = condition::when_true(&root);

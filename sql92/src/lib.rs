@@ -38,7 +38,7 @@ pub use ast::{CompareOp, Expr, Literal, TextMatchKind};
 pub use condition::{Condition, Term};
 pub use error::{EvalError, NumberType, ParseError, ParseErrorKind};
 pub use filter::{Filter, Truth};
-pub use parser::parse;
+pub use parser::{MAX_DEPTH, parse};
 pub use properties::{Properties, TAG_PROPERTY, WithTag};
 
 #[cfg(test)]

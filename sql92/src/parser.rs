@@ -12,8 +12,20 @@ use crate::value::{Value, java_compare};
 #[grammar = "sql92.pest"]
 struct Grammar;
 
+/// How deeply an expression may nest: parentheses, and the levels of its tree
+/// (each operator, `NOT`, unary minus, and each operand of an `AND`/`OR` chain
+/// counts one). Parsing, compiling and evaluating recurse once per level (the
+/// grammar takes about 22 KiB of stack per parenthesis unoptimised, 5 KiB at
+/// opt-level 1), so the limit keeps them within a 2 MiB thread stack even in an
+/// unoptimised build. Real subscriptions nest a few levels, and a long list of
+/// alternatives is an `IN`.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses a subscription expression, applying every compile-time check.
+/// An expression nested deeper than [`MAX_DEPTH`] is refused
+/// ([`ParseErrorKind::TooDeep`]).
 pub fn parse(source: &str) -> Result<Expr, ParseError> {
+    check_parentheses(source)?;
     let mut pairs = Grammar::parse(Rule::selector, source).map_err(|error| syntax_error(source, &error))?;
     let selector = pairs.next().expect("the selector rule always yields one pair");
     let or_expr = selector.into_inner().next().expect("a selector starts with an expression");
@@ -28,14 +40,48 @@ struct Node {
     expr: Expr,
     start: usize,
     end: usize,
+    /// Levels of `expr`'s tree (a leaf is 1).
+    depth: usize,
     /// Offset of a `NOT` that reaches this node without parentheses.
     bare_not: Option<usize>,
 }
 
 impl Node {
-    fn plain(expr: Expr, start: usize, end: usize) -> Node {
-        Node { expr, start, end, bare_not: None }
+    fn leaf(expr: Expr, start: usize, end: usize) -> Node {
+        Node { expr, start, end, depth: 1, bare_not: None }
     }
+}
+
+/// Refuses parentheses nested deeper than [`MAX_DEPTH`] before the grammar,
+/// which recurses once per level, sees them. String literals and comments are
+/// skipped as the grammar skips them (a `''` inside a string ends one string
+/// and starts the next, which skips the same text).
+fn check_parentheses(source: &str) -> Result<(), ParseError> {
+    let bytes = source.as_bytes();
+    let find = |from: usize, what: &[u8]| {
+        bytes.get(from..).and_then(|rest| rest.windows(what.len()).position(|w| w == what)).map(|p| from + p)
+    };
+    let (mut depth, mut at) = (0usize, 0);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\'' => at = find(at + 1, b"'").unwrap_or(bytes.len()),
+            b'/' if bytes.get(at + 1) == Some(&b'*') => at = find(at + 2, b"*/").map_or(bytes.len(), |end| end + 1),
+            b'-' if bytes.get(at + 1) == Some(&b'-') => {
+                at = bytes[at..].iter().position(|&b| b == b'\n' || b == b'\r').map_or(bytes.len(), |p| at + p);
+            }
+            b'(' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    let kind = ParseErrorKind::TooDeep { limit: MAX_DEPTH };
+                    return Err(ParseError::new(kind, source, at, "("));
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    Ok(())
 }
 
 struct Builder<'s> {
@@ -49,6 +95,17 @@ impl Builder<'_> {
 
     fn node_error(&self, kind: ParseErrorKind, node: &Node) -> ParseError {
         self.error(kind, node.start, node.end)
+    }
+
+    /// A node over `children`, one level deeper than the deepest of them;
+    /// refused past [`MAX_DEPTH`], pointing at `at` (where the level was added).
+    fn branch(&self, expr: Expr, start: usize, end: usize, children: &[usize], at: usize) -> Result<Node, ParseError> {
+        let depth = 1 + children.iter().copied().max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            let found = token_at(self.source, at);
+            return Err(ParseError::new(ParseErrorKind::TooDeep { limit: MAX_DEPTH }, self.source, at, found));
+        }
+        Ok(Node { expr, start, end, depth, bare_not: None })
     }
 
     fn or_expr(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -73,7 +130,8 @@ impl Builder<'_> {
                 Some(left) => {
                     self.require_boolean(&left)?;
                     self.require_boolean(&right)?;
-                    Node::plain(combine(Box::new(left.expr), Box::new(right.expr)), left.start, right.end)
+                    let (start, end, depths) = (left.start, right.end, [left.depth, right.depth]);
+                    self.branch(combine(Box::new(left.expr), Box::new(right.expr)), start, end, &depths, right.start)?
                 }
             });
         }
@@ -93,17 +151,17 @@ impl Builder<'_> {
                     let op = pending_op.take().expect("an operand follows = or <>");
                     let right = self.comparison(part)?;
                     self.check_equality_operands(&left, &right)?;
-                    let (start, end) = (left.start, right.end);
+                    let (start, end, depths) = (left.start, right.end, [left.depth, right.depth]);
                     let expr = Expr::Compare { op, left: Box::new(left.expr), right: Box::new(right.expr) };
-                    left = Node::plain(expr, start, end);
+                    left = self.branch(expr, start, end, &depths, right.start)?;
                 }
                 _ => {
                     self.reject_bare_not(&left)?;
-                    let end = part.as_span().end();
+                    let (at, end) = (part.as_span().start(), part.as_span().end());
                     let negated = part.into_inner().any(|p| p.as_rule() == Rule::kw_not);
-                    let start = left.start;
+                    let (start, depth) = (left.start, left.depth);
                     let expr = Expr::IsNull { operand: Box::new(left.expr), negated };
-                    left = Node::plain(expr, start, end);
+                    left = self.branch(expr, start, end, &[depth], at)?;
                 }
             }
         }
@@ -129,9 +187,9 @@ impl Builder<'_> {
                     let right = self.unary(part)?;
                     self.check_orderable(&left)?;
                     self.check_orderable(&right)?;
-                    let (start, end) = (left.start, right.end);
+                    let (start, end, depths) = (left.start, right.end, [left.depth, right.depth]);
                     let expr = Expr::Compare { op, left: Box::new(left.expr), right: Box::new(right.expr) };
-                    Node::plain(expr, start, end)
+                    self.branch(expr, start, end, &depths, right.start)?
                 }
                 (Rule::between, _) => self.between(left, part)?,
                 (Rule::in_list, _) => self.in_list(left, part)?,
@@ -142,7 +200,7 @@ impl Builder<'_> {
     }
 
     fn between(&self, operand: Node, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
-        let end = pair.as_span().end();
+        let (at, end) = (pair.as_span().start(), pair.as_span().end());
         let mut negated = false;
         let mut bounds = Vec::with_capacity(2);
         for part in pair.into_inner() {
@@ -164,18 +222,18 @@ impl Builder<'_> {
         {
             return Err(self.error(ParseErrorKind::ReversedBounds, low.start, high.end));
         }
-        let start = operand.start;
+        let (start, depths) = (operand.start, [operand.depth, low.depth, high.depth]);
         let expr = Expr::Between {
             operand: Box::new(operand.expr),
             low: Box::new(low.expr),
             high: Box::new(high.expr),
             negated,
         };
-        Ok(Node::plain(expr, start, end))
+        self.branch(expr, start, end, &depths, at)
     }
 
     fn in_list(&self, operand: Node, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
-        let end = pair.as_span().end();
+        let (at, end) = (pair.as_span().start(), pair.as_span().end());
         self.reject_bare_not(&operand)?;
         let Expr::Property(property) = operand.expr else {
             return Err(self.node_error(ParseErrorKind::InNeedsProperty, &operand));
@@ -190,11 +248,11 @@ impl Builder<'_> {
             }
         }
         let expr = Expr::In { property, values, negated };
-        Ok(Node::plain(expr, operand.start, end))
+        self.branch(expr, operand.start, end, &[operand.depth], at)
     }
 
     fn text_match(&self, operand: Node, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
-        let end = pair.as_span().end();
+        let (at, end) = (pair.as_span().start(), pair.as_span().end());
         self.reject_bare_not(&operand)?;
         let mut negated = false;
         let mut kind = TextMatchKind::Contains;
@@ -214,45 +272,51 @@ impl Builder<'_> {
                 _ => {}
             }
         }
-        let start = operand.start;
+        let (start, depth) = (operand.start, operand.depth);
         let expr = Expr::TextMatch { operand: Box::new(operand.expr), kind, needle, negated };
-        Ok(Node::plain(expr, start, end))
+        self.branch(expr, start, end, &[depth], at)
     }
 
+    /// `prefix* primary`: the prefixes apply from the innermost (last) outwards.
     fn unary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
-        let start = pair.as_span().start();
-        let mut inner = pair.into_inner();
-        let first = inner.next().expect("unary has content");
-        if first.as_rule() == Rule::primary {
-            return self.primary(first);
+        let mut prefixes = Vec::new();
+        let mut primary = None;
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::prefix => prefixes.push(part),
+                _ => primary = Some(part),
+            }
         }
-        let prefix = first.into_inner().next().expect("prefix wraps an operator");
-        let operand_pair = inner.next().expect("a prefix has an operand");
-        match prefix.as_rule() {
-            Rule::minus => {
-                if let Some(number) = direct_number(&operand_pair) {
-                    let literal = self.number(number, true)?;
-                    let end = operand_pair.as_span().end();
-                    return Ok(Node::plain(Expr::Literal(literal), start, end));
+        let primary = primary.expect("unary ends with a primary");
+        // A minus directly before a bare number is part of the literal.
+        let mut operand = match (prefixes.last(), direct_number(&primary)) {
+            (Some(prefix), Some(number)) if prefix_rule(prefix) == Rule::minus => {
+                let start = prefix.as_span().start();
+                let end = primary.as_span().end();
+                let literal = self.number(number, true)?;
+                prefixes.pop();
+                Node::leaf(Expr::Literal(literal), start, end)
+            }
+            _ => self.primary(primary)?,
+        };
+        for prefix in prefixes.iter().rev() {
+            let start = prefix.as_span().start();
+            operand = match prefix_rule(prefix) {
+                Rule::minus => {
+                    let (end, depth, bare_not) = (operand.end, operand.depth, operand.bare_not);
+                    let node = self.branch(Expr::Negate(Box::new(operand.expr)), start, end, &[depth], start)?;
+                    Node { bare_not, ..node }
                 }
-                let operand = self.unary(operand_pair)?;
-                Ok(Node {
-                    expr: Expr::Negate(Box::new(operand.expr)),
-                    start,
-                    end: operand.end,
-                    bare_not: operand.bare_not,
-                })
-            }
-            Rule::plus => {
-                let operand = self.unary(operand_pair)?;
-                Ok(Node { start, ..operand })
-            }
-            _ => {
-                let operand = self.unary(operand_pair)?;
-                self.require_boolean(&operand)?;
-                Ok(Node { expr: Expr::Not(Box::new(operand.expr)), start, end: operand.end, bare_not: Some(start) })
-            }
+                Rule::plus => Node { start, ..operand },
+                _ => {
+                    self.require_boolean(&operand)?;
+                    let (end, depth) = (operand.end, operand.depth);
+                    let node = self.branch(Expr::Not(Box::new(operand.expr)), start, end, &[depth], start)?;
+                    Node { bare_not: Some(start), ..node }
+                }
+            };
         }
+        Ok(operand)
     }
 
     fn primary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -265,11 +329,11 @@ impl Builder<'_> {
                 let or_expr = inner.into_inner().next().expect("a group holds an expression");
                 let node = self.or_expr(or_expr)?;
                 // Parentheses settle any NOT inside them.
-                return Ok(Node::plain(node.expr, start, end));
+                return Ok(Node { start, end, bare_not: None, ..node });
             }
             _ => Expr::Literal(self.literal(inner)?),
         };
-        Ok(Node::plain(expr, start, end))
+        Ok(Node::leaf(expr, start, end))
     }
 
     fn literal(&self, pair: Pair<'_, Rule>) -> Result<Literal, ParseError> {
@@ -351,13 +415,14 @@ impl Builder<'_> {
     }
 }
 
-/// The numeric token when `unary` is a bare number (no parentheses, no prefix).
-fn direct_number<'i>(unary: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
-    let primary = unary.clone().into_inner().next()?;
-    if primary.as_rule() != Rule::primary {
-        return None;
-    }
-    let literal = primary.into_inner().next()?;
+/// The operator of a `prefix` pair.
+fn prefix_rule(prefix: &Pair<'_, Rule>) -> Rule {
+    prefix.clone().into_inner().next().expect("prefix wraps an operator").as_rule()
+}
+
+/// The numeric token when `primary` is a bare number (no parentheses).
+fn direct_number<'i>(primary: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
+    let literal = primary.clone().into_inner().next()?;
     if literal.as_rule() != Rule::literal {
         return None;
     }

@@ -387,3 +387,56 @@ fn errors_point_at_the_offending_text() {
     let error = parse("a > 'x'").unwrap_err();
     assert_eq!((error.column(), error.found()), (5, "'x'"));
 }
+
+/// Empty, huge and deeply nested inputs are answered (a value or a typed
+/// refusal), never with a panic or a stack overflow; the nesting limit is
+/// exact, and text inside strings and comments does not count towards it.
+#[test]
+fn edge_inputs_are_answered_not_panicked_on() {
+    use crate::MAX_DEPTH;
+
+    for blank in ["", " \n\t", "/* only a comment */", "-- only a comment", "()", "(", ")"] {
+        check(blank, &[], "refused:Syntax");
+    }
+    let parens = |n: usize| format!("{}a = '1'{}", "(".repeat(n), ")".repeat(n));
+    check(&parens(MAX_DEPTH), &[("a", "1")], "TRUE");
+    check(&parens(MAX_DEPTH + 1), &[], "refused:TooDeep");
+    check(&"(".repeat(1 << 20), &[], "refused:TooDeep");
+    // A leaf is one level, each NOT one more: MAX_DEPTH - 1 of them fit.
+    let nots = |n: usize| format!("{}a", "NOT ".repeat(n));
+    check(&nots(MAX_DEPTH - 1), &[("a", "x")], "TRUE");
+    check(&nots(MAX_DEPTH), &[], "refused:TooDeep");
+    check(&nots(1 << 18), &[], "refused:TooDeep");
+    // `- 1` is the literal -1; each further minus negates it once more (99: -1).
+    let minuses = |n: usize| format!("a > {}1", "- ".repeat(n));
+    check(&minuses(MAX_DEPTH - 1), &[("a", "0")], "TRUE");
+    check(&minuses(MAX_DEPTH), &[], "refused:TooDeep");
+    check(&minuses(1 << 18), &[], "refused:TooDeep");
+    // `a = '1'` is two levels, each further AND operand one more.
+    let chain = |n: usize, op: &str| vec!["a = '1'"; n].join(op);
+    check(&chain(MAX_DEPTH - 1, " AND "), &[("a", "1")], "TRUE");
+    check(&chain(MAX_DEPTH, " OR "), &[], "refused:TooDeep");
+    check(&chain(100_000, " OR "), &[], "refused:TooDeep");
+    let error = parse(&chain(MAX_DEPTH, " AND ")).unwrap_err();
+    assert_eq!(error.column(), 1 + (MAX_DEPTH - 1) * "a = '1' AND ".len(), "points at the operand too many: {error}");
+    // Parentheses in strings and comments are text, not nesting.
+    let deep_text = "(".repeat(10 * MAX_DEPTH);
+    check(&format!("a = '{deep_text}'"), &[("a", &deep_text)], "TRUE");
+    check(&format!("a = '1' /* {deep_text} */"), &[("a", "1")], "TRUE");
+    check(&format!("a = '1' -- {deep_text}"), &[("a", "1")], "TRUE");
+    check(&format!("a = 'it''s {deep_text}'"), &[("a", &format!("it's {deep_text}"))], "TRUE");
+    // Long literals, names and lists.
+    let long = "x".repeat(1 << 20);
+    check(&format!("{long} = '{long}'"), &[(long.as_str(), long.as_str())], "TRUE");
+    let values: Vec<String> = (0..20_000).map(|i| format!("'{i}'")).collect();
+    check(&format!("a IN ({})", values.join(", ")), &[("a", "19999")], "TRUE");
+    check(&format!("a = {}", "9".repeat(10_000)), &[], "refused:IntegerOutOfRange");
+    check(&format!("a = 0.{}1", "0".repeat(10_000)), &[("a", "0")], "TRUE"); // underflows to 0.0
+    // NaN and infinities: as literals refused, as property values Java's.
+    check("a > 1e309", &[], "refused:DoubleOutOfRange");
+    check("a > 1.5", &[("a", "NaN")], "TRUE");
+    check("a < 1.5", &[("a", "-Infinity")], "TRUE");
+    check("a = 1.5", &[("a", "Infinity")], "FALSE");
+    check("a BETWEEN -9223372036854775807 AND 9223372036854775807", &[("a", "-9223372036854775808")], "FALSE");
+    check("a > -2147483648", &[("a", "-2147483648")], "FALSE");
+}

@@ -196,3 +196,63 @@ proptest! {
         check_condition(&Filter::compile(&expr), &message)?;
     }
 }
+
+/// The levels of a tree (a leaf is 1).
+fn depth(expr: &Expr) -> usize {
+    1 + match expr {
+        Expr::Literal(_) | Expr::Property(_) | Expr::In { .. } => 0,
+        Expr::Negate(e) | Expr::Not(e) | Expr::IsNull { operand: e, .. } | Expr::TextMatch { operand: e, .. } => {
+            depth(e)
+        }
+        Expr::And(l, r) | Expr::Or(l, r) | Expr::Compare { left: l, right: r, .. } => depth(l).max(depth(r)),
+        Expr::Between { operand, low, high, .. } => depth(operand).max(depth(low)).max(depth(high)),
+    }
+}
+
+/// One way of nesting `inner` one level deeper.
+#[derive(Debug, Clone, Copy)]
+enum Wrap {
+    Parens,
+    Not,
+    AndRight,
+    OrLeft,
+    CompareTrue,
+}
+
+fn wrap(inner: String, how: Wrap) -> String {
+    match how {
+        Wrap::Parens => format!("({inner})"),
+        Wrap::Not => format!("NOT ({inner})"),
+        Wrap::AndRight => format!("b = 'x' AND ({inner})"),
+        Wrap::OrLeft => format!("{inner} OR b = 'x'"),
+        Wrap::CompareTrue => format!("({inner}) = TRUE"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// However an expression nests, parsing answers with a tree no deeper than
+    /// `MAX_DEPTH` or refuses it as too deep; it never overflows the stack.
+    /// Shallow nestings are always accepted.
+    #[test]
+    fn nesting_is_bounded_not_overflowed(
+        wraps in prop::collection::vec(prop::sample::select(vec![
+            Wrap::Parens, Wrap::Not, Wrap::AndRight, Wrap::OrLeft, Wrap::CompareTrue,
+        ]), 0..400)
+    ) {
+        let source = wraps.iter().fold("a = '1'".to_owned(), |inner, how| wrap(inner, *how));
+        match parse(&source) {
+            Ok(expr) => {
+                prop_assert!(depth(&expr) <= weir_sql92::MAX_DEPTH);
+                let _ = Filter::compile(&expr).evaluate(&[("a", "1"), ("b", "x")]);
+                prop_assert_eq!(parse(&expr.to_string()), Ok(expr));
+            }
+            Err(error) => {
+                // `a = '1'` is two levels; each wrap adds at most one level and one parenthesis.
+                prop_assert!(wraps.len() + 2 > weir_sql92::MAX_DEPTH, "{wraps:?}: {error}");
+                prop_assert!(matches!(error.kind(), weir_sql92::ParseErrorKind::TooDeep { .. }), "{error}");
+            }
+        }
+    }
+}
