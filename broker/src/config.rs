@@ -205,31 +205,27 @@ impl BrokerConfig {
         }
     }
 
-    /// The bloom index's shape; refuses sizes that are not whole 64-bit words.
+    /// The bloom index's shape; refuses one the index cannot open (sizes not in whole
+    /// 64-bit words or too large, too many hashes, zero counts).
     pub fn index_shape(&self) -> Result<IndexShape, BrokerError> {
-        let words = |name: &str, bytes: usize| {
-            if bytes == 0 || !bytes.is_multiple_of(8) {
-                Err(BrokerError::Config(format!("{name} must be a positive multiple of 8, not {bytes}")))
-            } else {
-                Ok(bytes)
-            }
-        };
-        if self.bloom_hashes == 0 || self.bloom_block_hashes == 0 || self.bloom_block_entries == 0 {
-            return Err(BrokerError::Config("bloom hash counts and block entries must be positive".into()));
+        if self.bloom_bytes == 0 || self.bloom_block_bytes == 0 {
+            return Err(BrokerError::Config("bloom_bytes and bloom_block_bytes must be positive".into()));
+        }
+        if self.bloom_hashes == 0 || self.bloom_block_hashes == 0 {
+            return Err(BrokerError::Config("bloom hash counts must be positive".into()));
         }
         if self.shadow_property.is_empty() {
             return Err(BrokerError::Config("shadow_property must not be empty".into()));
         }
-        Ok(IndexShape {
-            message: BloomShape { bytes: words("bloom_bytes", self.bloom_bytes)?, hashes: self.bloom_hashes },
+        let shape = IndexShape {
+            message: BloomShape { bytes: self.bloom_bytes, hashes: self.bloom_hashes },
             block_entries: self.bloom_block_entries,
-            block: BloomShape {
-                bytes: words("bloom_block_bytes", self.bloom_block_bytes)?,
-                hashes: self.bloom_block_hashes,
-            },
+            block: BloomShape { bytes: self.bloom_block_bytes, hashes: self.bloom_block_hashes },
             shadow_property: self.shadow_property.clone(),
             entries_per_file: self.store_config().consume_queue_entries_per_file,
-        })
+        };
+        shape.validate().map_err(|err| BrokerError::Config(err.to_string()))?;
+        Ok(shape)
     }
 
     /// The plugin sandbox's limits.
@@ -283,6 +279,23 @@ mod tests {
         assert_eq!(config.max_message_size, 4 << 20);
         assert!(toml::from_str::<BrokerConfig>("flsuh = \"sync\"").is_err());
         assert!(matches!(config.store_config().flush, FlushMode::Sync { .. }));
+    }
+
+    #[test]
+    fn a_bloom_shape_the_index_cannot_open_is_a_configuration_error() {
+        assert!(BrokerConfig::default().index_shape().is_ok());
+        for tune in [
+            |c: &mut BrokerConfig| c.bloom_bytes = 0,
+            |c: &mut BrokerConfig| c.bloom_bytes = 12,
+            |c: &mut BrokerConfig| c.bloom_block_bytes = 1 << 30,
+            |c: &mut BrokerConfig| c.bloom_hashes = 65,
+            |c: &mut BrokerConfig| c.bloom_block_hashes = 0,
+            |c: &mut BrokerConfig| c.bloom_block_entries = 0,
+        ] {
+            let mut config = BrokerConfig::default();
+            tune(&mut config);
+            assert!(matches!(config.index_shape(), Err(BrokerError::Config(_))), "{config:?}");
+        }
     }
 
     #[test]
