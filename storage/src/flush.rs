@@ -112,8 +112,10 @@ impl FlushService {
     pub fn wait_durable(&self, end: u64, timeout: Duration) -> Durability {
         let deadline = Instant::now() + timeout;
         let mut state = self.state.lock();
+        state.requested = state.requested.max(end);
         state.waiting += 1;
-        self.request(&mut state, end);
+        // Wake the flusher even when it is already requested: it counts waiters to size the batch.
+        self.wake_flusher.notify_one();
         let outcome = loop {
             if let Some(failure) = &state.failed {
                 break Durability::Failed(failure.clone());
@@ -127,17 +129,6 @@ impl FlushService {
         };
         state.waiting -= 1;
         outcome
-    }
-
-    /// Asks for bytes below `end` to be flushed, for a waiter just counted. Wakes the
-    /// flusher only when it has something to do: it was idle, or the batch it gathers
-    /// is complete (a wake per waiter would cost a context switch per append).
-    fn request(&self, state: &mut FlushState, end: u64) {
-        let idle = state.requested <= state.flushed;
-        state.requested = state.requested.max(end);
-        if idle || state.waiting + state.futures.len() >= state.expected_batch {
-            self.wake_flusher.notify_one();
-        }
     }
 
     /// A future that resolves once bytes below `end` are durable (or the flush fails).
@@ -258,9 +249,10 @@ impl Future for Durable {
             state.next_future += 1;
             state.next_future
         });
-        if state.futures.insert(id, (this.end, cx.waker().clone())).is_none() {
-            this.service.request(&mut state, this.end);
-        }
+        state.futures.insert(id, (this.end, cx.waker().clone()));
+        state.requested = state.requested.max(this.end);
+        // Wake the flusher even when it is already requested: it counts waiters to size the batch.
+        this.service.wake_flusher.notify_one();
         Poll::Pending
     }
 }
