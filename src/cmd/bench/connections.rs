@@ -30,8 +30,9 @@ pub struct ConnectionsArgs {
     /// Topic whose empty queue the pulls wait on (created with one queue if missing).
     #[arg(long, default_value = "held-pulls")]
     topic: String,
-    /// Seconds to let the broker settle before each reading.
-    #[arg(long, default_value_t = 3)]
+    /// Most seconds to wait for the broker's memory to settle before each reading (it has
+    /// settled when four readings 250 ms apart lie within 256 KiB of each other).
+    #[arg(long, default_value_t = 10)]
     settle: u64,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -47,6 +48,26 @@ const HANDSHAKES_IN_FLIGHT: usize = 64;
 /// How long a pull may be held: the broker's default `max_pull_wait_ms`, the longest it allows.
 const HOLD_MS: u32 = 30_000;
 
+/// Process `pid`'s memory once it has settled (the allocator returns freed pages to the
+/// system a while after the frees), or after `limit`.
+async fn settled(pid: u32, limit: Duration) -> anyhow::Result<Memory> {
+    const SPREAD: u64 = 256 << 10;
+    let started = Instant::now();
+    let mut recent = std::collections::VecDeque::new();
+    loop {
+        let memory = Memory::of(pid)?;
+        recent.push_back(memory.anon);
+        if recent.len() > 4 {
+            recent.pop_front();
+        }
+        let spread = recent.iter().max().zip(recent.iter().min()).map_or(u64::MAX, |(max, min)| max - min);
+        if (recent.len() == 4 && spread <= SPREAD) || started.elapsed() >= limit {
+            return Ok(memory);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Runs `weir bench connections`.
 pub async fn run(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
     let n = args.connections as usize;
@@ -55,8 +76,7 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
     super::produce::create_missing_topics(&client, std::slice::from_ref(&args.topic), 1).await?;
     let end = client.queue_offsets(&args.topic, 0).await?.end;
     let dialer = Arc::new(Dialer::new(args.broker.config()).await?);
-    tokio::time::sleep(settle).await;
-    let base = Memory::of(args.broker_pid)?;
+    let base = settled(args.broker_pid, settle).await?;
 
     // Idle connections.
     let mut connections = Vec::with_capacity(n);
@@ -75,8 +95,7 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
         connections.push(joined??);
     }
     let open_seconds = started.elapsed().as_secs_f64();
-    tokio::time::sleep(settle).await;
-    let idle = Memory::of(args.broker_pid)?;
+    let idle = settled(args.broker_pid, settle).await?;
     let broker_connections = client.status().await?.connections;
 
     // One held pull per connection.
@@ -108,8 +127,7 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
     while written.load(Ordering::Relaxed) < n as u64 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(settle).await;
-    let held = Memory::of(args.broker_pid)?;
+    let held = settled(args.broker_pid, settle).await?;
     let answered_early = answered.load(Ordering::Relaxed);
 
     // A message arrives: every held pull must be answered with it.
@@ -129,12 +147,11 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
         conn.close(0u32.into(), b"done");
     }
     drop(connections);
-    tokio::time::sleep(settle).await;
-    let after = Memory::of(args.broker_pid).ok();
+    let after = settled(args.broker_pid, settle).await.ok();
     let alive = memory::alive(args.broker_pid);
     client.close().await;
 
-    let per = |from: u64, to: u64| to.saturating_sub(from) as f64 / n as f64 / 1024.0;
+    let per = |from: u64, to: u64| (to as f64 - from as f64) / n as f64 / 1024.0;
     let per_connection_kib = per(base.anon, idle.anon);
     let per_pull_kib = per(idle.anon, held.anon);
     if args.json {
