@@ -218,7 +218,8 @@ impl Dispatcher {
         self.failure.lock().as_ref().map(|err| (err.kind(), err.to_string()))
     }
 
-    /// Holds the dispatcher between two records until the guard drops (topic deletion).
+    /// Holds the dispatcher between two records until the guard drops (topic deletion;
+    /// a checkpoint, so that a deletion never removes the files it is flushing).
     pub(crate) fn pause(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.step_lock.lock()
     }

@@ -1,8 +1,12 @@
 //! `weir bench`: load generators for the storage engine, the broker and the transport.
 
+pub mod connections;
 pub mod consume;
+mod memory;
 pub mod produce;
+mod raw;
 pub mod rebalance;
+pub mod soak;
 pub mod store;
 pub mod transport;
 mod vary;
@@ -25,6 +29,11 @@ pub enum BenchCommand {
     Rebalance(rebalance::RebalanceArgs),
     /// Measure the QUIC transport's own bulk-transfer limit on loopback.
     Transport(transport::TransportArgs),
+    /// Many connections send random valid and invalid requests for a while; the broker must
+    /// stay up, answer status within 1 s and deliver every acknowledged message.
+    Soak(soak::SoakArgs),
+    /// What an idle connection and a held long poll cost the broker in memory.
+    Connections(connections::ConnectionsArgs),
 }
 
 /// Flush policy named on the command line.
@@ -96,5 +105,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Consume(args) => args.threads.block_on(consume::run(args)),
         BenchCommand::Rebalance(args) => LoadThreads { threads: 2 }.block_on(rebalance::run(args)),
         BenchCommand::Transport(args) => crate::cmd::block_on(transport::run(args)),
+        BenchCommand::Soak(args) => args.threads.block_on(soak::run(args)),
+        BenchCommand::Connections(args) => args.threads.block_on(connections::run(args)),
     }
 }

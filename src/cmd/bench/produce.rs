@@ -178,7 +178,7 @@ const CREATES_IN_FLIGHT: usize = 16;
 
 /// Creates each topic of `names` with `queues` read and write queues; one that exists
 /// already is left as it is.
-async fn create_missing_topics(client: &Client, names: &[String], queues: u32) -> anyhow::Result<()> {
+pub(super) async fn create_missing_topics(client: &Client, names: &[String], queues: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut pending = names.iter().cloned();
     let mut in_flight = tokio::task::JoinSet::new();
