@@ -48,6 +48,7 @@ fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
     assert_eq!(by_key[0]["msg_id"], sent[0]["msg_id"]);
     let status = stdout_lines(&broker.cli(&["status", "--json"]));
     assert_eq!((status[0]["topics"].as_u64(), status[0]["flush"].as_str()), (Some(1), Some("async")));
+    assert!(status[0]["flushes"].is_u64(), "{}", status[0]);
     // Errors are clear and non-zero.
     let unknown = broker.cli(&["send", "--topic", "nope", "x"]);
     assert!(!unknown.status.success());
@@ -62,6 +63,20 @@ fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     let down = broker.cli(&["status"]);
     assert!(!down.status.success(), "status fails when no broker answers");
+}
+
+/// Under sync flush, concurrent sends share fsyncs (group commit), and `bench produce`
+/// says how many messages each fsync covered.
+#[test]
+fn sync_sends_share_fsyncs_and_the_bench_reports_messages_per_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(&dir.path().join("data"), "sync");
+    let args = ["bench", "produce", "--topic", "t", "--count", "4000", "--size", "256", "--concurrency", "64", "--json"];
+    let summary = &stdout_lines(&broker.cli(&args))[0];
+    assert_eq!(summary["sent"], 4000, "{summary}");
+    let flushes = summary["flushes"].as_u64().expect("flushes");
+    assert!(flushes > 0 && flushes < 4000, "{summary}");
+    assert!(summary["msgs_per_flush"].as_f64().expect("msgs_per_flush") > 1.0, "{summary}");
 }
 
 #[test]

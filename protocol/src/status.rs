@@ -138,7 +138,7 @@ impl Wire for StoreStatus {
 /// elsewhere: 1 version (string), 2 uptime_ms (`u64`), 3 data_dir (string), 4 flush_mode
 /// ([`FlushMode`]), 5 topic_count (`u32`), 6 commitlog_size_bytes (`u64`),
 /// 7 commitlog_max_offset (`u64`), 8 connections (`u32`), 9 subscriptions
-/// (list\<[`SubscriptionStats`]\>), 10 store ([`StoreStatus`]).
+/// (list\<[`SubscriptionStats`]\>), 10 store ([`StoreStatus`]), 11 flushes (`u64`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BrokerStatus {
@@ -162,6 +162,9 @@ pub struct BrokerStatus {
     pub subscriptions: Vec<SubscriptionStats>,
     /// The store's health and disk figures.
     pub store: StoreStatus,
+    /// CommitLog flushes (fsyncs) since the broker started: with the messages sent,
+    /// how many messages each fsync covered.
+    pub flushes: u64,
 }
 
 const VERSION: u16 = 1;
@@ -174,6 +177,7 @@ const COMMITLOG_MAX_OFFSET: u16 = 7;
 const CONNECTIONS: u16 = 8;
 const SUBSCRIPTIONS: u16 = 9;
 const STORE: u16 = 10;
+const FLUSHES: u16 = 11;
 
 /// One numbered status field with its still-encoded value.
 ///
@@ -238,6 +242,10 @@ impl Wire for BrokerStatus {
             })?,
             StatusField::new(SUBSCRIPTIONS, |w| w.list("status.subscriptions", &self.subscriptions))?,
             StatusField::new(STORE, |w| self.store.encode(w))?,
+            StatusField::new(FLUSHES, |w| {
+                w.u64(self.flushes);
+                Ok(())
+            })?,
         ];
         w.list("status.fields", &fields)
     }
@@ -269,6 +277,7 @@ impl Wire for BrokerStatus {
                 CONNECTIONS => status.connections = value.u32("status.connections")?,
                 SUBSCRIPTIONS => status.subscriptions = value.list("status.subscriptions")?,
                 STORE => status.store = StoreStatus::decode(&mut value)?,
+                FLUSHES => status.flushes = value.u64("status.flushes")?,
                 _unknown => continue,
             }
             value.finish()?;

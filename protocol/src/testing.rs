@@ -249,14 +249,14 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
         (arb_string(), arb_string(), any::<bool>()),
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
         vec(arb_subscription_stats(), 0..2),
-        arb_store_status(),
+        (arb_store_status(), any::<u64>()),
     )
         .prop_map(
             |(
                 (version, data_dir, sync),
                 (uptime_ms, topic_count, size, max_offset, connections),
                 subscriptions,
-                store,
+                (store, flushes),
             )| {
                 BrokerStatus {
                     version,
@@ -269,6 +269,7 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
                     connections,
                     subscriptions,
                     store,
+                    flushes,
                 }
             },
         )

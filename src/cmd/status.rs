@@ -37,7 +37,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "index_bytes": store.index_bytes, "queues": store.queues,
                 "mapped_queue_files": store.mapped_queue_files,
                 "mapped_queue_files_limit": store.mapped_queue_files_limit,
-                "queue_file_evictions": store.queue_file_evictions,
+                "queue_file_evictions": store.queue_file_evictions, "flushes": s.flushes,
                 "subscriptions": s.subscriptions.iter().map(crate::cmd::group::stats_json).collect::<Vec<_>>(),
             })
         );

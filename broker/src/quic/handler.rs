@@ -200,6 +200,7 @@ fn status(core: &Core, connections: u32) -> BrokerStatus {
     wire.topic_count = u32::try_from(status.topic_count).unwrap_or(u32::MAX);
     wire.commitlog_size_bytes = status.store.commitlog_bytes;
     wire.commitlog_max_offset = status.store.max_offset;
+    wire.flushes = status.store.flushes;
     wire.connections = connections;
     wire.subscriptions = status.subscriptions.into_iter().map(convert::subscription_stats).collect();
     wire.store = convert::store_status(&status.store);

@@ -82,6 +82,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let names = topic_names(&args.topic, args.topics);
     create_missing_topics(&client, &names, args.queues).await?;
     let producer = Arc::new(Producer::new(client.clone()));
+    let flushes_before = client.status().await?.flushes;
     let ack_log = args.ack_log.as_deref().map(AckLog::create).transpose()?.map(Arc::new);
     // One template per topic: message i is a copy of `templates[i % N]`.
     let body = weir_client::Bytes::from(vec![b'x'; args.size]);
@@ -154,12 +155,17 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let seconds = started.elapsed().as_secs_f64();
     progress.abort();
     producer.close().await;
+    let flushes = client.status().await?.flushes.saturating_sub(flushes_before);
     client.close().await;
     let sent = totals.sent.load(Ordering::Relaxed);
     let errors = totals.errors.load(Ordering::Relaxed);
     let latency = Percentiles::from(&latencies);
     let summary = Summary { key: "sent", done: sent, errors, seconds, size: args.size, latency, filter: None };
-    print_summary_with(summary, &[("topics", u64::from(args.topics))], args.json);
+    // Messages per CommitLog fsync: what group commit achieved (sync flush), or how
+    // rarely the flusher ran (async).
+    let per_flush = (sent as f64 / flushes.max(1) as f64 * 10.0).round() / 10.0;
+    let figures = [("topics", args.topics.into()), ("flushes", flushes.into()), ("msgs_per_flush", per_flush.into())];
+    print_summary_with(summary, &figures, args.json);
     if let Some(err) = totals.first_error.lock().take() {
         eprintln!("error: {errors} message(s) failed; first error: {err}");
         return Ok(ExitCode::FAILURE);
@@ -244,8 +250,8 @@ pub fn print_summary(summary: Summary<'_>, json: bool) {
     print_summary_with(summary, &[], json);
 }
 
-/// [`print_summary`] with more counts: each a JSON field, or a table row after the first line.
-pub fn print_summary_with(summary: Summary<'_>, counts: &[(&str, u64)], json: bool) {
+/// [`print_summary`] with more figures: each a JSON field, or a table row after the first line.
+pub fn print_summary_with(summary: Summary<'_>, counts: &[(&str, serde_json::Value)], json: bool) {
     let Summary { key, done, errors, seconds, size, latency: p, filter } = summary;
     let msgs_per_sec = done as f64 / seconds;
     let mb_per_sec = msgs_per_sec * size as f64 / 1e6;
@@ -256,8 +262,8 @@ pub fn print_summary_with(summary: Summary<'_>, counts: &[(&str, u64)], json: bo
             "p50_ms": ms(p.p50), "p99_ms": ms(p.p99), "p999_ms": ms(p.p999), "max_ms": ms(p.max), "size": size,
         });
         out[key] = done.into();
-        for &(name, count) in counts {
-            out[name] = count.into();
+        for (name, count) in counts {
+            out[*name] = count.clone();
         }
         if let Some(filter) = filter {
             out["filter"] = filter;
@@ -265,8 +271,8 @@ pub fn print_summary_with(summary: Summary<'_>, counts: &[(&str, u64)], json: bo
         println!("{out}");
     } else {
         println!("{key} {done} messages of {size} B in {seconds:.2} s ({errors} errors)");
-        for &(name, count) in counts {
-            println!("  {name:<10}{count:>12}");
+        for (name, count) in counts {
+            println!("  {name:<10}{:>12}", count.to_string());
         }
         println!("  {:<10}{:>12.0}", "msgs/s", msgs_per_sec);
         println!("  {:<10}{:>12.1}", "MB/s", mb_per_sec);
