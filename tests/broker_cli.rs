@@ -71,7 +71,8 @@ fn send_and_consume_through_a_broker_process_then_stop_it_gracefully() {
 fn sync_sends_share_fsyncs_and_the_bench_reports_messages_per_fsync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = BrokerProcess::start(&dir.path().join("data"), "sync");
-    let args = ["bench", "produce", "--topic", "t", "--count", "4000", "--size", "256", "--concurrency", "64", "--json"];
+    let args =
+        ["bench", "produce", "--topic", "t", "--count", "4000", "--size", "256", "--concurrency", "64", "--json"];
     let summary = &stdout_lines(&broker.cli(&args))[0];
     assert_eq!(summary["sent"], 4000, "{summary}");
     let flushes = summary["flushes"].as_u64().expect("flushes");

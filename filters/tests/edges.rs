@@ -2,30 +2,20 @@
 //! work, expressions that cannot compile) are answered with a value or a typed
 //! error, never a panic, an overflow or an allocation sized by the input.
 
+mod support;
+
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::{SHADOW, TOPIC, config, shape};
 use weir_filters::bloom::{BloomCondition, TermHash, message_terms};
 use weir_filters::{
     BloomIndex, BloomShape, Expression, FilterCounts, FilterStats, IndexShape, IndexShapeError, PageLimits, ReadPath,
     Subscription, SubscriptionError, TagFilter, TagFilterError, TrafficRole,
 };
 use weir_sql92::{Filter, ParseErrorKind};
-use weir_storage::{CqEntry, MapBudget, Message, Store, StoreConfig, tag_hash};
-
-const TOPIC: &str = "orders";
-const SHADOW: &str = "shadow";
-
-fn shape() -> IndexShape {
-    IndexShape {
-        message: BloomShape { bytes: 8, hashes: 2 },
-        block_entries: 4,
-        block: BloomShape { bytes: 16, hashes: 2 },
-        shadow_property: SHADOW.to_owned(),
-        entries_per_file: 16,
-    }
-}
+use weir_storage::{CqEntry, MapBudget, Message, Store, tag_hash};
 
 /// The shape error `BloomIndex::open` answers for `shape` (`None`: it opened).
 fn open_error(shape: IndexShape) -> Option<IndexShapeError> {
@@ -138,17 +128,6 @@ fn edge_inputs_are_answered_not_panicked_on() {
     FilterStats::add(&stats.examined, u64::MAX);
     FilterStats::add(&stats.examined, 0);
     assert_eq!(stats.snapshot().examined, u64::MAX);
-}
-
-fn config(dir: &std::path::Path) -> StoreConfig {
-    StoreConfig {
-        segment_size: 64 * 1024,
-        max_message_size: 8 * 1024,
-        consume_queue_entries_per_file: 16,
-        index_slots: 64,
-        index_entries: 256,
-        ..StoreConfig::new(dir)
-    }
 }
 
 /// One pass with `limits` over the queue's entries in `[from, end)`, as given.

@@ -5,27 +5,15 @@
 //! blooms are tiny (8 bytes, so false positives happen) and blocks short (so
 //! block summaries decide often).
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use weir_filters::{
-    BloomIndex, BloomShape, Expression, FilterStats, IndexShape, PageLimits, ReadPath, Subscription, TrafficRole,
-};
+use support::{SHADOW, TOPIC, config, shape};
+use weir_filters::{BloomIndex, Expression, FilterStats, PageLimits, ReadPath, Subscription, TrafficRole};
 use weir_storage::{MapBudget, Message, ReadError, Store, StoreConfig};
-
-const TOPIC: &str = "orders";
-const SHADOW: &str = "shadow";
-
-fn shape() -> IndexShape {
-    IndexShape {
-        message: BloomShape { bytes: 8, hashes: 2 },
-        block_entries: 4,
-        block: BloomShape { bytes: 16, hashes: 2 },
-        shadow_property: SHADOW.to_owned(),
-        entries_per_file: 16,
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Msg {
@@ -90,17 +78,6 @@ fn expression() -> impl Strategy<Value = Expression> {
             .prop_map(|t| Expression::Tag(t.to_owned())),
         6 => sql().prop_map(Expression::Sql),
     ]
-}
-
-fn config(dir: &std::path::Path) -> StoreConfig {
-    StoreConfig {
-        segment_size: 64 * 1024,
-        max_message_size: 8 * 1024,
-        consume_queue_entries_per_file: 16,
-        index_slots: 64,
-        index_entries: 256,
-        ..StoreConfig::new(dir)
-    }
 }
 
 fn open(dir: &std::path::Path) -> (Store, Arc<BloomIndex>) {
