@@ -54,12 +54,16 @@ async fn send(producer: &Producer, range: std::ops::Range<usize>) {
     producer.send_batch(batch).await.expect("send");
 }
 
-/// Waits until `members` own every queue of the 8, each exactly once.
+/// Waits until `members` own every queue of the 8, each exactly once, spread evenly
+/// (the group's `average` strategy). Each member's view follows its own held
+/// heartbeat, so until every member has heard of the last join the queues can still be
+/// split among fewer of them.
 async fn settled(members: &[&PushConsumer]) {
+    let (low, high) = (8 / members.len(), 8_usize.div_ceil(members.len()));
     eventually(Duration::from_secs(10), "the queues to settle", || {
         let mut owned: Vec<u32> = members.iter().flat_map(|m| m.queue_ids()).collect();
         owned.sort_unstable();
-        owned == (0..8).collect::<Vec<_>>()
+        owned == (0..8).collect::<Vec<_>>() && members.iter().all(|m| (low..=high).contains(&m.queue_ids().len()))
     })
     .await;
 }
