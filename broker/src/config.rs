@@ -10,6 +10,7 @@ use weir_filters::{BloomShape, IndexShape};
 use weir_plugins::Limits;
 use weir_storage::{FlushMode, StoreConfig};
 
+use crate::delay::DelayLevels;
 use crate::error::BrokerError;
 
 /// When a send is acknowledged.
@@ -114,6 +115,15 @@ pub struct BrokerConfig {
     pub plugin_max_memory_bytes: usize,
     /// Consecutive failed calls after which a subscription's plugin is disabled (default 5).
     pub plugin_max_consecutive_failures: u32,
+    /// Delay levels for delayed sends and retries, durations separated by spaces
+    /// (default RocketMQ's `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`;
+    /// a level beyond the list uses the last one).
+    pub delay_levels: String,
+    /// Failed deliveries of a message before it goes to the group's dead-letter queue
+    /// (default 16; groups may override it).
+    pub max_reconsume_times: u32,
+    /// Longest delay a send may ask for, in ms (default 3 days).
+    pub max_delay_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -162,6 +172,9 @@ impl BrokerConfig {
             plugin_fuel_per_call: Limits::default().fuel_per_call,
             plugin_max_memory_bytes: Limits::default().max_memory_bytes,
             plugin_max_consecutive_failures: Limits::default().max_consecutive_failures,
+            delay_levels: crate::delay::DEFAULT_DELAY_LEVELS.to_owned(),
+            max_reconsume_times: 16,
+            max_delay_ms: 3 * 24 * 3_600_000,
         }
     }
 
@@ -228,6 +241,11 @@ impl BrokerConfig {
         Ok(shape)
     }
 
+    /// The parsed `delay_levels`.
+    pub fn delay_levels(&self) -> Result<DelayLevels, BrokerError> {
+        self.delay_levels.parse().map_err(|err: crate::delay::DelayLevelsError| BrokerError::Config(err.to_string()))
+    }
+
     /// The plugin sandbox's limits.
     pub fn plugin_limits(&self) -> Limits {
         Limits {
@@ -279,6 +297,16 @@ mod tests {
         assert_eq!(config.max_message_size, 4 << 20);
         assert!(toml::from_str::<BrokerConfig>("flsuh = \"sync\"").is_err());
         assert!(matches!(config.store_config().flush, FlushMode::Sync { .. }));
+    }
+
+    #[test]
+    fn delay_levels_and_reconsume_limits_are_keys() {
+        let config: BrokerConfig = toml::from_str("delay_levels = \"1s\"\nmax_reconsume_times = 2\n").expect("parse");
+        assert_eq!(config.delay_levels().expect("levels").retry_delay(0), Duration::from_secs(1));
+        assert_eq!(config.max_reconsume_times, 2);
+        assert_eq!(BrokerConfig::default().delay_levels().expect("default").len(), 18);
+        let bad = BrokerConfig { delay_levels: "1s soon".into(), ..BrokerConfig::default() };
+        assert!(matches!(bad.delay_levels(), Err(BrokerError::Config(why)) if why.contains("soon")));
     }
 
     #[test]

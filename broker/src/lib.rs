@@ -17,6 +17,7 @@
 
 mod config;
 pub mod core;
+pub mod delay;
 mod error;
 mod long_poll;
 mod membership;

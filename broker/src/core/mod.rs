@@ -79,6 +79,7 @@ impl Core {
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
         let io = |what: &'static str| move |source| BrokerError::Io { what: what.to_owned(), source };
         let shape = config.index_shape()?;
+        config.delay_levels()?;
         let timings = config.membership_timings()?;
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
