@@ -25,7 +25,9 @@ pub enum Decoded {
 ///
 /// Feed it every chunk read from the stream with [`decode`](Self::decode) until it
 /// returns [`Decoded::Frame`] or an error; when the peer finishes its side, call
-/// [`finish`](Self::finish) to learn whether the stream was cut short. After an error
+/// [`finish`](Self::finish) to learn whether the stream was cut short. Or feed every
+/// chunk with [`feed`](Self::feed) and take the frame with [`into_frame`](Self::into_frame)
+/// once the stream ended (what a server reading a request does). After an error
 /// the stream is unusable: answer with the error's [`error_code`](DecodeError::error_code)
 /// and drop the decoder.
 ///
@@ -40,6 +42,8 @@ pub struct FrameDecoder {
     header: Option<(FrameKind, usize)>,
     /// The frame has been returned; any further byte is trailing.
     done: bool,
+    /// The frame, once whole, for [`into_frame`](Self::into_frame).
+    frame: Option<Frame>,
 }
 
 impl Default for FrameDecoder {
@@ -56,7 +60,7 @@ impl FrameDecoder {
 
     /// A decoder accepting payloads up to `max_payload_len` bytes (the header not counted).
     pub fn with_max_payload_len(max_payload_len: u32) -> Self {
-        FrameDecoder { max_payload_len, buf: BytesMut::new(), header: None, done: false }
+        FrameDecoder { max_payload_len, buf: BytesMut::new(), header: None, done: false, frame: None }
     }
 
     /// Buffers `chunk` and returns the frame once all of it has arrived.
@@ -89,20 +93,29 @@ impl FrameDecoder {
         }
         let payload = std::mem::take(&mut self.buf).freeze().split_off(HEADER_LEN);
         self.done = true;
-        Ok(Decoded::Frame(Frame { kind, payload }))
+        let frame = Frame { kind, payload };
+        self.frame = Some(frame.clone());
+        Ok(Decoded::Frame(frame))
     }
 
-    /// Feeds every chunk, then [`finish`](Self::finish)es: the one frame of a stream
-    /// whose bytes arrived as `chunks`.
-    pub fn decode_all<'a>(mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Frame, DecodeError> {
-        let mut frame = None;
-        for chunk in chunks {
-            if let Decoded::Frame(decoded) = self.decode(chunk)? {
-                frame = Some(decoded);
-            }
-        }
+    /// Buffers `chunk`; the frame is kept for [`into_frame`](Self::into_frame).
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        self.decode(chunk).map(drop)
+    }
+
+    /// The stream's one frame, once the peer has finished its side:
+    /// [`TruncatedFrame`](DecodeError::TruncatedFrame) if the stream ended before it was whole.
+    pub fn into_frame(self) -> Result<Frame, DecodeError> {
         self.finish()?;
-        Ok(frame.expect("finish succeeds only after the frame was returned"))
+        self.frame.ok_or(DecodeError::TruncatedFrame { received: 0, expected: HEADER_LEN })
+    }
+
+    /// Feeds every chunk: the one frame of a stream whose bytes arrived as `chunks`.
+    pub fn decode_all<'a>(mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Frame, DecodeError> {
+        for chunk in chunks {
+            self.feed(chunk)?;
+        }
+        self.into_frame()
     }
 
     /// Checks the stream once the peer has finished its side: `Ok` when the frame was
@@ -235,6 +248,9 @@ mod tests {
             }
             prop_assert_eq!(decoded.as_ref(), Some(&expected));
             prop_assert_eq!(decoder.finish(), Ok(()));
+            prop_assert_eq!(decoder.into_frame(), Ok(expected.clone()));
+            let chunks = [&bytes[..bytes.len() / 2], &bytes[bytes.len() / 2..]];
+            prop_assert_eq!(FrameDecoder::new().decode_all(chunks), Ok(expected.clone()));
             prop_assert_eq!(decode_frame(Bytes::from(bytes), DEFAULT_MAX_PAYLOAD_LEN), Ok(expected));
         }
 
@@ -249,6 +265,7 @@ mod tests {
                 let expected = if len < HEADER_LEN { HEADER_LEN } else { bytes.len() };
                 let truncated = DecodeError::TruncatedFrame { received: len, expected };
                 prop_assert_eq!(decoder.finish(), Err(truncated));
+                prop_assert_eq!(decoder.into_frame(), Err(truncated));
                 prop_assert_eq!(
                     decode_frame(Bytes::copy_from_slice(&bytes[..len]), DEFAULT_MAX_PAYLOAD_LEN),
                     Err(truncated)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
-use weir_protocol::{DecodeError, Decoded, ErrorResponse, FrameDecoder, Request, Response};
+use weir_protocol::{ErrorResponse, FrameDecoder, Request, Response};
 
 use super::handler::{self, Reply};
 use crate::core::Core;
@@ -125,25 +125,16 @@ async fn connection(
 /// Reads the stream's one request frame; a bad frame becomes the error to answer with.
 async fn read_request(recv: &mut quinn::RecvStream, max_payload: u32) -> Result<Request, ErrorResponse> {
     let mut decoder = FrameDecoder::with_max_payload_len(max_payload);
-    let mut frame = None;
     loop {
         match recv.read_chunk(usize::MAX, true).await {
-            Ok(Some(chunk)) => {
-                if let Decoded::Frame(f) = decoder.decode(&chunk.bytes).map_err(ErrorResponse::from)? {
-                    frame = Some(f);
-                }
-            }
+            Ok(Some(chunk)) => decoder.feed(&chunk.bytes).map_err(ErrorResponse::from)?,
             Ok(None) => break,
             Err(err) => {
                 return Err(ErrorResponse::new(weir_protocol::ErrorCode::BadRequest, format!("stream failed: {err}")));
             }
         }
     }
-    decoder.finish().map_err(ErrorResponse::from)?;
-    let frame = frame.ok_or_else(|| {
-        ErrorResponse::from(DecodeError::TruncatedFrame { received: 0, expected: weir_protocol::HEADER_LEN })
-    })?;
-    Request::decode(frame).map_err(ErrorResponse::from)
+    Request::decode(decoder.into_frame()?).map_err(ErrorResponse::from)
 }
 
 async fn request_stream(ctx: Arc<Door>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
