@@ -19,7 +19,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::compile::{CompiledPlugin, LoadError, PluginHost};
+use crate::compile::{LoadError, PluginHost};
 use crate::filter::{WasmFilter, WrongKind};
 use crate::kind::PluginKind;
 use crate::manifest::{Manifest, check_name};
@@ -217,11 +217,6 @@ impl Registry {
         Ok(Registry { dir, host, entries: Mutex::new(entries) })
     }
 
-    /// The host plugins are compiled and run with.
-    pub fn host(&self) -> &PluginHost {
-        &self.host
-    }
-
     /// Validates, compiles and stores a module; a plugin of the same name is
     /// replaced live: its subscriptions' next calls use the new version, and
     /// disabled subscriptions are re-enabled.
@@ -344,11 +339,6 @@ impl Registry {
     pub fn dlq_policy(&self, name: &str, params: &str) -> Result<WasmDlqPolicy, RegistryError> {
         let slot = self.slot_of_kind(name, PluginKind::DlqPolicy)?;
         Ok(WasmDlqPolicy::from_slot(slot, params))
-    }
-
-    /// The version of `name` calls use now.
-    pub fn compiled(&self, name: &str) -> Result<CompiledPlugin, RegistryError> {
-        Ok(self.slot(name)?.current())
     }
 
     fn slot_of_kind(&self, name: &str, expected: PluginKind) -> Result<Arc<PluginSlot>, RegistryError> {
