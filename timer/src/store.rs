@@ -365,7 +365,9 @@ impl TimerStore {
                 blocked = true;
                 break;
             }
-            if self.wheel.get(self.cursor).is_some() {
+            // The tick `now_ms` falls in is opened even when empty, so a timer added
+            // with a due time already past joins it and is returned at the next call.
+            if self.wheel.get(self.cursor).is_some() || self.cursor == now_tick {
                 if let Err(err) = self.load(self.cursor) {
                     if dues.is_empty() {
                         return Err(err);
@@ -373,7 +375,7 @@ impl TimerStore {
                     break; // return what was taken; the error comes back on the next call
                 }
             } else {
-                let to = now_tick.saturating_add(1).min(readable_end);
+                let to = now_tick.min(readable_end);
                 let next = self.wheel.next_live(self.cursor, to).unwrap_or(to);
                 self.close_until(next);
             }
