@@ -14,8 +14,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+mod support;
+
 use proptest::prelude::*;
-use weir_timer::{AddError, CancelError, Payload, TimerConfig, TimerId, TimerStore};
+use weir_timer::{AddError, CancelError, DeliveryMark, Payload, TimerConfig, TimerId, TimerStore};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -25,8 +27,8 @@ enum Op {
     Advance(u64),
     /// Take at most this many (0: no limit).
     Take(usize),
-    /// Commit the last take's mark.
-    Commit,
+    /// Commit the mark of a take of this opening: the n-th from the last (modulo).
+    Commit(usize),
     /// Cancel the n-th timer added (modulo how many there are).
     Cancel(usize),
     Sync,
@@ -52,7 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         ].prop_map(Op::Add),
         5 => prop_oneof![4 => 0u64..30, 2 => 0u64..300, 1 => 500u64..3000].prop_map(Op::Advance),
         4 => prop_oneof![Just(0usize), 1usize..4].prop_map(Op::Take),
-        3 => Just(Op::Commit),
+        3 => prop_oneof![3 => Just(0usize), 1 => 0usize..4].prop_map(Op::Commit),
         2 => any::<usize>().prop_map(Op::Cancel),
         1 => Just(Op::Sync),
         1 => Just(Op::Checkpoint),
@@ -84,6 +86,10 @@ struct Model {
     returned_tick: HashMap<u64, u64>,
     /// Returned since the store was opened.
     this_opening: HashSet<u64>,
+    /// The takes of this opening: their marks and what each returned.
+    takes: Vec<(DeliveryMark, Vec<u64>)>,
+    /// Returned and confirmed by a commit (of a mark at or after their take).
+    confirmed: HashSet<u64>,
     cancelled: HashSet<u64>,
 }
 
@@ -125,6 +131,7 @@ fn check_take(
             prop_assert!(due_ms > now, "timer {id} due at {due_ms} left behind at {now}");
         }
     }
+    model.takes.push((taken.mark, taken.dues.iter().map(|due| due.id.0).collect()));
     Ok(taken.mark)
 }
 
@@ -132,6 +139,15 @@ fn reopen(model: &mut Model, config: &TimerConfig, dir: &Path) -> Result<TimerSt
     let (store, report) = open(dir, config, model.now);
     prop_assert!(report.wheel_rebuilt.is_none(), "{report:?}");
     prop_assert_eq!(report.truncated, 0);
+    // Whatever was returned and not confirmed comes again: its tick is not committed.
+    for id in model.this_opening.difference(&model.confirmed) {
+        prop_assert!(
+            model.returned_tick[id] >= report.committed_until_ms,
+            "timer {id} was not confirmed, yet its tick is committed"
+        );
+    }
+    model.takes.clear();
+    model.confirmed.clear();
     for (&id, &tick_ms) in &model.returned_tick {
         if tick_ms >= report.committed_until_ms && !model.cancelled.contains(&id) {
             model.again.insert(id);
@@ -144,10 +160,9 @@ fn reopen(model: &mut Model, config: &TimerConfig, dir: &Path) -> Result<TimerSt
 }
 
 fn run(config: TimerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = support::tempdir();
     let mut model = Model { now: 1_000_000, ..Model::default() };
     let (mut store, _) = open(dir.path(), &config, model.now);
-    let mut mark = None;
     for op in ops {
         match op {
             Op::Add(offset) => {
@@ -165,11 +180,15 @@ fn run(config: TimerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Advance(ms) => model.now += ms,
-            Op::Take(max) => mark = Some(check_take(&mut model, &mut store, max)?),
-            Op::Commit => {
-                if let Some(mark) = mark {
-                    store.commit_delivered(mark).expect("commit");
-                }
+            Op::Take(max) => {
+                check_take(&mut model, &mut store, max)?;
+            }
+            Op::Commit(back) => {
+                let Some(last) = model.takes.len().checked_sub(1) else { continue };
+                let at = last - back.min(last);
+                store.commit_delivered(model.takes[at].0).expect("commit");
+                let ids: Vec<u64> = model.takes[..=at].iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+                model.confirmed.extend(ids);
             }
             Op::Cancel(n) => {
                 let Some(&id) = model.added.keys().nth(n % model.added.len().max(1)) else { continue };
@@ -195,23 +214,21 @@ fn run(config: TimerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Crash => {
                 drop(store);
                 store = reopen(&mut model, &config, dir.path())?;
-                mark = None;
             }
             Op::Restart => {
                 store.close().expect("close");
                 store = reopen(&mut model, &config, dir.path())?;
-                mark = None;
             }
         }
     }
     // Drain: everything not cancelled comes out, never early.
-    for _ in 0..1000 {
+    for _ in 0..400 {
         if model.pending.is_empty() && model.again.is_empty() {
             break;
         }
         let mark = check_take(&mut model, &mut store, 0)?;
         store.commit_delivered(mark).expect("commit");
-        model.now += 7;
+        model.now += 25;
     }
     prop_assert!(
         model.pending.is_empty() && model.again.is_empty(),
@@ -223,10 +240,10 @@ fn run(config: TimerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn behaves_like_the_model(config in config(), ops in proptest::collection::vec(op(), 1..80)) {
+    fn behaves_like_the_model(config in config(), ops in proptest::collection::vec(op(), 1..120)) {
         run(config, ops)?;
     }
 }
