@@ -28,10 +28,12 @@ enum Event {
         id: u64,
         due_ms: u64,
     },
-    /// A sync, checkpoint or commit completed: every record before it is durable.
+    /// A sync or checkpoint completed: every record before it is durable.
     Synced,
     Taken(Vec<(u64, u64)>),
-    /// A commit completed: ticks before this time are done.
+    /// A commit that moved the checkpoint completed: ticks before this time are done,
+    /// and every record before it is durable. (One event: an image must never fall
+    /// between its two halves.)
     Committed(u64),
     Cancelled(u64),
 }
@@ -88,8 +90,7 @@ fn work(store: &mut TimerStore, seed: u64, events: &Mutex<Vec<Event>>, stop: &At
                     store.commit_delivered(taken.mark).expect("commit");
                     let after = store.stats().committed_until_ms;
                     if after > before {
-                        log(Event::Synced); // a commit that moves checkpoints
-                        log(Event::Committed(after));
+                        log(Event::Committed(after)); // and synced: it checkpointed
                     }
                 }
             }
@@ -126,11 +127,13 @@ fn expect(events: &[Event], before: usize, after: usize) -> Expect {
         match event {
             Event::Added { id, .. } => added_since_sync.push(*id),
             Event::Cancelled(id) => cancels_since_sync.push(*id),
-            Event::Synced => {
+            Event::Synced | Event::Committed(_) => {
                 synced.extend(added_since_sync.drain(..));
                 cancel_durable.extend(cancels_since_sync.drain(..));
+                if let Event::Committed(until) = event {
+                    floor = floor.max(*until);
+                }
             }
-            Event::Committed(until) => floor = floor.max(*until),
             Event::Taken(_) => {}
         }
     }
