@@ -328,8 +328,9 @@ impl TimerStore {
     /// [`commit_delivered`](Self::commit_delivered)). A timer is never returned before
     /// its due time. Rolled timers met on the way are filed again, not returned.
     ///
-    /// Delivery runs at most one wheel (less two ticks) ahead of the last commit; past
-    /// that it stops with [`Taken::blocked`] set until the caller commits.
+    /// Delivery reads ticks up to the one before the window's last (the window starts
+    /// at the last committed tick and spans the wheel); there it stops with
+    /// [`Taken::blocked`] set until the caller commits.
     pub fn take_due(&mut self, now_ms: u64, max: usize) -> Result<Taken, TakeError> {
         self.check_poisoned()?;
         let now_tick = self.geometry.tick(now_ms);

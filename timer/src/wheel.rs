@@ -2,7 +2,7 @@
 //! timer-log records filed under the tick it currently stands for.
 //!
 //! File format (little-endian): a 64-byte header `magic u32 ("WTW1"), version u32 (1),
-//! slots u64, precision_ms u64, reserved [u8; 40] (0), crc32c u32 of bytes 0..60`,
+//! slots u64, precision_ms u64, reserved [u8; 36] (0), crc32c u32 of bytes 0..60`,
 //! then `slots` slots of 32 bytes: `time_ms u64` (start of the tick the slot holds),
 //! `first u64`, `last u64` (positions in the timer log; `u64::MAX` when empty),
 //! `count u32` (timer records in the chain; cancels are not counted), `crc32c u32`
