@@ -49,17 +49,14 @@ pub enum ConfigError {
     SegmentRecords(u64),
 }
 
-/// A checked configuration.
+/// A checked configuration (made only by [`TimerConfig::geometry`], so its values
+/// always hold the rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
-    /// Tick length in ms (at least 1).
-    pub precision_ms: u64,
-    /// Longest accepted delay in ms.
-    pub max_delay_ms: u64,
-    /// Wheel slots (4 ..= [`MAX_SLOTS`]).
-    pub slots: u64,
-    /// Records per segment.
-    pub segment_records: u64,
+    pub(crate) precision_ms: u64,
+    pub(crate) max_delay_ms: u64,
+    pub(crate) slots: u64,
+    pub(crate) segment_records: u64,
 }
 
 impl TimerConfig {
@@ -92,6 +89,26 @@ impl TimerConfig {
 }
 
 impl Geometry {
+    /// Tick length in ms (at least 1).
+    pub fn precision_ms(&self) -> u64 {
+        self.precision_ms
+    }
+
+    /// Longest accepted delay in ms.
+    pub fn max_delay_ms(&self) -> u64 {
+        self.max_delay_ms
+    }
+
+    /// Wheel slots (4 ..= [`MAX_SLOTS`]).
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// Records per timer-log segment.
+    pub fn segment_records(&self) -> u64 {
+        self.segment_records
+    }
+
     /// The tick a time falls in.
     pub fn tick(&self, ms: u64) -> u64 {
         ms / self.precision_ms
