@@ -4,10 +4,12 @@
 //! - `timer.meta`, written once: format `magic u32 ("WTM1"), crc32c u32 of bytes 8..32,
 //!   precision_ms u64, slots u64, segment_records u64` (little-endian, 32 bytes).
 //! - `checkpoint`: format `magic u32 ("WTC1"), crc32c u32 of bytes 8..32,
-//!   committed_tick u64, log_end u64, reserved u64 (0)` (little-endian, 32 bytes).
+//!   committed_tick u64, log_end u64, payload_end u64` (little-endian, 32 bytes).
 //!   Every timer filed under a tick before `committed_tick` was delivered and the
 //!   delivery committed; the wheel file reflects exactly the log's records before
-//!   `log_end`, all of them durable.
+//!   `log_end`, all of them durable; `payload_end` is the furthest end
+//!   (`commitlog_offset + size`) of a payload filed in those records (0: none, or a
+//!   checkpoint written before the field existed, when it was reserved and 0).
 
 use std::path::Path;
 
@@ -24,6 +26,9 @@ pub struct Checkpoint {
     pub committed_tick: u64,
     /// The wheel file reflects the records before this log position.
     pub log_end: u64,
+    /// The furthest payload end filed in the records before `log_end` (see
+    /// [`TimerStore::payload_end`](crate::TimerStore::payload_end)).
+    pub payload_end: u64,
 }
 
 /// The geometry a store was created with (what its files' layout depends on).
@@ -79,13 +84,16 @@ impl Checkpoint {
     /// Reads the checkpoint: `Ok(None)` when missing, `Ok(Some(None))` when damaged.
     pub(crate) fn load(path: &Path) -> std::io::Result<Option<Option<Self>>> {
         Ok(read(path, CHECKPOINT_MAGIC)?.map(|fields| {
-            fields.filter(|f| f[2] == 0).map(|[committed_tick, log_end, _]| Self { committed_tick, log_end })
+            fields.map(|[committed_tick, log_end, payload_end]| Self { committed_tick, log_end, payload_end })
         }))
     }
 
     /// Durably replaces the checkpoint.
     pub(crate) fn store(&self, path: &Path) -> std::io::Result<()> {
-        weir_storage::durable::replace_file(path, &encode(CHECKPOINT_MAGIC, [self.committed_tick, self.log_end, 0]))
+        weir_storage::durable::replace_file(
+            path,
+            &encode(CHECKPOINT_MAGIC, [self.committed_tick, self.log_end, self.payload_end]),
+        )
     }
 }
 
@@ -115,7 +123,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("checkpoint");
         assert_eq!(Checkpoint::load(&path).expect("read"), None);
-        let checkpoint = Checkpoint { committed_tick: 1_700_000_000, log_end: 12 };
+        let checkpoint = Checkpoint { committed_tick: 1_700_000_000, log_end: 12, payload_end: 4096 };
         checkpoint.store(&path).expect("store");
         assert_eq!(Checkpoint::load(&path).expect("read"), Some(Some(checkpoint)));
         assert_eq!(Meta::load(&path).expect("read"), Some(None), "another file's magic");

@@ -136,6 +136,13 @@ pub enum CancelError {
     /// (or cancelled while its tick was being delivered).
     #[error("timer {0:?} was already delivered")]
     AlreadyDelivered(TimerId),
+    /// No timer with that payload waits: its due tick was already delivered (see
+    /// [`cancel_payload`](crate::TimerStore::cancel_payload)).
+    #[error("no timer due at {due_ms} ms with that payload is pending: its tick was delivered")]
+    NotPending {
+        /// The due time given.
+        due_ms: u64,
+    },
     /// The timer's record is unreadable.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),

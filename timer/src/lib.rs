@@ -24,7 +24,7 @@
 //!   | bytes | field |
 //!   |---|---|
 //!   | 0..4 | magic `"WTL1"` (`0x5754_4c31`) |
-//!   | 4 | kind: 1 timer, 2 cancel |
+//!   | 4 | kind: 1 timer, 2 cancel, 3 cancel by payload |
 //!   | 5 | flags: bit 0 *rolled* (filed early, to be re-filed) |
 //!   | 6..8 | reserved, 0 |
 //!   | 8..16 | `tick`: the wheel tick it is filed under |
@@ -40,7 +40,9 @@
 //!   one 32-byte slot per tick of the window: `time_ms u64` (the tick it holds),
 //!   `first u64`, `last u64` (chain ends in the log), `count u32` (timer records),
 //!   CRC32C `u32`. Slot = `(due_ms / precision_ms) % slots`.
-//! - `checkpoint` (32 bytes): `"WTC1"`, CRC32C, `committed_tick u64`, `log_end u64`, 0.
+//! - `checkpoint` (32 bytes): `"WTC1"`, CRC32C, `committed_tick u64`, `log_end u64`,
+//!   `payload_end u64` (the furthest `commitlog_offset + size` filed, see
+//!   [`TimerStore::payload_end`]).
 //! - `timer.meta` (32 bytes): `"WTM1"`, CRC32C, `precision_ms`, `slots`, `segment_records`.
 //! - `lock`: held (`flock`) while the store is open.
 //!

@@ -6,6 +6,8 @@
 //!
 //! - `tick`: the wheel tick the record is filed under (`due_ms / precision_ms`, or
 //!   the tick being delivered when that was later, or an earlier tick for a rolled timer).
+//! - `kind`: 1 timer, 2 cancel (of timer `id`), 3 cancel by payload (of every timer
+//!   delivering `commitlog_offset`/`size`, met under the same tick; `id` is [`NONE`]).
 //! - `id`: the timer it is about: its own position for a new timer, the original
 //!   timer's position for a timer re-filed after a roll, the cancelled timer's for a cancel.
 //! - `prev`: the position of the previous record filed under the same tick
@@ -30,6 +32,9 @@ pub enum Kind {
     Timer,
     /// Cancels the timer `id`.
     Cancel,
+    /// Cancels the timers delivering its payload (the caller knows what it filed, not
+    /// where: a broker cancels a delayed message by its CommitLog record).
+    CancelPayload,
 }
 
 impl Kind {
@@ -37,6 +42,7 @@ impl Kind {
         match self {
             Kind::Timer => 1,
             Kind::Cancel => 2,
+            Kind::CancelPayload => 3,
         }
     }
 
@@ -44,6 +50,7 @@ impl Kind {
         match code {
             1 => Some(Kind::Timer),
             2 => Some(Kind::Cancel),
+            3 => Some(Kind::CancelPayload),
             _ => None,
         }
     }
@@ -68,7 +75,7 @@ pub struct Record {
     pub id: u64,
     /// The previous record under the same tick, or [`NONE`].
     pub prev: u64,
-    /// What to deliver (zero for a cancel).
+    /// What to deliver (zero for a cancel by id; what to cancel for a cancel by payload).
     pub payload: Payload,
 }
 
@@ -142,6 +149,15 @@ impl Record {
     }
 }
 
+/// Where a timer record's payload ends in the CommitLog (0 for a cancel).
+pub fn payload_end(record: &Record) -> u64 {
+    if record.kind == Kind::Timer {
+        record.payload.commitlog_offset.saturating_add(u64::from(record.payload.size))
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +180,9 @@ mod tests {
         assert_eq!(Record::decode(&record.encode()), Ok(record));
         let cancel = Record { kind: Kind::Cancel, rolled: false, payload: Payload::default(), ..record };
         assert_eq!(Record::decode(&cancel.encode()), Ok(cancel));
+        let by_payload = Record { kind: Kind::CancelPayload, id: NONE, ..record };
+        assert_eq!(Record::decode(&by_payload.encode()), Ok(by_payload));
+        assert_eq!(by_payload.encode()[4], 3);
     }
 
     #[test]

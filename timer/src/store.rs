@@ -10,6 +10,7 @@ use weir_storage::{EntryFile, MapBudget};
 use crate::checkpoint::{Checkpoint, Meta};
 use crate::config::{Geometry, TimerConfig};
 use crate::error::{AddError, CancelError, CommitError, Corrupt, OpenError, TakeError, WriteError};
+use crate::record::payload_end;
 use crate::record::{self, Kind, NONE, Record};
 use crate::wheel::{Conflict, Wheel};
 use crate::{CheckpointState, DeliveryMark, Due, Payload, RecoveryReport, Taken, TimerId, TimerStats};
@@ -54,6 +55,8 @@ pub struct TimerStore {
     /// The last log segment whose directory entry is known durable.
     synced_segment: Option<u64>,
     poisoned: bool,
+    /// The furthest `commitlog_offset + size` of any timer filed (see [`Self::payload_end`]).
+    payload_end: u64,
     /// Delivery statistics since open.
     lateness_max_ms: u64,
     lateness_sum_ms: u128,
@@ -197,9 +200,11 @@ impl TimerStore {
         let verify_from = checkpoint.map_or(min, |c| c.log_end.clamp(min, found_end));
         let mut end = found_end;
         let mut max_tick = None::<u64>;
+        let mut tail_payload_end = 0;
         scan_records(&log, verify_from, found_end, |position, record| match record {
             Ok(record) => {
                 max_tick = max_tick.max(Some(record.tick));
+                tail_payload_end = tail_payload_end.max(payload_end(&record));
                 true
             }
             Err(_) => {
@@ -291,6 +296,9 @@ impl TimerStore {
             segment_ticks: BTreeMap::new(),
             synced_segment: last_segment,
             poisoned: false,
+            // Every record after the checkpoint's `log_end` was scanned above (the whole
+            // log without a checkpoint), so with the checkpoint's value this covers the log.
+            payload_end: checkpoint.map_or(0, |c| c.payload_end).max(tail_payload_end),
             lateness_max_ms: 0,
             lateness_sum_ms: 0,
             rolled: 0,
@@ -305,6 +313,14 @@ impl TimerStore {
         report.pending = store.pending();
         report.committed_until_ms = geometry.tick_ms(committed_tick);
         Ok((store, report))
+    }
+
+    /// The geometry the store in `dir` was created with, if there is one (`None`: no
+    /// store, or its `timer.meta` is damaged, which [`open`](Self::open) reports). A
+    /// caller whose settings may change between runs opens with the stored geometry
+    /// (the wheel size derives from the maximum delay, which may change).
+    pub fn stored_meta(dir: impl AsRef<Path>) -> std::io::Result<Option<Meta>> {
+        Ok(Meta::load(&dir.as_ref().join("timer.meta"))?.flatten())
     }
 
     /// Files a timer due at `due_ms` that delivers `payload`, at `now_ms`. A due time
@@ -439,6 +455,48 @@ impl TimerStore {
         Ok(())
     }
 
+    /// Cancels the timers not yet delivered that deliver `payload` and are due at
+    /// `due_ms` (what the caller filed with [`add`](Self::add), when it kept the payload
+    /// rather than the [`TimerId`]): a cancel record is filed under the due tick, where
+    /// such a timer is read, so none of them is returned (after a restart too, once the
+    /// cancel is synced). It also covers a timer with that payload added later, unless
+    /// its due time has passed by then.
+    ///
+    /// Refused with [`CancelError::NotPending`] once the due tick was delivered (the
+    /// timer was returned, or never added).
+    pub fn cancel_payload(&mut self, payload: Payload, due_ms: u64) -> Result<(), CancelError> {
+        self.check_poisoned()?;
+        let tick = self.geometry.tick(due_ms);
+        if let Some(current) = &mut self.current {
+            // A timer added with a due time already past waits under the tick being
+            // delivered, whatever its due tick.
+            let waiting = current.queue.iter().find(|&(&(due, _), &p)| due == due_ms && p == payload).map(|(k, _)| *k);
+            if let Some(key) = waiting {
+                current.queue.remove(&key);
+                let current_tick = current.tick;
+                self.file(Kind::CancelPayload, current_tick, due_ms, Some(NONE), payload)?;
+                return Ok(());
+            }
+            if tick <= current.tick {
+                return Err(CancelError::NotPending { due_ms });
+            }
+        }
+        if tick < self.cursor {
+            return Err(CancelError::NotPending { due_ms });
+        }
+        self.file(Kind::CancelPayload, tick, due_ms, Some(NONE), payload)?;
+        Ok(())
+    }
+
+    /// The furthest end (`commitlog_offset + size`) of a payload filed in the timer log
+    /// (0 for none), kept across restarts (in the checkpoint, and read back from the
+    /// log's tail after a crash). A caller that files its payloads in CommitLog order
+    /// (the broker, following the CommitLog) knows that every payload before it was
+    /// filed, so replaying the CommitLog after a crash does not file them twice.
+    pub fn payload_end(&self) -> u64 {
+        self.payload_end
+    }
+
     /// Makes every record written so far durable (timers added, cancels): one sync of
     /// the timer log, however many records it covers (group commit by batching).
     pub fn sync(&mut self) -> Result<(), WriteError> {
@@ -562,6 +620,7 @@ impl TimerStore {
             *latest = (*latest).max(needed_until);
         }
         if kind == Kind::Timer {
+            self.payload_end = self.payload_end.max(payload_end(&record));
             self.rolled += u64::from(rolled);
             match &mut self.current {
                 Some(current) if current.tick == tick => {
@@ -579,18 +638,23 @@ impl TimerStore {
     fn load(&mut self, tick: u64) -> Result<(), TakeError> {
         let chain = self.read_chain(tick).map_err(|source| TakeError::Corrupt { tick, source })?;
         let cancelled: HashSet<u64> = chain.iter().filter(|r| r.kind == Kind::Cancel).map(|r| r.id).collect();
+        let cancelled_payloads: HashSet<Payload> =
+            chain.iter().filter(|r| r.kind == Kind::CancelPayload && !r.rolled).map(|r| r.payload).collect();
         let mut queue = BTreeMap::new();
         let mut seen = HashSet::new();
         let mut refile = Vec::new();
         for record in chain {
             match record.kind {
-                Kind::Timer if cancelled.contains(&record.id) || !seen.insert(record.id) => {}
+                Kind::Timer
+                    if cancelled.contains(&record.id)
+                        || (!record.rolled && cancelled_payloads.contains(&record.payload))
+                        || !seen.insert(record.id) => {}
                 Kind::Timer if record.rolled => refile.push(record),
                 Kind::Timer => {
                     queue.insert((record.due_ms, record.id), record.payload);
                 }
-                Kind::Cancel if record.rolled => refile.push(record),
-                Kind::Cancel => {}
+                Kind::Cancel | Kind::CancelPayload if record.rolled => refile.push(record),
+                Kind::Cancel | Kind::CancelPayload => {}
             }
         }
         let count = self.wheel.get(tick).map_or(0, |slot| u64::from(slot.count));
@@ -671,7 +735,9 @@ impl TimerStore {
             let wheel_path = self.dir.join("wheel");
             self.wheel.write_dirty(&wheel_path).map_err(io("write", &wheel_path))?;
             let path = self.dir.join("checkpoint");
-            Checkpoint { committed_tick, log_end }.store(&path).map_err(io("write", &path))
+            Checkpoint { committed_tick, log_end, payload_end: self.payload_end }
+                .store(&path)
+                .map_err(io("write", &path))
         })();
         self.poison(result)?;
         self.committed_tick = committed_tick;
@@ -1014,6 +1080,70 @@ mod tests {
         }
         assert_eq!(got, vec![1]);
         assert!(matches!(store.cancel(kept), Err(CancelError::AlreadyDelivered(_))));
+    }
+
+    #[test]
+    fn cancel_by_payload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = open(dir.path(), 0);
+        store.add(0, 50, payload(1)).expect("add");
+        store.add(0, 52, payload(2)).expect("add");
+        store.add(0, 57, payload(3)).expect("add");
+        store.add(150, 240, payload(4)).expect("rolled");
+        store.cancel_payload(payload(1), 50).expect("cancel a pending timer");
+        store.cancel_payload(payload(9), 53).expect("a timer not added yet: covered when it comes");
+        store.add(0, 53, payload(9)).expect("added after its cancel");
+        assert_eq!(take(&mut store, 55), vec![2], "tick 5 is being delivered");
+        store.cancel_payload(payload(3), 57).expect("cancel in the tick being delivered");
+        assert!(matches!(store.cancel_payload(payload(2), 52), Err(CancelError::NotPending { due_ms: 52 })));
+        assert!(matches!(store.cancel_payload(payload(8), 10), Err(CancelError::NotPending { .. })));
+        // A timer added with its due time past waits under the tick being delivered.
+        store.add(56, 30, payload(5)).expect("due long ago");
+        store.cancel_payload(payload(5), 30).expect("cancel it there");
+        store.cancel_payload(payload(4), 240).expect("cancel a rolled timer");
+        let mut got = Vec::new();
+        for now in (55..=300).step_by(5) {
+            got.extend(take(&mut store, now));
+        }
+        assert_eq!(got, Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_payload_cancel_survives_a_restart_in_the_tick_being_delivered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = open(dir.path(), 0);
+        store.add(0, 50, payload(1)).expect("add");
+        store.add(0, 58, payload(2)).expect("add");
+        assert_eq!(take(&mut store, 55), vec![1]);
+        store.cancel_payload(payload(2), 58).expect("cancel");
+        store.sync().expect("sync");
+        drop(store); // a crash: tick 5 was not committed
+        let (mut store, _) = open(dir.path(), 100);
+        assert_eq!(take(&mut store, 100), vec![1], "the tick again, without the cancelled timer");
+    }
+
+    #[test]
+    fn payload_end_is_kept_across_checkpoints_and_crashes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = open(dir.path(), 0);
+        assert_eq!(store.payload_end(), 0);
+        store.add(0, 50, payload(100)).expect("add");
+        store.add(0, 20, payload(7)).expect("an earlier payload does not move it back");
+        assert_eq!(store.payload_end(), 201);
+        store.cancel_payload(payload(500), 60).expect("a cancel files no payload");
+        assert_eq!(store.payload_end(), 201);
+        store.close().expect("close");
+        let (mut store, _) = open(dir.path(), 0);
+        assert_eq!(store.payload_end(), 201, "from the checkpoint");
+        assert_eq!(take(&mut store, 100), vec![7, 100]);
+        store.add(100, 150, payload(300)).expect("add");
+        drop(store); // a crash: the record is in the log's tail, after the checkpoint
+        let (store, _) = open(dir.path(), 100);
+        assert_eq!(store.payload_end(), 601, "from the log's tail");
+        drop(store);
+        std::fs::remove_file(dir.path().join("checkpoint")).expect("remove");
+        let (store, _) = open(dir.path(), 100);
+        assert_eq!(store.payload_end(), 601, "from the whole log");
     }
 
     #[test]
