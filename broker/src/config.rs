@@ -124,6 +124,10 @@ pub struct BrokerConfig {
     pub max_reconsume_times: u32,
     /// Longest delay a send may ask for, in ms (default 3 days).
     pub max_delay_ms: u64,
+    /// Tick of the delayed-delivery timer, in ms (default 1 000): a delayed message is
+    /// delivered within about one tick after it is due. Fixed when the timer store is
+    /// created (by the first delayed message).
+    pub timer_precision_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -175,6 +179,7 @@ impl BrokerConfig {
             delay_levels: crate::delay::DEFAULT_DELAY_LEVELS.to_owned(),
             max_reconsume_times: 16,
             max_delay_ms: 3 * 24 * 3_600_000,
+            timer_precision_ms: 1000,
         }
     }
 
@@ -244,6 +249,22 @@ impl BrokerConfig {
     /// The parsed `delay_levels`.
     pub fn delay_levels(&self) -> Result<DelayLevels, BrokerError> {
         self.delay_levels.parse().map_err(|err: crate::delay::DelayLevelsError| BrokerError::Config(err.to_string()))
+    }
+
+    /// `max_delay_ms` and `timer_precision_ms`, checked: both positive.
+    pub fn checked_timer(&self) -> Result<(), BrokerError> {
+        if self.max_delay_ms == 0 || self.timer_precision_ms == 0 {
+            return Err(BrokerError::Config("max_delay_ms and timer_precision_ms must be positive".into()));
+        }
+        if self.max_delay_ms / 3_600_000 >= self.retention_hours {
+            tracing::warn!(
+                max_delay_ms = self.max_delay_ms,
+                retention_hours = self.retention_hours,
+                "max_delay_ms reaches retention_hours: a message delayed that long may lose its CommitLog record \
+                 to retention before it is due"
+            );
+        }
+        Ok(())
     }
 
     /// The plugin sandbox's limits.

@@ -7,6 +7,8 @@
 //!   door calls (send, pull, offsets, topics, groups, plugins, status).
 //! - `meta`: metadata stores: topics (`topics.log`), group roles and
 //!   subscriptions (JSON), consumer offsets (redb).
+//! - `delay`: the `delay_levels` schedule; `delayed`: delayed delivery on the
+//!   persistent timer (the `%TIMER%` topic, its dispatch hook, the `weir-timer` thread).
 //! - `long_poll`: wake-ups for pulls held until a message arrives.
 //! - `membership`: consumer group members, queue assignment (strategies),
 //!   generations and fencing, queue locks: a state machine without I/O.
@@ -18,6 +20,7 @@
 mod config;
 pub mod core;
 pub mod delay;
+pub mod delayed;
 mod error;
 mod long_poll;
 mod membership;

@@ -79,6 +79,8 @@ pub enum RequestKind {
     Pull = 0x0301,
     /// Look messages up by id or by key.
     QueryMessage = 0x0401,
+    /// Cancel a pending delayed message by the id its send returned.
+    CancelMessage = 0x0402,
     /// A queue's min and max offsets.
     QueueOffsets = 0x0501,
     /// The first queue offset stored at or after a timestamp.
@@ -123,7 +125,7 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every request kind, in code order.
-    pub const ALL: [RequestKind; 27] = [
+    pub const ALL: [RequestKind; 28] = [
         RequestKind::CreateTopic,
         RequestKind::UpdateTopic,
         RequestKind::DeleteTopic,
@@ -131,6 +133,7 @@ impl RequestKind {
         RequestKind::Send,
         RequestKind::Pull,
         RequestKind::QueryMessage,
+        RequestKind::CancelMessage,
         RequestKind::QueueOffsets,
         RequestKind::OffsetByTimestamp,
         RequestKind::CommitOffset,
@@ -323,7 +326,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_none() {
-        for code in [0x0000, 0x0105, 0x0a00, 0x0a09, 0x0b01, 0x8000, 0x8105, 0x8a09, 0x7fff, 0xfffe] {
+        for code in [0x0000, 0x0105, 0x0403, 0x0a00, 0x0a09, 0x0b01, 0x8000, 0x8105, 0x8a09, 0x7fff, 0xfffe] {
             assert_eq!(FrameKind::from_code(code), None, "{code:#06x}");
         }
     }

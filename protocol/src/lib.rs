@@ -34,7 +34,8 @@
 //! - [`decoder`]: [`FrameDecoder`] (incremental) and [`decode_frame`] (whole stream).
 //! - [`request`] / [`response`]: the [`Request`] and [`Response`] enums, their
 //!   `encode` into a `BytesMut` and `decode` from a [`Frame`].
-//! - One module per request family: [`topic`], [`send`], [`pull`], [`query`],
+//! - One module per request family: [`topic`], [`send`], [`pull`], [`query`] (lookups
+//!   and the cancel of a delayed message),
 //!   [`queue_offsets`], [`consumer_offset`], [`status`], [`group`], [`membership`],
 //!   [`plugin`]; [`message`] holds the [`StoredMessage`] shared by pull and query;
 //!   [`error_response`] the error any request may get.
@@ -92,14 +93,14 @@ pub use plugin::{
     PluginUploadRequest,
 };
 pub use pull::{FilterExpression, PullPageWriter, PullRequest, PullResponse, PullStatus};
-pub use query::{MessageQuery, QueryMessageResponse};
+pub use query::{CancelMessageRequest, CancelMessageResponse, MessageQuery, QueryMessageResponse};
 pub use queue_offsets::{
     OffsetByTimestampRequest, OffsetByTimestampResponse, QueueOffsetsRequest, QueueOffsetsResponse,
 };
 pub use request::Request;
 pub use response::Response;
 pub use send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
-pub use status::{BrokerStatus, FlushMode, StoreState, StoreStatus};
+pub use status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};
 pub use topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
 pub use wire::MAX_STRING_LEN;
 

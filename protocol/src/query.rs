@@ -1,4 +1,5 @@
-//! Message lookup by message id or by business key.
+//! Messages by id: lookup by message id or by business key, and the cancel of a
+//! pending delayed message.
 
 use crate::error::{DecodeError, EncodeError};
 use crate::message::StoredMessage;
@@ -80,6 +81,55 @@ impl Wire for QueryMessageResponse {
     }
 }
 
+/// Cancel a pending delayed message: it is never delivered. Answered with
+/// [`CancelMessageResponse`]; a message id that is not a pending delayed message's
+/// (unknown, not delayed, or already delivered) with
+/// [`ErrorCode::NotFound`](crate::ErrorCode::NotFound).
+///
+/// Format: string msg_id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelMessageRequest {
+    /// The id the delayed message's send returned.
+    pub msg_id: String,
+}
+
+impl Wire for CancelMessageRequest {
+    const MIN_LEN: usize = 2;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str("cancel.msg_id", &self.msg_id)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(CancelMessageRequest { msg_id: r.str("cancel.msg_id")? })
+    }
+}
+
+/// The delayed message cancelled.
+///
+/// Format: string topic, `u64` deliver_at_ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelMessageResponse {
+    /// The topic it would have been delivered to.
+    pub topic: String,
+    /// When it was due, Unix ms.
+    pub deliver_at_ms: u64,
+}
+
+impl Wire for CancelMessageResponse {
+    const MIN_LEN: usize = 2 + 8;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str("cancel.topic", &self.topic)?;
+        w.u64(self.deliver_at_ms);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(CancelMessageResponse { topic: r.str("cancel.topic")?, deliver_at_ms: r.u64("cancel.deliver_at_ms")? })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -94,6 +144,17 @@ mod tests {
         assert_eq!(encoded_len(&by_id), MessageQuery::MIN_LEN);
         let none = QueryMessageResponse { messages: Vec::new() };
         assert_eq!(encoded_len(&none), QueryMessageResponse::MIN_LEN);
+    }
+
+    #[test]
+    fn cancel_min_len_and_golden_bytes() {
+        let request = CancelMessageRequest { msg_id: String::new() };
+        assert_eq!(encoded_len(&request), CancelMessageRequest::MIN_LEN);
+        let response = CancelMessageResponse { topic: String::new(), deliver_at_ms: 0 };
+        assert_eq!(encoded_len(&response), CancelMessageResponse::MIN_LEN);
+        let mut wire = bytes::BytesMut::new();
+        Request::CancelMessage(CancelMessageRequest { msg_id: "AB".into() }).encode(&mut wire).expect("encode");
+        assert_eq!(&wire[..], &[0x57, 0x45, 0x49, 0x52, 1, 0, 0x02, 0x04, 4, 0, 0, 0, 2, 0, b'A', b'B']);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::membership::{
 };
 use crate::plugin::{PluginEnableRequest, PluginRemoveRequest, PluginUploadRequest};
 use crate::pull::PullRequest;
-use crate::query::MessageQuery;
+use crate::query::{CancelMessageRequest, MessageQuery};
 use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
 use crate::send::SendRequest;
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, TopicConfig};
@@ -38,6 +38,8 @@ pub enum Request {
     Pull(PullRequest),
     /// Look messages up by id or key.
     QueryMessage(MessageQuery),
+    /// Cancel a pending delayed message.
+    CancelMessage(CancelMessageRequest),
     /// A queue's min and max offsets.
     QueueOffsets(QueueOffsetsRequest),
     /// The queue offset at a timestamp.
@@ -92,6 +94,7 @@ impl Request {
             Request::Send(_) => RequestKind::Send,
             Request::Pull(_) => RequestKind::Pull,
             Request::QueryMessage(_) => RequestKind::QueryMessage,
+            Request::CancelMessage(_) => RequestKind::CancelMessage,
             Request::QueueOffsets(_) => RequestKind::QueueOffsets,
             Request::OffsetByTimestamp(_) => RequestKind::OffsetByTimestamp,
             Request::CommitOffset(_) => RequestKind::CommitOffset,
@@ -129,6 +132,7 @@ impl Request {
             Request::Send(request) => request.encode(w),
             Request::Pull(request) => request.encode(w),
             Request::QueryMessage(query) => query.encode(w),
+            Request::CancelMessage(request) => request.encode(w),
             Request::QueueOffsets(request) => request.encode(w),
             Request::OffsetByTimestamp(request) => request.encode(w),
             Request::CommitOffset(request) => request.encode(w),
@@ -168,6 +172,7 @@ impl Request {
             RequestKind::Send => Request::Send(decode_exact(payload)?),
             RequestKind::Pull => Request::Pull(decode_exact(payload)?),
             RequestKind::QueryMessage => Request::QueryMessage(decode_exact(payload)?),
+            RequestKind::CancelMessage => Request::CancelMessage(decode_exact(payload)?),
             RequestKind::QueueOffsets => Request::QueueOffsets(decode_exact(payload)?),
             RequestKind::OffsetByTimestamp => Request::OffsetByTimestamp(decode_exact(payload)?),
             RequestKind::CommitOffset => Request::CommitOffset(decode_exact(payload)?),

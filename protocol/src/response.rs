@@ -12,7 +12,7 @@ use crate::membership::{
 };
 use crate::plugin::{PluginEnableResponse, PluginInfo, PluginListResponse};
 use crate::pull::PullResponse;
-use crate::query::QueryMessageResponse;
+use crate::query::{CancelMessageResponse, QueryMessageResponse};
 use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
 use crate::send::SendResponse;
 use crate::status::BrokerStatus;
@@ -40,6 +40,8 @@ pub enum Response {
     Pull(PullResponse),
     /// The messages found.
     QueryMessage(QueryMessageResponse),
+    /// The cancelled delayed message.
+    CancelMessage(CancelMessageResponse),
     /// The queue's bounds.
     QueueOffsets(QueueOffsetsResponse),
     /// The offset at the timestamp.
@@ -95,6 +97,7 @@ impl Response {
             Response::Send(_) => RequestKind::Send,
             Response::Pull(_) => RequestKind::Pull,
             Response::QueryMessage(_) => RequestKind::QueryMessage,
+            Response::CancelMessage(_) => RequestKind::CancelMessage,
             Response::QueueOffsets(_) => RequestKind::QueueOffsets,
             Response::OffsetByTimestamp(_) => RequestKind::OffsetByTimestamp,
             Response::CommitOffset => RequestKind::CommitOffset,
@@ -138,6 +141,7 @@ impl Response {
             Response::Send(response) => response.encode(w),
             Response::Pull(response) => response.encode(w),
             Response::QueryMessage(response) => response.encode(w),
+            Response::CancelMessage(response) => response.encode(w),
             Response::QueueOffsets(response) => response.encode(w),
             Response::OffsetByTimestamp(response) => response.encode(w),
             Response::FetchOffset(response) => response.encode(w),
@@ -179,6 +183,7 @@ impl Response {
             RequestKind::Send => Response::Send(decode_exact(payload)?),
             RequestKind::Pull => Response::Pull(decode_exact(payload)?),
             RequestKind::QueryMessage => Response::QueryMessage(decode_exact(payload)?),
+            RequestKind::CancelMessage => Response::CancelMessage(decode_exact(payload)?),
             RequestKind::QueueOffsets => Response::QueueOffsets(decode_exact(payload)?),
             RequestKind::OffsetByTimestamp => Response::OffsetByTimestamp(decode_exact(payload)?),
             RequestKind::CommitOffset => {

@@ -129,6 +129,72 @@ impl Wire for StoreStatus {
     }
 }
 
+/// Delayed messages: pending timers and what delivery did since the broker started.
+///
+/// Format: `u64` each: pending, next_due_ms (0: none), delivered, cancelled, dropped,
+/// lost, stale, lateness_max_ms, lateness_mean_ms, log_bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TimerStatus {
+    /// Delayed messages waiting (a cancelled one counts until its due tick is read).
+    pub pending: u64,
+    /// When the next one is due, Unix ms (at most a tick early); 0 for none.
+    pub next_due_ms: u64,
+    /// Delivered to their topics since the broker started.
+    pub delivered: u64,
+    /// Cancelled since the broker started.
+    pub cancelled: u64,
+    /// Dropped at their due time because their topic had been deleted.
+    pub dropped: u64,
+    /// Dropped because their stored record was gone (retention) or unreadable.
+    pub lost: u64,
+    /// Stale timers skipped (their record was cut by a crash before it was acknowledged).
+    pub stale: u64,
+    /// The latest a message was taken for delivery after its due time, in ms.
+    pub lateness_max_ms: u64,
+    /// The mean of the same.
+    pub lateness_mean_ms: u64,
+    /// Bytes of the timer log on disk.
+    pub log_bytes: u64,
+}
+
+impl Wire for TimerStatus {
+    const MIN_LEN: usize = 10 * 8;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        for n in [
+            self.pending,
+            self.next_due_ms,
+            self.delivered,
+            self.cancelled,
+            self.dropped,
+            self.lost,
+            self.stale,
+            self.lateness_max_ms,
+            self.lateness_mean_ms,
+            self.log_bytes,
+        ] {
+            w.u64(n);
+        }
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(TimerStatus {
+            pending: r.u64("status.timers.pending")?,
+            next_due_ms: r.u64("status.timers.next_due_ms")?,
+            delivered: r.u64("status.timers.delivered")?,
+            cancelled: r.u64("status.timers.cancelled")?,
+            dropped: r.u64("status.timers.dropped")?,
+            lost: r.u64("status.timers.lost")?,
+            stale: r.u64("status.timers.stale")?,
+            lateness_max_ms: r.u64("status.timers.lateness_max_ms")?,
+            lateness_mean_ms: r.u64("status.timers.lateness_mean_ms")?,
+            log_bytes: r.u64("status.timers.log_bytes")?,
+        })
+    }
+}
+
 /// The broker's state, for operators.
 ///
 /// Built with `BrokerStatus::default()` and field assignment, so fields added later do
@@ -138,7 +204,8 @@ impl Wire for StoreStatus {
 /// elsewhere: 1 version (string), 2 uptime_ms (`u64`), 3 data_dir (string), 4 flush_mode
 /// ([`FlushMode`]), 5 topic_count (`u32`), 6 commitlog_size_bytes (`u64`),
 /// 7 commitlog_max_offset (`u64`), 8 connections (`u32`), 9 subscriptions
-/// (list\<[`SubscriptionStats`]\>), 10 store ([`StoreStatus`]), 11 flushes (`u64`).
+/// (list\<[`SubscriptionStats`]\>), 10 store ([`StoreStatus`]), 11 flushes (`u64`),
+/// 12 timers ([`TimerStatus`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BrokerStatus {
@@ -165,6 +232,8 @@ pub struct BrokerStatus {
     /// CommitLog flushes (fsyncs) since the broker started: with the messages sent,
     /// how many messages each fsync covered.
     pub flushes: u64,
+    /// Delayed messages: pending timers and deliveries.
+    pub timers: TimerStatus,
 }
 
 const VERSION: u16 = 1;
@@ -178,6 +247,7 @@ const CONNECTIONS: u16 = 8;
 const SUBSCRIPTIONS: u16 = 9;
 const STORE: u16 = 10;
 const FLUSHES: u16 = 11;
+const TIMERS: u16 = 12;
 
 /// One numbered status field with its still-encoded value.
 ///
@@ -246,6 +316,7 @@ impl Wire for BrokerStatus {
                 w.u64(self.flushes);
                 Ok(())
             })?,
+            StatusField::new(TIMERS, |w| self.timers.encode(w))?,
         ];
         w.list("status.fields", &fields)
     }
@@ -278,6 +349,7 @@ impl Wire for BrokerStatus {
                 SUBSCRIPTIONS => status.subscriptions = value.list("status.subscriptions")?,
                 STORE => status.store = StoreStatus::decode(&mut value)?,
                 FLUSHES => status.flushes = value.u64("status.flushes")?,
+                TIMERS => status.timers = TimerStatus::decode(&mut value)?,
                 _unknown => continue,
             }
             value.finish()?;

@@ -29,14 +29,14 @@ use crate::plugin::{
     PluginUploadRequest,
 };
 use crate::pull::{FilterExpression, PullRequest, PullResponse, PullStatus};
-use crate::query::{MessageQuery, QueryMessageResponse};
+use crate::query::{CancelMessageRequest, CancelMessageResponse, MessageQuery, QueryMessageResponse};
 use crate::queue_offsets::{
     OffsetByTimestampRequest, OffsetByTimestampResponse, QueueOffsetsRequest, QueueOffsetsResponse,
 };
 use crate::request::Request;
 use crate::response::Response;
 use crate::send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
-use crate::status::{BrokerStatus, FlushMode, StoreState, StoreStatus};
+use crate::status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
 use crate::wire::{Wire, Writer};
 
@@ -249,14 +249,14 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
         (arb_string(), arb_string(), any::<bool>()),
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
         vec(arb_subscription_stats(), 0..2),
-        (arb_store_status(), any::<u64>()),
+        (arb_store_status(), any::<u64>(), any::<[u64; 10]>()),
     )
         .prop_map(
             |(
                 (version, data_dir, sync),
                 (uptime_ms, topic_count, size, max_offset, connections),
                 subscriptions,
-                (store, flushes),
+                (store, flushes, t),
             )| {
                 BrokerStatus {
                     version,
@@ -270,6 +270,18 @@ pub(crate) fn arb_broker_status() -> impl Strategy<Value = BrokerStatus> {
                     subscriptions,
                     store,
                     flushes,
+                    timers: TimerStatus {
+                        pending: t[0],
+                        next_due_ms: t[1],
+                        delivered: t[2],
+                        cancelled: t[3],
+                        dropped: t[4],
+                        lost: t[5],
+                        stale: t[6],
+                        lateness_max_ms: t[7],
+                        lateness_mean_ms: t[8],
+                        log_bytes: t[9],
+                    },
                 }
             },
         )
@@ -526,6 +538,7 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
             }
         ),
         arb_message_query().prop_map(Request::QueryMessage),
+        arb_string().prop_map(|msg_id| Request::CancelMessage(CancelMessageRequest { msg_id })),
         (arb_string(), any::<u32>())
             .prop_map(|(topic, queue_id)| { Request::QueueOffsets(QueueOffsetsRequest { topic, queue_id }) }),
         (arb_string(), any::<u32>(), any::<u64>()).prop_map(|(topic, queue_id, timestamp_ms)| {
@@ -596,6 +609,9 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         vec(arb_send_result(), 0..3).prop_map(|results| Response::Send(SendResponse { results })),
         arb_pull_response().prop_map(Response::Pull),
         vec(arb_stored_message(), 0..3).prop_map(|messages| Response::QueryMessage(QueryMessageResponse { messages })),
+        (arb_string(), any::<u64>()).prop_map(|(topic, deliver_at_ms)| {
+            Response::CancelMessage(CancelMessageResponse { topic, deliver_at_ms })
+        }),
         any::<[u64; 2]>().prop_map(|[min_offset, max_offset]| {
             Response::QueueOffsets(QueueOffsetsResponse { min_offset, max_offset })
         }),

@@ -12,6 +12,9 @@ pub enum CoreError {
     /// The request is invalid (a bad name, an out-of-range queue, an empty batch…).
     #[error("{0}")]
     Invalid(String),
+    /// What was looked up does not exist (or no longer: a delayed message delivered).
+    #[error("{0}")]
+    NotFound(String),
     /// The topic does not exist.
     #[error("no topic {0}")]
     UnknownTopic(String),

@@ -15,11 +15,13 @@
 //!   list and describe groups.
 //! - `membership`: heartbeats, leaving, queue locks, fencing of stale owners.
 //! - `plugins`: the plugin registry.
+//! - `delayed`: cancelling a pending delayed message.
 //! - `status`: what the broker and its store are doing.
 //!
 //! Nothing here writes a file or waits on the disk on an async worker: metadata
 //! writes and blocking store calls go through [`Core::blocking`] or a writer thread.
 
+mod delayed;
 mod error;
 mod groups;
 mod lookup;
@@ -34,6 +36,7 @@ mod topics;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use delayed::CancelledDelay;
 pub use error::CoreError;
 pub use groups::{GroupSummary, SubscriptionInfo};
 pub use membership::{HeartbeatArgs, MemberRef, MemberSubscription};
@@ -45,6 +48,8 @@ use weir_filters::{BloomIndex, IndexShape};
 use weir_storage::Store;
 
 use crate::config::BrokerConfig;
+use crate::delay::DelayLevels;
+use crate::delayed::{DeliveryThread, Timers};
 use crate::error::BrokerError;
 use crate::long_poll::ArrivalNotifier;
 use crate::membership::Coordinator;
@@ -65,6 +70,10 @@ pub struct Core {
     index_shape: IndexShape,
     plugins: weir_plugins::Registry,
     arrivals: Arc<ArrivalNotifier>,
+    delay_levels: DelayLevels,
+    /// Delayed messages' timers (a dispatch hook) and the thread delivering them.
+    timers: Arc<Timers>,
+    delivery: parking_lot::Mutex<Option<DeliveryThread>>,
     coordinator: parking_lot::Mutex<Coordinator>,
     /// Grows on every membership or assignment change: held heartbeats and pulls re-check.
     membership_changes: tokio::sync::watch::Sender<u64>,
@@ -79,11 +88,13 @@ impl Core {
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
         let io = |what: &'static str| move |source| BrokerError::Io { what: what.to_owned(), source };
         let shape = config.index_shape()?;
-        config.delay_levels()?;
+        let delay_levels = config.delay_levels()?;
+        config.checked_timer()?;
         let timings = config.membership_timings()?;
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
             let arrivals = Arc::new(ArrivalNotifier::default());
+            let timers = Arc::new(Timers::new(&config.data_dir, config.timer_precision_ms, config.max_delay_ms));
             let store_config = config.store_config();
             // The ConsumeQueues and the bloom index share one budget of mapped files, sized
             // from the descriptor limit: raise it first, as far as the process may.
@@ -103,6 +114,7 @@ impl Core {
                 hooks.push(blooms.clone());
             }
             hooks.push(arrivals.clone());
+            hooks.push(timers.clone());
             let store = Store::open_with_hooks(store_config, budget, hooks)?;
             let topics = TopicTable::open(&config.data_dir).map_err(io("loading topics"))?;
             let offsets = OffsetStore::open(&config.data_dir).map_err(io("opening consumer offsets"))?;
@@ -114,7 +126,7 @@ impl Core {
             let groups =
                 Groups::open(&config.data_dir, shape.clone(), &resolve).map_err(io("loading consumer groups"))?;
             let first_generation = offsets.epoch() << 32;
-            Ok(Arc::new(Core {
+            let core = Arc::new(Core {
                 config,
                 store: Arc::new(store),
                 topics,
@@ -124,12 +136,19 @@ impl Core {
                 index_shape: shape,
                 plugins,
                 arrivals,
+                delay_levels,
+                timers: timers.clone(),
+                delivery: parking_lot::Mutex::new(None),
                 // Generations of this run start above every generation of an earlier one.
                 coordinator: parking_lot::Mutex::new(Coordinator::new(timings, first_generation)),
                 membership_changes: tokio::sync::watch::channel(0).0,
                 started: Instant::now(),
                 shutting_down: tokio::sync::watch::channel(false).0,
-            }))
+            });
+            let delivery = DeliveryThread::spawn(Arc::downgrade(&core), timers)
+                .map_err(io("starting the delayed-delivery thread"))?;
+            *core.delivery.lock() = Some(delivery);
+            Ok(core)
         })
         .await
         .map_err(|err| BrokerError::Task(err.to_string()))?
@@ -138,6 +157,11 @@ impl Core {
     /// The configuration the broker started with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The store (for the delayed-delivery thread).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The store's id (part of every message id).
@@ -156,13 +180,18 @@ impl Core {
         self.arrivals.wake_all();
     }
 
-    /// Stops the offset writer and closes the store (flushing it).
+    /// Stops delayed delivery and the offset writer, closes the store (flushing it), then
+    /// the timer store.
     pub async fn close(self: &Arc<Self>) -> Result<(), BrokerError> {
         self.begin_shutdown();
         let core = self.clone();
         tokio::task::spawn_blocking(move || {
+            if let Some(mut delivery) = core.delivery.lock().take() {
+                delivery.stop();
+            }
             core.offsets.close();
-            core.store.close()
+            core.store.close()?;
+            core.timers.close()
         })
         .await
         .map_err(|err| BrokerError::Task(err.to_string()))?

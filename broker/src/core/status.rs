@@ -6,6 +6,7 @@ use weir_storage::StoreStats;
 
 use super::{Core, SubscriptionInfo};
 use crate::config::FlushKind;
+use crate::delayed::TimerStatus;
 
 /// A snapshot of the broker's state.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct CoreStatus {
     pub store: StoreStats,
     /// Every registered subscription with its filter statistics.
     pub subscriptions: Vec<SubscriptionInfo>,
+    /// Delayed messages: pending timers and deliveries.
+    pub timers: TimerStatus,
 }
 
 impl Core {
@@ -31,6 +34,7 @@ impl Core {
             topic_count: self.topics.list(false).len(),
             store: self.store.stats(),
             subscriptions: self.subscriptions(None, None),
+            timers: self.timers.status(),
         }
     }
 }

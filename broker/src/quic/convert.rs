@@ -24,6 +24,7 @@ use crate::membership::{ConsumeMode, MemberView, Timings, TopicQueues};
 pub fn error_response(err: &CoreError) -> ErrorResponse {
     let code = match err {
         CoreError::Invalid(_) => ErrorCode::BadRequest,
+        CoreError::NotFound(_) => ErrorCode::NotFound,
         CoreError::UnknownTopic(_) => ErrorCode::UnknownTopic,
         CoreError::TopicExists(_) => ErrorCode::TopicExists,
         CoreError::Append(err) => append_code(err),
@@ -207,6 +208,22 @@ pub fn flush_mode(flush: FlushKind) -> weir_protocol::FlushMode {
         FlushKind::Async => weir_protocol::FlushMode::Async,
         FlushKind::Sync => weir_protocol::FlushMode::Sync,
     }
+}
+
+/// The wire form of the delayed-delivery figures.
+pub fn timer_status(timers: &crate::delayed::TimerStatus) -> weir_protocol::TimerStatus {
+    let mut wire = weir_protocol::TimerStatus::default();
+    wire.pending = timers.pending;
+    wire.next_due_ms = timers.next_due_ms.unwrap_or(0);
+    wire.delivered = timers.delivered;
+    wire.cancelled = timers.cancelled;
+    wire.dropped = timers.dropped;
+    wire.lost = timers.lost;
+    wire.stale = timers.stale;
+    wire.lateness_max_ms = timers.lateness_max_ms;
+    wire.lateness_mean_ms = timers.lateness_mean_ms;
+    wire.log_bytes = timers.log_bytes;
+    wire
 }
 
 /// The store's state and figures on the wire.

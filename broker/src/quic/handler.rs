@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupLagResponse, GroupStatsResponse,
-    ListGroupsResponse, ListTopicsResponse, LockQueuesResponse, MessageQuery, OffsetByTimestampResponse,
-    PluginEnableResponse, PluginListResponse, PullRequest, QueryMessageResponse, QueueOffset, QueueOffsetsResponse,
-    Request, ResetOffsetResponse, Response, SubscribeResponse,
+    BrokerStatus, CancelMessageResponse, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupLagResponse,
+    GroupStatsResponse, ListGroupsResponse, ListTopicsResponse, LockQueuesResponse, MessageQuery,
+    OffsetByTimestampResponse, PluginEnableResponse, PluginListResponse, PullRequest, QueryMessageResponse,
+    QueueOffset, QueueOffsetsResponse, Request, ResetOffsetResponse, Response, SubscribeResponse,
 };
 
 use super::convert::{self, error_response};
@@ -19,8 +19,8 @@ use crate::core::{Core, CoreError, MemberRef, PullArgs};
 /// What a request is answered with.
 #[derive(Debug)]
 pub enum Reply {
-    /// A response to encode.
-    Response(Response),
+    /// A response to encode (boxed: the broker status is large, a pull page's frame small).
+    Response(Box<Response>),
     /// A response frame already encoded (a pull page, written from the records).
     Frame(bytes::Bytes),
 }
@@ -30,14 +30,14 @@ pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connec
     if let Request::Pull(req) = request {
         return match pull(core, req).await {
             Ok(frame) => Reply::Frame(frame),
-            Err(err) => Reply::Response(Response::Error(err)),
+            Err(err) => Reply::Response(Box::new(Response::Error(err))),
         };
     }
     let answer = match answer(core, request, peer, connections).await {
         Ok(response) => response,
         Err(err) => Response::Error(error_response(&err)),
     };
-    Reply::Response(answer)
+    Reply::Response(Box::new(answer))
 }
 
 async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {
@@ -73,6 +73,13 @@ async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connection
             };
             let messages = records.iter().map(|record| page::stored_message(core.store_id(), record)).collect();
             Response::QueryMessage(QueryMessageResponse { messages })
+        }
+        Request::CancelMessage(req) => {
+            let cancelled = core.cancel_delayed(req.msg_id).await?;
+            Response::CancelMessage(CancelMessageResponse {
+                topic: cancelled.topic,
+                deliver_at_ms: cancelled.deliver_at_ms,
+            })
         }
         Request::QueueOffsets(req) => {
             let (min_offset, max_offset) = core.queue_offsets(&req.topic, req.queue_id)?;
@@ -204,5 +211,6 @@ fn status(core: &Core, connections: u32) -> BrokerStatus {
     wire.connections = connections;
     wire.subscriptions = status.subscriptions.into_iter().map(convert::subscription_stats).collect();
     wire.store = convert::store_status(&status.store);
+    wire.timers = convert::timer_status(&status.timers);
     wire
 }
