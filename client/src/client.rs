@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, CommitOffsetRequest, DeleteTopicRequest, DescribeGroupRequest, ErrorCode, FetchOffsetRequest,
-    GroupConfig, GroupDescription, GroupLagRequest, GroupStatsRequest, GroupSummary, ListTopicsRequest, MessageQuery,
-    OffsetByTimestampRequest, OffsetTarget, PluginEnableRequest, PluginInfo, PluginRemoveRequest, PluginUploadRequest,
-    PullRequest, PullResponse, QueueLag, QueueOffsetsRequest, Request, ResetOffsetRequest, ResetOffsetResponse,
-    Response, SendResult, StoredMessage, SubscribeRequest, SubscriptionStats, TopicConfig,
+    BrokerStatus, CancelMessageRequest, CancelMessageResponse, CommitOffsetRequest, DeleteTopicRequest,
+    DescribeGroupRequest, ErrorCode, FetchOffsetRequest, GroupConfig, GroupDescription, GroupLagRequest,
+    GroupStatsRequest, GroupSummary, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, OffsetTarget,
+    PluginEnableRequest, PluginInfo, PluginRemoveRequest, PluginUploadRequest, PullRequest, PullResponse, QueueLag,
+    QueueOffsetsRequest, Request, ResetOffsetRequest, ResetOffsetResponse, Response, SendResult, StoredMessage,
+    SubscribeRequest, SubscriptionStats, TopicConfig,
 };
 
 use crate::config::ClientConfig;
@@ -129,6 +130,17 @@ impl Client {
     /// Messages of `topic` carrying `key`, newest first, at most `max_results`.
     pub async fn messages_by_key(&self, topic: &str, key: &str, max_results: u32) -> Result<Vec<StoredMessage>, Error> {
         self.query(MessageQuery::ByKey { topic: topic.to_owned(), key: key.to_owned(), max_results }).await
+    }
+
+    /// Cancels a pending delayed message by the id its send returned: it is never
+    /// delivered. Answers the topic it was for and when it was due;
+    /// [`ErrorCode::NotFound`] when the id is not a pending delayed message's (unknown,
+    /// not delayed, or already delivered).
+    pub async fn cancel_message(&self, msg_id: &str) -> Result<CancelMessageResponse, Error> {
+        match self.call(&Request::CancelMessage(CancelMessageRequest { msg_id: msg_id.to_owned() })).await? {
+            Response::CancelMessage(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn query(&self, query: MessageQuery) -> Result<Vec<StoredMessage>, Error> {

@@ -38,6 +38,7 @@
 //! - `producer`: [`Producer`], [`ProducerConfig`], retries; `batch` splits batches to the
 //!   frame limit; `route` caches each topic's write queue count.
 //! - `selector`: [`QueueSelector`] for ordered sends, [`HashSelector`].
+//! - `delay`: [`DelayedDelivery`] (`with_delay`, `with_deliver_at`, `with_delay_level`).
 //! - `subscription`: [`Subscription`] (tag, SQL92, shadow), registered at the broker.
 //! - `pull`: [`PullConsumer`].
 //! - `push`: [`PushConsumer`] with flow control and offset commits.
@@ -50,6 +51,7 @@ mod client;
 mod coalesce;
 pub mod config;
 mod connection;
+mod delay;
 mod error;
 mod member;
 mod producer;
@@ -61,11 +63,11 @@ mod subscription;
 
 pub use weir_protocol::bytes::Bytes;
 pub use weir_protocol::{
-    AssignedQueue, BrokerStatus, ConsumeMode, Delivery, ErrorCode, FilterCounters, FilterExpression, FlushMode,
-    GroupConfig, GroupDescription, GroupSubscription, GroupSummary, MemberInfo, Message, OffsetTarget, PluginInfo,
-    PluginState, PullResponse, PullStatus, QueueLag, QueueOffset, ResetOffsetResponse, SendResult, SendStatus,
-    StoreState, StoreStatus, StoredMessage, SubscriptionConflict, SubscriptionStats, TopicAssignment, TopicConfig,
-    TopicPermissions,
+    AssignedQueue, BrokerStatus, CancelMessageResponse, ConsumeMode, Delivery, ErrorCode, FilterCounters,
+    FilterExpression, FlushMode, GroupConfig, GroupDescription, GroupSubscription, GroupSummary, MemberInfo, Message,
+    OffsetTarget, PluginInfo, PluginState, PullResponse, PullStatus, QueueLag, QueueOffset, ResetOffsetResponse,
+    SendResult, SendStatus, StoreState, StoreStatus, StoredMessage, SubscriptionConflict, SubscriptionStats,
+    TimerStatus, TopicAssignment, TopicConfig, TopicPermissions,
 };
 
 pub use crate::client::Client;
@@ -73,6 +75,7 @@ pub use crate::config::{CaSource, ClientConfig};
 pub use crate::connection::{
     bind as bind_udp, endpoint_config as quic_endpoint_config, quic_config as quic_client_config,
 };
+pub use crate::delay::DelayedDelivery;
 pub use crate::error::Error;
 pub use crate::producer::{Producer, ProducerConfig};
 pub use crate::pull::PullConsumer;
