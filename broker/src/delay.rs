@@ -89,7 +89,7 @@ impl fmt::Display for DelayLevels {
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, `1d`: a whole number and a unit.
-fn parse_duration(text: &str) -> Result<Duration, DelayLevelsError> {
+pub fn parse_duration(text: &str) -> Result<Duration, DelayLevelsError> {
     let invalid = || DelayLevelsError::Invalid(text.to_owned());
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
     let (number, unit) = text.split_at(split);

@@ -319,7 +319,7 @@ impl Client {
     /// The broker's status: version, uptime, data directory, flush mode, CommitLog size.
     pub async fn status(&self) -> Result<BrokerStatus, Error> {
         match self.call(&Request::Status).await? {
-            Response::Status(status) => Ok(status),
+            Response::Status(status) => Ok(*status),
             other => Err(unexpected(&other)),
         }
     }

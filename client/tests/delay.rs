@@ -220,6 +220,9 @@ async fn a_cancelled_message_never_arrives() {
     let cancelled = client.cancel_message(&gone.msg_id).await.expect("cancel");
     assert_eq!((cancelled.topic.as_str(), cancelled.deliver_at_ms), ("orders", due));
     client.cancel_message(&later.msg_id).await.expect("cancel a later one");
+    let (code_, message) = code(client.cancel_message(&gone.msg_id).await);
+    assert_eq!(code_, ErrorCode::NotFound, "cancelled twice");
+    assert!(message.contains("already cancelled"), "{message}");
     let (code_, message) = code(client.cancel_message(&plain.msg_id).await);
     assert_eq!(code_, ErrorCode::NotFound);
     assert!(message.contains("not a pending delayed message"), "{message}");

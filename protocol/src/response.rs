@@ -50,8 +50,8 @@ pub enum Response {
     CommitOffset,
     /// The committed offset.
     FetchOffset(FetchOffsetResponse),
-    /// The broker's status.
-    Status(BrokerStatus),
+    /// The broker's status (boxed: by far the largest response).
+    Status(Box<BrokerStatus>),
     /// The group as stored.
     CreateGroup(GroupConfig),
     /// The registered subscription's version.
@@ -191,7 +191,7 @@ impl Response {
                 Response::CommitOffset
             }
             RequestKind::FetchOffset => Response::FetchOffset(decode_exact(payload)?),
-            RequestKind::Status => Response::Status(decode_exact(payload)?),
+            RequestKind::Status => Response::Status(Box::new(decode_exact(payload)?)),
             RequestKind::CreateGroup => Response::CreateGroup(decode_exact(payload)?),
             RequestKind::Subscribe => Response::Subscribe(decode_exact(payload)?),
             RequestKind::GroupStats => Response::GroupStats(decode_exact(payload)?),

@@ -618,7 +618,7 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         any::<u64>().prop_map(|offset| Response::OffsetByTimestamp(OffsetByTimestampResponse { offset })),
         Just(Response::CommitOffset),
         any::<Option<u64>>().prop_map(|offset| Response::FetchOffset(FetchOffsetResponse { offset })),
-        arb_broker_status().prop_map(Response::Status),
+        arb_broker_status().prop_map(|status| Response::Status(Box::new(status))),
         arb_group_config().prop_map(Response::CreateGroup),
         any::<u64>().prop_map(|version| Response::Subscribe(SubscribeResponse { version })),
         vec(arb_subscription_stats(), 0..3)

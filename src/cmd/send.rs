@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use weir_client::Producer;
-use weir_protocol::Message;
+use weir_client::{DelayedDelivery, Producer};
+use weir_protocol::{Delivery, Message};
 
+use crate::cmd::time::{format_utc_ms, parse_time};
 use crate::cmd::{BrokerAddr, parse_property};
 
 /// Arguments of `weir send`.
@@ -29,6 +30,16 @@ pub struct SendArgs {
     /// Send to this queue instead of letting the producer choose.
     #[arg(long)]
     queue: Option<u32>,
+    /// Deliver after this delay (e.g. 500ms, 30s, 2m, 1h, 1d); invisible to consumers
+    /// until then. The printed id cancels it (`weir message cancel --id`).
+    #[arg(long, value_parser = parse_delay, group = "delayed")]
+    delay: Option<std::time::Duration>,
+    /// Deliver at this time: RFC 3339 (2026-12-02T10:00:00Z) or Unix milliseconds.
+    #[arg(long, value_parser = parse_time, group = "delayed")]
+    deliver_at: Option<u64>,
+    /// Deliver after the broker's delay level N (its `delay_levels`, 1-based).
+    #[arg(long, group = "delayed")]
+    delay_level: Option<u8>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -47,6 +58,17 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     message.keys = args.keys;
     message.properties = args.props;
     message.queue_id = args.queue;
+    if let Some(delay) = args.delay {
+        message = message.with_delay(delay);
+    } else if let Some(at) = args.deliver_at {
+        message = message.with_deliver_at(at);
+    } else if let Some(level) = args.delay_level {
+        message = message.with_delay_level(level);
+    }
+    let deliver_at = match message.delivery {
+        Delivery::DeliverAtMs(at) => Some(at),
+        _ => None,
+    };
     if args.shadow {
         weir_client::mark_shadow(&mut message);
     }
@@ -57,7 +79,22 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             serde_json::json!({
                 "msg_id": result.msg_id, "topic": args.topic, "queue_id": result.queue_id,
                 "queue_offset": result.queue_offset, "status": result.status.to_string(),
+                "deliver_at_ms": deliver_at, "delay_level": args.delay_level,
             })
+        );
+    } else if let Some(at) = deliver_at {
+        println!(
+            "sent {} to {}/{}, delivered at {} ({})",
+            result.msg_id,
+            args.topic,
+            result.queue_id,
+            format_utc_ms(at),
+            result.status
+        );
+    } else if let Some(level) = args.delay_level {
+        println!(
+            "sent {} to {}/{}, delivered after delay level {level} ({})",
+            result.msg_id, args.topic, result.queue_id, result.status
         );
     } else {
         println!(
@@ -68,4 +105,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     producer.close().await;
     client.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A delay such as `500ms`, `30s`, `2m`, `1h` or `1d`.
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    weir_broker::delay::parse_duration(text.trim()).map_err(|err| err.to_string())
 }

@@ -39,6 +39,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "mapped_queue_files_limit": store.mapped_queue_files_limit,
                 "queue_file_evictions": store.queue_file_evictions, "flushes": s.flushes,
                 "subscriptions": s.subscriptions.iter().map(crate::cmd::group::stats_json).collect::<Vec<_>>(),
+                "timers": {
+                    "pending": s.timers.pending,
+                    "next_due_ms": (s.timers.next_due_ms > 0).then_some(s.timers.next_due_ms),
+                    "delivered": s.timers.delivered, "cancelled": s.timers.cancelled,
+                    "dropped": s.timers.dropped, "lost": s.timers.lost, "stale": s.timers.stale,
+                    "lateness_max_ms": s.timers.lateness_max_ms, "lateness_mean_ms": s.timers.lateness_mean_ms,
+                    "log_bytes": s.timers.log_bytes,
+                },
             })
         );
     } else {
@@ -65,6 +73,24 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s.commitlog_max_offset,
             s.connections,
             s.subscriptions.len()
+        );
+        let t = &s.timers;
+        let next = if t.next_due_ms > 0 {
+            format!(", next due {}", crate::cmd::time::format_utc_ms(t.next_due_ms))
+        } else {
+            String::new()
+        };
+        println!(
+            "timers: {} pending{next}; {} delivered (lateness max {} ms, mean {} ms), {} cancelled, {} dropped (topic deleted), {} lost, {} stale; timer log {} bytes",
+            t.pending,
+            t.delivered,
+            t.lateness_max_ms,
+            t.lateness_mean_ms,
+            t.cancelled,
+            t.dropped,
+            t.lost,
+            t.stale,
+            t.log_bytes,
         );
     }
     client.close().await;

@@ -143,6 +143,12 @@ pub enum CancelError {
         /// The due time given.
         due_ms: u64,
     },
+    /// The same cancel by payload is already filed.
+    #[error("the timers due at {due_ms} ms with that payload are already cancelled")]
+    PayloadCancelled {
+        /// The due time given.
+        due_ms: u64,
+    },
     /// The timer's record is unreadable.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),

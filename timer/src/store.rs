@@ -462,8 +462,9 @@ impl TimerStore {
     /// cancel is synced). It also covers a timer with that payload added later, unless
     /// its due time has passed by then.
     ///
-    /// Refused with [`CancelError::NotPending`] once the due tick was delivered (the
-    /// timer was returned, or never added).
+    /// Refused with [`CancelError::PayloadCancelled`] when the same cancel is already
+    /// filed where this one would go, and with [`CancelError::NotPending`] once the due
+    /// tick was delivered (the timer was returned, or never added).
     pub fn cancel_payload(&mut self, payload: Payload, due_ms: u64) -> Result<(), CancelError> {
         self.check_poisoned()?;
         let tick = self.geometry.tick(due_ms);
@@ -471,21 +472,35 @@ impl TimerStore {
             // A timer added with a due time already past waits under the tick being
             // delivered, whatever its due tick.
             let waiting = current.queue.iter().find(|&(&(due, _), &p)| due == due_ms && p == payload).map(|(k, _)| *k);
+            let current_tick = current.tick;
             if let Some(key) = waiting {
                 current.queue.remove(&key);
-                let current_tick = current.tick;
                 self.file(Kind::CancelPayload, current_tick, due_ms, Some(NONE), payload)?;
                 return Ok(());
             }
-            if tick <= current.tick {
-                return Err(CancelError::NotPending { due_ms });
+            if tick <= current_tick {
+                return Err(match self.payload_cancel_filed(current_tick, payload, due_ms)? {
+                    true => CancelError::PayloadCancelled { due_ms },
+                    false => CancelError::NotPending { due_ms },
+                });
             }
         }
         if tick < self.cursor {
             return Err(CancelError::NotPending { due_ms });
         }
+        let window_end = self.committed_tick.saturating_add(self.geometry.slots);
+        let filed_under = if tick < window_end { tick } else { window_end - 1 };
+        if self.payload_cancel_filed(filed_under, payload, due_ms)? {
+            return Err(CancelError::PayloadCancelled { due_ms });
+        }
         self.file(Kind::CancelPayload, tick, due_ms, Some(NONE), payload)?;
         Ok(())
+    }
+
+    /// Whether tick `tick`'s chain holds a cancel of `payload` due at `due_ms`.
+    fn payload_cancel_filed(&self, tick: u64, payload: Payload, due_ms: u64) -> Result<bool, Corrupt> {
+        let chain = self.read_chain(tick)?;
+        Ok(chain.iter().any(|r| r.kind == Kind::CancelPayload && r.payload == payload && r.due_ms == due_ms))
     }
 
     /// The furthest end (`commitlog_offset + size`) of a payload filed in the timer log
@@ -1091,16 +1106,19 @@ mod tests {
         store.add(0, 57, payload(3)).expect("add");
         store.add(150, 240, payload(4)).expect("rolled");
         store.cancel_payload(payload(1), 50).expect("cancel a pending timer");
+        assert!(matches!(store.cancel_payload(payload(1), 50), Err(CancelError::PayloadCancelled { due_ms: 50 })));
         store.cancel_payload(payload(9), 53).expect("a timer not added yet: covered when it comes");
         store.add(0, 53, payload(9)).expect("added after its cancel");
         assert_eq!(take(&mut store, 55), vec![2], "tick 5 is being delivered");
         store.cancel_payload(payload(3), 57).expect("cancel in the tick being delivered");
+        assert!(matches!(store.cancel_payload(payload(3), 57), Err(CancelError::PayloadCancelled { .. })));
         assert!(matches!(store.cancel_payload(payload(2), 52), Err(CancelError::NotPending { due_ms: 52 })));
         assert!(matches!(store.cancel_payload(payload(8), 10), Err(CancelError::NotPending { .. })));
         // A timer added with its due time past waits under the tick being delivered.
         store.add(56, 30, payload(5)).expect("due long ago");
         store.cancel_payload(payload(5), 30).expect("cancel it there");
         store.cancel_payload(payload(4), 240).expect("cancel a rolled timer");
+        assert!(matches!(store.cancel_payload(payload(4), 240), Err(CancelError::PayloadCancelled { .. })));
         let mut got = Vec::new();
         for now in (55..=300).step_by(5) {
             got.extend(take(&mut store, now));

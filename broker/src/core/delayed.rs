@@ -52,7 +52,7 @@ impl Core {
             let payload = Payload { commitlog_offset: view.commitlog_offset(), size: view.len() as u32 };
             match core.timers.cancel(payload, target.deliver_at_ms) {
                 Ok(()) => Ok(CancelledDelay { topic: target.topic.to_owned(), deliver_at_ms: target.deliver_at_ms }),
-                Err(err @ CancelRefused::NotPending { .. }) => {
+                Err(err @ (CancelRefused::NotPending { .. } | CancelRefused::AlreadyCancelled)) => {
                     Err(CoreError::NotFound(format!("delayed message {msg_id}: {err}")))
                 }
                 Err(err) => Err(CoreError::Internal(format!("cancelling {msg_id}: {err}"))),

@@ -120,6 +120,9 @@ pub enum CancelRefused {
         /// When it was due.
         deliver_at_ms: u64,
     },
+    /// It was cancelled before.
+    #[error("it is already cancelled")]
+    AlreadyCancelled,
     /// The timer store failed.
     #[error("the timer store failed: {0}")]
     Failed(String),
@@ -271,6 +274,7 @@ impl Timers {
                 Ok(())
             }
             Ok(Err(CancelError::NotPending { due_ms })) => Err(CancelRefused::NotPending { deliver_at_ms: due_ms }),
+            Ok(Err(CancelError::PayloadCancelled { .. })) => Err(CancelRefused::AlreadyCancelled),
             Ok(Err(err)) => Err(CancelRefused::Failed(err.to_string())),
             Err(err) => Err(CancelRefused::Failed(err.to_string())),
         }

@@ -19,8 +19,8 @@ use crate::core::{Core, CoreError, MemberRef, PullArgs};
 /// What a request is answered with.
 #[derive(Debug)]
 pub enum Reply {
-    /// A response to encode (boxed: the broker status is large, a pull page's frame small).
-    Response(Box<Response>),
+    /// A response to encode.
+    Response(Response),
     /// A response frame already encoded (a pull page, written from the records).
     Frame(bytes::Bytes),
 }
@@ -30,14 +30,14 @@ pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connec
     if let Request::Pull(req) = request {
         return match pull(core, req).await {
             Ok(frame) => Reply::Frame(frame),
-            Err(err) => Reply::Response(Box::new(Response::Error(err))),
+            Err(err) => Reply::Response(Response::Error(err)),
         };
     }
     let answer = match answer(core, request, peer, connections).await {
         Ok(response) => response,
         Err(err) => Response::Error(error_response(&err)),
     };
-    Reply::Response(Box::new(answer))
+    Reply::Response(answer)
 }
 
 async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {
@@ -99,7 +99,7 @@ async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connection
             let offset = core.fetch_offset(&req.consumer_group, &req.topic, req.queue_id, member.as_ref());
             Response::FetchOffset(FetchOffsetResponse { offset })
         }
-        Request::Status => Response::Status(status(core, connections)),
+        Request::Status => Response::Status(Box::new(status(core, connections))),
         Request::CreateGroup(group) => {
             let (shadow, strategy) =
                 core.create_group(group.name.clone(), group.shadow, group.strategy.as_deref()).await?;
