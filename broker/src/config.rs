@@ -256,11 +256,11 @@ impl BrokerConfig {
         if self.max_delay_ms == 0 || self.timer_precision_ms == 0 {
             return Err(BrokerError::Config("max_delay_ms and timer_precision_ms must be positive".into()));
         }
-        if self.max_delay_ms / 3_600_000 >= self.retention_hours {
+        if self.max_delay_ms > self.retention_hours.saturating_mul(3_600_000) {
             tracing::warn!(
                 max_delay_ms = self.max_delay_ms,
                 retention_hours = self.retention_hours,
-                "max_delay_ms reaches retention_hours: a message delayed that long may lose its CommitLog record \
+                "max_delay_ms exceeds retention_hours: a message delayed that long may lose its CommitLog record \
                  to retention before it is due"
             );
         }
