@@ -108,6 +108,6 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A delay such as `500ms`, `30s`, `2m`, `1h` or `1d`.
-fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
     weir_broker::delay::parse_duration(text.trim()).map_err(|err| err.to_string())
 }

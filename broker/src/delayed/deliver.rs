@@ -56,7 +56,11 @@ impl DeliveryThread {
         self.stop.store(true, Ordering::Release);
         if let Some(handle) = self.handle.take() {
             handle.thread().unpark();
-            let _ = handle.join();
+            // The thread itself drops the core when it held the last reference (a broker
+            // dropped without `close`): it ends by itself after this round.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
         }
     }
 }

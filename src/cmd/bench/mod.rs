@@ -2,6 +2,7 @@
 
 pub mod connections;
 pub mod consume;
+pub mod delay;
 mod memory;
 pub mod produce;
 mod raw;
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     Produce(produce::ProduceArgs),
     /// Drain messages from a broker and measure throughput.
     Consume(consume::ConsumeArgs),
+    /// How late delayed messages arrive: N due over one window (lateness percentiles).
+    Delay(delay::DelayArgs),
     /// Time a consumer group's rebalances (join, leave, kill) on an embedded broker.
     Rebalance(rebalance::RebalanceArgs),
     /// Measure the QUIC transport's own bulk-transfer limit on loopback.
@@ -103,6 +106,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Store(args) => store::run(args),
         BenchCommand::Produce(args) => args.threads.block_on(produce::run(args)),
         BenchCommand::Consume(args) => args.threads.block_on(consume::run(args)),
+        BenchCommand::Delay(args) => args.threads.block_on(delay::run(args)),
         BenchCommand::Rebalance(args) => LoadThreads { threads: 2 }.block_on(rebalance::run(args)),
         BenchCommand::Transport(args) => crate::cmd::block_on(transport::run(args)),
         BenchCommand::Soak(args) => args.threads.block_on(soak::run(args)),

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use parking_lot::Mutex;
-use weir_client::{Client, Error as ClientError, Producer};
+use weir_client::{Client, DelayedDelivery, Error as ClientError, Producer};
 use weir_protocol::{ErrorCode, Message, TopicConfig, TopicPermissions};
 
 use super::vary::{PropertyTemplate, Variation};
@@ -52,6 +52,10 @@ pub struct ProduceArgs {
     /// Tags cycled through, one per message: `TagA,TagB,TagC`.
     #[arg(long, value_delimiter = ',')]
     tags: Vec<String>,
+    /// Send every message delayed by this much (`500ms`, `30s`, `2m`…): the delayed
+    /// produce path (stored in the timer topic, filed in the timer).
+    #[arg(long, value_parser = crate::cmd::send::parse_delay)]
+    delay: Option<std::time::Duration>,
     /// Mark every N-th message as shadow (stress-test) traffic (property `shadow=true`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     shadow_every: Option<u64>,
@@ -96,7 +100,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     for _ in 0..args.concurrency {
         let (producer, ack_log, templates, totals, next, variation) =
             (producer.clone(), ack_log.clone(), templates.clone(), totals.clone(), next.clone(), variation.clone());
-        let (count, batch) = (args.count, u64::from(args.batch));
+        let (count, batch, delay) = (args.count, u64::from(args.batch), args.delay);
         tasks.spawn(async move {
             let mut latencies = histogram();
             loop {
@@ -109,7 +113,10 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
                     .map(|index| {
                         let mut m = templates[(index % templates.len() as u64) as usize].clone();
                         variation.apply(&mut m, index);
-                        m
+                        match delay {
+                            Some(delay) => m.with_delay(delay),
+                            None => m,
+                        }
                     })
                     .collect();
                 let t0 = Instant::now();
