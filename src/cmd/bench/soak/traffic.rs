@@ -606,7 +606,8 @@ impl Lane {
                 if self.rng.chance(500) {
                     message.flags = 1 << (8 + self.rng.below(24));
                 } else {
-                    message.delivery = weir_protocol::Delivery::DeliverAtMs(now_ms() + 60_000);
+                    // Due further ahead than any broker's max_delay_ms allows (ten years).
+                    message.delivery = weir_protocol::Delivery::DeliverAtMs(now_ms() + 10 * 365 * 86_400_000);
                 }
                 refusal("send bad flags or delivery", &Request::Send(SendRequest { messages: vec![message] }))
             }
