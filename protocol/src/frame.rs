@@ -121,11 +121,19 @@ pub enum RequestKind {
     GroupLag = 0x0A07,
     /// Move a group's offsets for a topic.
     ResetOffset = 0x0A08,
+    /// Change a group's retry policy (dlq-policy plugin, redelivery limit).
+    SetGroupPolicy = 0x0A09,
+    /// Report a failed consumption: the broker stores a retry or dead-letter copy.
+    Nack = 0x0B01,
+    /// List a group's dead letters.
+    DlqList = 0x0B02,
+    /// Send dead letters back to their original topics.
+    DlqResend = 0x0B03,
 }
 
 impl RequestKind {
     /// Every request kind, in code order.
-    pub const ALL: [RequestKind; 28] = [
+    pub const ALL: [RequestKind; 32] = [
         RequestKind::CreateTopic,
         RequestKind::UpdateTopic,
         RequestKind::DeleteTopic,
@@ -154,6 +162,10 @@ impl RequestKind {
         RequestKind::DescribeGroup,
         RequestKind::GroupLag,
         RequestKind::ResetOffset,
+        RequestKind::SetGroupPolicy,
+        RequestKind::Nack,
+        RequestKind::DlqList,
+        RequestKind::DlqResend,
     ];
 
     /// The wire code.
@@ -326,7 +338,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_none() {
-        for code in [0x0000, 0x0105, 0x0403, 0x0a00, 0x0a09, 0x0b01, 0x8000, 0x8105, 0x8a09, 0x7fff, 0xfffe] {
+        for code in [0x0000, 0x0105, 0x0403, 0x0a00, 0x0a0a, 0x0b04, 0x0c01, 0x8000, 0x8105, 0x8a0a, 0x7fff, 0xfffe] {
             assert_eq!(FrameKind::from_code(code), None, "{code:#06x}");
         }
     }

@@ -61,6 +61,7 @@ pub mod query;
 pub mod queue_offsets;
 pub mod request;
 pub mod response;
+pub mod retry;
 pub mod send;
 pub mod status;
 pub mod topic;
@@ -99,6 +100,10 @@ pub use queue_offsets::{
 };
 pub use request::Request;
 pub use response::Response;
+pub use retry::{
+    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision, NackRequest,
+    NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats, SetGroupPolicyRequest,
+};
 pub use send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
 pub use status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};
 pub use topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};

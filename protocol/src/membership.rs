@@ -4,6 +4,7 @@
 
 use crate::error::{DecodeError, EncodeError};
 use crate::pull::FilterExpression;
+use crate::retry::RetryPolicyInfo;
 use crate::wire::{Reader, Wire, Writer};
 
 /// How a group's members share its messages.
@@ -630,7 +631,7 @@ impl Wire for SubscriptionConflict {
 ///
 /// Format: string name, `u64` generation, string strategy, `u8` [`ConsumeMode`] mode, bool
 /// shadow, list\<[`MemberInfo`]\> members, list\<[`GroupSubscription`]\> subscriptions,
-/// list\<[`SubscriptionConflict`]\> conflicts.
+/// list\<[`SubscriptionConflict`]\> conflicts, [`RetryPolicyInfo`] retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     /// The group's name.
@@ -649,10 +650,12 @@ pub struct GroupDescription {
     pub subscriptions: Vec<GroupSubscription>,
     /// Members recently refused for a differing subscription.
     pub conflicts: Vec<SubscriptionConflict>,
+    /// Its retry policy and what its failures became.
+    pub retry: RetryPolicyInfo,
 }
 
 impl Wire for GroupDescription {
-    const MIN_LEN: usize = 2 + 8 + 2 + 1 + 1 + 4 + 4 + 4;
+    const MIN_LEN: usize = 2 + 8 + 2 + 1 + 1 + 4 + 4 + 4 + RetryPolicyInfo::MIN_LEN;
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.str("describe_group.name", &self.name)?;
@@ -662,7 +665,8 @@ impl Wire for GroupDescription {
         w.bool(self.shadow);
         w.list("describe_group.members", &self.members)?;
         w.list("describe_group.subscriptions", &self.subscriptions)?;
-        w.list("describe_group.conflicts", &self.conflicts)
+        w.list("describe_group.conflicts", &self.conflicts)?;
+        self.retry.encode(w)
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -675,6 +679,7 @@ impl Wire for GroupDescription {
             members: r.list("describe_group.members")?,
             subscriptions: r.list("describe_group.subscriptions")?,
             conflicts: r.list("describe_group.conflicts")?,
+            retry: RetryPolicyInfo::decode(r)?,
         })
     }
 }
@@ -1013,6 +1018,7 @@ mod tests {
             members: Vec::new(),
             subscriptions: Vec::new(),
             conflicts: Vec::new(),
+            retry: RetryPolicyInfo::default(),
         };
         assert_eq!(encoded_len(&description), GroupDescription::MIN_LEN);
         let lag = GroupLagRequest { consumer_group: String::new(), topic: None };

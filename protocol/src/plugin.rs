@@ -143,7 +143,8 @@ impl PluginState {
 /// Format: string name, string kind, string version, `u64` revision, `u64` size_bytes,
 /// `u8` [`PluginState`], string state_detail, `u32` subscriptions, `u64` calls,
 /// `u64` errors, `u64` total_call_nanos, `u64` fuel_used, string description,
-/// list\<string\> hints, list\<string\> params.
+/// list\<string\> hints, list\<string\> params, `u32` groups, `u64` retries, `u64`
+/// dead_letters, `u64` discards.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PluginInfo {
     /// Its name.
@@ -176,10 +177,18 @@ pub struct PluginInfo {
     pub hints: Vec<String>,
     /// The manifest's parameter documentation.
     pub params: Vec<String>,
+    /// Consumer groups whose retry policy it is (dlq-policy plugins).
+    pub groups: u32,
+    /// Its decisions since the broker started: retry.
+    pub retries: u64,
+    /// Dead letter.
+    pub dead_letters: u64,
+    /// Discard.
+    pub discards: u64,
 }
 
 impl Wire for PluginInfo {
-    const MIN_LEN: usize = 2 + 2 + 2 + 8 + 8 + 1 + 2 + 4 + 8 * 4 + 2 + 4 + 4;
+    const MIN_LEN: usize = 2 + 2 + 2 + 8 + 8 + 1 + 2 + 4 + 8 * 4 + 2 + 4 + 4 + 4 + 8 * 3;
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.str("plugin.name", &self.name)?;
@@ -196,7 +205,12 @@ impl Wire for PluginInfo {
         w.u64(self.fuel_used);
         w.str("plugin.description", &self.description)?;
         w.list("plugin.hints", &self.hints)?;
-        w.list("plugin.params", &self.params)
+        w.list("plugin.params", &self.params)?;
+        w.u32(self.groups);
+        w.u64(self.retries);
+        w.u64(self.dead_letters);
+        w.u64(self.discards);
+        Ok(())
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -221,6 +235,10 @@ impl Wire for PluginInfo {
             description: r.str("plugin.description")?,
             hints: r.list("plugin.hints")?,
             params: r.list("plugin.params")?,
+            groups: r.u32("plugin.groups")?,
+            retries: r.u64("plugin.retries")?,
+            dead_letters: r.u64("plugin.dead_letters")?,
+            discards: r.u64("plugin.discards")?,
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::membership::{
 use crate::plugin::{PluginEnableRequest, PluginRemoveRequest, PluginUploadRequest};
 use crate::pull::PullRequest;
 use crate::query::{CancelMessageRequest, MessageQuery};
+use crate::retry::{DlqListRequest, DlqResendRequest, NackRequest, SetGroupPolicyRequest};
 use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
 use crate::send::SendRequest;
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, TopicConfig};
@@ -81,6 +82,14 @@ pub enum Request {
     GroupLag(GroupLagRequest),
     /// Move a group's offsets for a topic.
     ResetOffset(ResetOffsetRequest),
+    /// Change a group's retry policy; answered with its [`RetryPolicyInfo`](crate::RetryPolicyInfo).
+    SetGroupPolicy(SetGroupPolicyRequest),
+    /// Report a failed consumption.
+    Nack(NackRequest),
+    /// List a group's dead letters.
+    DlqList(DlqListRequest),
+    /// Send dead letters back to their original topics.
+    DlqResend(DlqResendRequest),
 }
 
 impl Request {
@@ -115,6 +124,10 @@ impl Request {
             Request::DescribeGroup(_) => RequestKind::DescribeGroup,
             Request::GroupLag(_) => RequestKind::GroupLag,
             Request::ResetOffset(_) => RequestKind::ResetOffset,
+            Request::SetGroupPolicy(_) => RequestKind::SetGroupPolicy,
+            Request::Nack(_) => RequestKind::Nack,
+            Request::DlqList(_) => RequestKind::DlqList,
+            Request::DlqResend(_) => RequestKind::DlqResend,
         }
     }
 
@@ -153,6 +166,10 @@ impl Request {
             Request::DescribeGroup(request) => request.encode(w),
             Request::GroupLag(request) => request.encode(w),
             Request::ResetOffset(request) => request.encode(w),
+            Request::SetGroupPolicy(request) => request.encode(w),
+            Request::Nack(request) => request.encode(w),
+            Request::DlqList(request) => request.encode(w),
+            Request::DlqResend(request) => request.encode(w),
         }
     }
 
@@ -202,6 +219,10 @@ impl Request {
             RequestKind::DescribeGroup => Request::DescribeGroup(decode_exact(payload)?),
             RequestKind::GroupLag => Request::GroupLag(decode_exact(payload)?),
             RequestKind::ResetOffset => Request::ResetOffset(decode_exact(payload)?),
+            RequestKind::SetGroupPolicy => Request::SetGroupPolicy(decode_exact(payload)?),
+            RequestKind::Nack => Request::Nack(decode_exact(payload)?),
+            RequestKind::DlqList => Request::DlqList(decode_exact(payload)?),
+            RequestKind::DlqResend => Request::DlqResend(decode_exact(payload)?),
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
 use crate::send::SendResponse;
 use crate::status::BrokerStatus;
 use crate::topic::{ListTopicsResponse, TopicConfig};
+use crate::retry::{DlqListResponse, DlqResendResponse, NackResponse, RetryPolicyInfo};
 use crate::wire::{Wire, Writer, decode_exact};
 
 /// A response, broker to client: the one frame the broker writes back on a request's
@@ -82,6 +83,14 @@ pub enum Response {
     GroupLag(GroupLagResponse),
     /// The offsets set and the group's new generation.
     ResetOffset(ResetOffsetResponse),
+    /// The group's retry policy as changed.
+    SetGroupPolicy(RetryPolicyInfo),
+    /// What became of the failed delivery.
+    Nack(NackResponse),
+    /// A page of dead letters.
+    DlqList(DlqListResponse),
+    /// What the resend did, per dead letter.
+    DlqResend(DlqResendResponse),
     /// The request failed.
     Error(ErrorResponse),
 }
@@ -118,6 +127,10 @@ impl Response {
             Response::DescribeGroup(_) => RequestKind::DescribeGroup,
             Response::GroupLag(_) => RequestKind::GroupLag,
             Response::ResetOffset(_) => RequestKind::ResetOffset,
+            Response::SetGroupPolicy(_) => RequestKind::SetGroupPolicy,
+            Response::Nack(_) => RequestKind::Nack,
+            Response::DlqList(_) => RequestKind::DlqList,
+            Response::DlqResend(_) => RequestKind::DlqResend,
             Response::Error(_) => return FrameKind::Error,
         };
         FrameKind::Response(answers)
@@ -158,6 +171,10 @@ impl Response {
             Response::DescribeGroup(group) => group.encode(w),
             Response::GroupLag(response) => response.encode(w),
             Response::ResetOffset(response) => response.encode(w),
+            Response::SetGroupPolicy(response) => response.encode(w),
+            Response::Nack(response) => response.encode(w),
+            Response::DlqList(response) => response.encode(w),
+            Response::DlqResend(response) => response.encode(w),
             Response::Error(error) => error.encode(w),
         }
     }
@@ -216,6 +233,10 @@ impl Response {
             RequestKind::DescribeGroup => Response::DescribeGroup(decode_exact(payload)?),
             RequestKind::GroupLag => Response::GroupLag(decode_exact(payload)?),
             RequestKind::ResetOffset => Response::ResetOffset(decode_exact(payload)?),
+            RequestKind::SetGroupPolicy => Response::SetGroupPolicy(decode_exact(payload)?),
+            RequestKind::Nack => Response::Nack(decode_exact(payload)?),
+            RequestKind::DlqList => Response::DlqList(decode_exact(payload)?),
+            RequestKind::DlqResend => Response::DlqResend(decode_exact(payload)?),
         })
     }
 }

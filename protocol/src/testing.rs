@@ -35,6 +35,10 @@ use crate::queue_offsets::{
 };
 use crate::request::Request;
 use crate::response::Response;
+use crate::retry::{
+    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision, NackRequest,
+    NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats, SetGroupPolicyRequest,
+};
 use crate::send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
 use crate::status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, ListTopicsResponse, TopicConfig, TopicPermissions};
@@ -328,6 +332,10 @@ pub(crate) fn arb_plugin_info() -> impl Strategy<Value = PluginInfo> {
             description,
             hints,
             params,
+            groups: subscriptions / 2,
+            retries: n[2] / 2,
+            dead_letters: n[3] / 2,
+            discards: n[4] / 2,
         })
 }
 
@@ -469,9 +477,10 @@ pub(crate) fn arb_group_description() -> impl Strategy<Value = GroupDescription>
     (
         (arb_string(), any::<u64>(), arb_string(), arb_consume_mode(), any::<bool>()),
         (vec(arb_member_info(), 0..3), vec(subscription, 0..3), vec(arb_subscription_conflict(), 0..2)),
+        arb_retry_policy_info(),
     )
-        .prop_map(|((name, generation, strategy, mode, shadow), (members, subscriptions, conflicts))| {
-            GroupDescription { name, generation, strategy, mode, shadow, members, subscriptions, conflicts }
+        .prop_map(|((name, generation, strategy, mode, shadow), (members, subscriptions, conflicts), retry)| {
+            GroupDescription { name, generation, strategy, mode, shadow, members, subscriptions, conflicts, retry }
         })
 }
 
@@ -596,6 +605,93 @@ pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         (arb_string(), arb_string(), arb_offset_target()).prop_map(|(consumer_group, topic, to)| {
             Request::ResetOffset(ResetOffsetRequest { consumer_group, topic, to })
         }),
+        arb_retry_request(),
+    ]
+}
+
+/// Any request of the retry family (nack, dead letters, group policy).
+pub(crate) fn arb_retry_request() -> impl Strategy<Value = Request> {
+    let change_plugin = prop_oneof![
+        Just(Change::Keep),
+        Just(Change::Clear),
+        (arb_string(), arb_string()).prop_map(|(plugin, params)| Change::Set(PolicyPlugin { plugin, params })),
+    ];
+    let change_limit = prop_oneof![Just(Change::Keep), Just(Change::Clear), any::<u32>().prop_map(Change::Set)];
+    prop_oneof![
+        (arb_string(), arb_string(), arb_string(), any::<Option<u32>>()).prop_map(
+            |(consumer_group, msg_id, reason, in_place_attempts)| {
+                Request::Nack(NackRequest { consumer_group, msg_id, reason, in_place_attempts })
+            }
+        ),
+        (arb_string(), proptest::option::of(arb_string()), any::<u64>(), any::<u32>()).prop_map(
+            |(consumer_group, msg_id, from_offset, max_messages)| {
+                Request::DlqList(DlqListRequest { consumer_group, msg_id, from_offset, max_messages })
+            }
+        ),
+        (arb_string(), vec(arb_string(), 0..3))
+            .prop_map(|(consumer_group, msg_ids)| Request::DlqResend(DlqResendRequest { consumer_group, msg_ids })),
+        (arb_string(), change_plugin, change_limit).prop_map(|(consumer_group, plugin, max_reconsume_times)| {
+            Request::SetGroupPolicy(SetGroupPolicyRequest { consumer_group, plugin, max_reconsume_times })
+        }),
+    ]
+}
+
+/// Any group retry policy.
+pub(crate) fn arb_retry_policy_info() -> impl Strategy<Value = RetryPolicyInfo> {
+    let plugin = (arb_string(), arb_string()).prop_map(|(plugin, params)| PolicyPlugin { plugin, params });
+    (proptest::option::of(plugin), any::<u32>(), any::<bool>(), any::<[u64; 9]>()).prop_map(
+        |(plugin, max_reconsume_times, group_limit, n)| RetryPolicyInfo {
+            plugin,
+            max_reconsume_times,
+            group_limit,
+            stats: RetryStats {
+                failures: n[0],
+                retries: n[1],
+                dead_letters: n[2],
+                discards: n[3],
+                fallbacks: n[4],
+                policy_calls: n[5],
+                policy_errors: n[6],
+                policy_call_nanos: n[7],
+                resent: n[8],
+            },
+        },
+    )
+}
+
+/// Any response of the retry family.
+pub(crate) fn arb_retry_response() -> impl Strategy<Value = Response> {
+    let decision = prop_oneof![
+        any::<u64>().prop_map(|delay_ms| NackDecision::Retry { delay_ms }),
+        Just(NackDecision::DeadLetter),
+        Just(NackDecision::Discard),
+    ];
+    let dead_letter = (arb_stored_message(), (arb_string(), arb_string(), arb_string()), any::<bool>()).prop_map(
+        |(message, (original_topic, original_msg_id, last_reason), resent)| DeadLetter {
+            message,
+            original_topic,
+            original_msg_id,
+            last_reason,
+            resent,
+        },
+    );
+    let outcome = prop_oneof![
+        arb_string().prop_map(|new_msg_id| ResendOutcome::Resent { new_msg_id }),
+        Just(ResendOutcome::AlreadyResent),
+        arb_string().prop_map(|detail| ResendOutcome::NotFound { detail }),
+    ];
+    let result = (arb_string(), arb_string(), outcome)
+        .prop_map(|(msg_id, original_topic, outcome)| ResendResult { msg_id, original_topic, outcome });
+    prop_oneof![
+        arb_retry_policy_info().prop_map(Response::SetGroupPolicy),
+        (decision, any::<u32>(), arb_string(), arb_string()).prop_map(
+            |(decision, reconsume_times, stored_msg_id, decided_by)| {
+                Response::Nack(NackResponse { decision, reconsume_times, stored_msg_id, decided_by })
+            }
+        ),
+        (vec(dead_letter, 0..3), any::<u64>())
+            .prop_map(|(entries, next_offset)| Response::DlqList(DlqListResponse { entries, next_offset })),
+        vec(result, 0..3).prop_map(|results| Response::DlqResend(DlqResendResponse { results })),
     ]
 }
 
@@ -636,6 +732,7 @@ pub(crate) fn arb_response() -> impl Strategy<Value = Response> {
         arb_group_description().prop_map(Response::DescribeGroup),
         vec(arb_queue_lag(), 0..3).prop_map(|queues| Response::GroupLag(GroupLagResponse { queues })),
         arb_reset_offset_response().prop_map(Response::ResetOffset),
+        arb_retry_response(),
         arb_error_response().prop_map(Response::Error),
     ]
 }

@@ -349,6 +349,19 @@ impl Wire for String {
     }
 }
 
+impl Wire for u32 {
+    const MIN_LEN: usize = 4;
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.u32(*self);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.u32("u32")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
