@@ -274,6 +274,7 @@ pub fn plugin_info(info: weir_plugins::PluginInfo) -> PluginInfo {
         description: manifest.description.unwrap_or_default(),
         hints: manifest.hints,
         params: manifest.params,
+        ..PluginInfo::default()
     }
 }
 
@@ -377,6 +378,7 @@ pub fn group_description(group: GroupSummary) -> GroupDescription {
         None => (0, Vec::new(), Vec::new()),
     };
     GroupDescription {
+        retry: Default::default(),
         name: group.name,
         generation,
         strategy: group.strategy.as_str().to_owned(),

@@ -43,6 +43,9 @@ pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connec
 async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {
     Ok(match request {
         Request::Pull(_) => return Err(CoreError::Internal("a pull is answered with its page frame".into())),
+        Request::SetGroupPolicy(_) | Request::Nack(_) | Request::DlqList(_) | Request::DlqResend(_) => {
+            return Err(CoreError::Invalid("retries and dead letters are not served yet".into()));
+        }
         Request::CreateTopic(config) => {
             let (name, topic) = convert::topic(config);
             let created = core.create_topic(name.clone(), topic).await?;
