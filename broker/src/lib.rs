@@ -26,6 +26,7 @@ mod long_poll;
 mod membership;
 pub mod meta;
 mod quic;
+pub mod retry;
 mod tls;
 
 use std::net::SocketAddr;

@@ -7,6 +7,7 @@ use crate::compile::CompiledPlugin;
 use crate::dlq::{DefaultRetryPolicy, DlqPolicy, FailedDelivery, RetryDecision};
 use crate::filter::{WrongKind, check_kind};
 use crate::handle::{CallTrace, PluginHandle};
+use crate::instance::CallError;
 use crate::kind::PluginKind;
 use crate::sandbox::emit_logs;
 use crate::slot::PluginSlot;
@@ -39,14 +40,20 @@ impl WasmDlqPolicy {
     pub fn decide_traced(&self, failed: &FailedDelivery<'_>) -> CallTrace<RetryDecision> {
         self.handle.call(|instance| instance.call_dlq_policy(failed))
     }
+
+    /// The plugin's decision or why it gave none (the caller falls back); the guest's
+    /// logs go to the broker's log.
+    pub fn try_decide(&self, failed: &FailedDelivery<'_>) -> Result<RetryDecision, CallError> {
+        let trace = self.decide_traced(failed);
+        emit_logs(self.handle.name(), &trace.logs);
+        trace.result
+    }
 }
 
 impl DlqPolicy for WasmDlqPolicy {
     /// The plugin's decision, or the default schedule's when the call fails.
     fn decide(&self, failed: &FailedDelivery<'_>) -> RetryDecision {
-        let trace = self.decide_traced(failed);
-        emit_logs(self.handle.name(), &trace.logs);
-        trace.result.unwrap_or_else(|error| {
+        self.try_decide(failed).unwrap_or_else(|error| {
             tracing::warn!(plugin = self.handle.name(), %error, "dlq-policy call failed: default schedule used");
             self.fallback.decide(failed)
         })

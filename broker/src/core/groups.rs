@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use weir_filters::{Expression, FilterCounts, TrafficRole};
 
-use super::{Core, CoreError, require_group};
+use super::{Core, CoreError, RetryInfo, require_group};
 use crate::membership::{ConsumeMode, GroupInfo, Strategy};
 use crate::meta::groups::PluginUse;
 
@@ -22,6 +22,8 @@ pub struct GroupSummary {
     pub subscriptions: Vec<SubscriptionInfo>,
     /// Its live state (generation, members, conflicts), if it has any.
     pub live: Option<GroupInfo>,
+    /// Its retry policy and what its failures became.
+    pub retry: RetryInfo,
 }
 
 impl GroupSummary {
@@ -87,6 +89,7 @@ impl Core {
         let mut names = self.groups.names();
         names.extend(self.coordinator.lock().group_names());
         names.extend(self.offsets.groups());
+        names.extend(self.retry_policies.groups());
         names.sort();
         names.dedup();
         names.into_iter().filter_map(|name| self.describe_group(&name).ok()).collect()
@@ -104,6 +107,7 @@ impl Core {
             shadow: self.groups.is_shadow(group),
             subscriptions,
             live,
+            retry: self.retry_info(group),
         })
     }
 
@@ -112,7 +116,8 @@ impl Core {
     pub(super) fn require_known_group(&self, group: &str) -> Result<(), CoreError> {
         let known = self.groups.names().iter().any(|n| n == group)
             || self.coordinator.lock().knows(group)
-            || self.offsets.has_group(group);
+            || self.offsets.has_group(group)
+            || self.retry_policies.groups().iter().any(|n| n == group);
         if known { Ok(()) } else { Err(CoreError::UnknownGroup(group.to_owned())) }
     }
 

@@ -102,6 +102,11 @@ impl Core {
         if args.member_id.is_empty() {
             return Err(CoreError::Invalid("member id must not be empty".into()));
         }
+        // A member consumes its group's retry topic, created on first subscription (one queue).
+        let retry_topic = weir_plugins::retry_topic(&args.group);
+        if args.subscriptions.iter().any(|sub| sub.topic == retry_topic) && self.topics.get(&retry_topic).is_none() {
+            self.blocking(move |core| core.topics.ensure_system(&retry_topic).map(drop)).await?;
+        }
         for sub in &args.subscriptions {
             self.existing_topic(&sub.topic)?;
         }

@@ -16,12 +16,16 @@
 //! - `membership`: heartbeats, leaving, queue locks, fencing of stale owners.
 //! - `plugins`: the plugin registry.
 //! - `delayed`: cancelling a pending delayed message.
+//! - `retry`: failed deliveries (nacks) into retry copies, dead letters or discards, and
+//!   groups' retry policies (dlq-policy plugins, redelivery limits).
+//! - `dlq`: listing and resending dead letters.
 //! - `status`: what the broker and its store are doing.
 //!
 //! Nothing here writes a file or waits on the disk on an async worker: metadata
 //! writes and blocking store calls go through [`Core::blocking`] or a writer thread.
 
 mod delayed;
+mod dlq;
 mod error;
 mod groups;
 mod lookup;
@@ -29,6 +33,7 @@ mod membership;
 mod offsets;
 mod plugins;
 mod pull;
+mod retry;
 mod send;
 mod status;
 mod topics;
@@ -37,11 +42,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use delayed::CancelledDelay;
+pub use dlq::{DeadLetterEntry, DeadLetterPage, MAX_RESEND, Resend, ResendResult};
 pub use error::CoreError;
 pub use groups::{GroupSummary, SubscriptionInfo};
 pub use membership::{HeartbeatArgs, MemberRef, MemberSubscription};
 pub use offsets::{OffsetTarget, QueueLag};
 pub use pull::{PullArgs, PullFilter, PullPage, PullStatus};
+pub use retry::{Nack, NackOutcome, PolicyUse, RetryInfo};
 pub use send::{Delivery, NewMessage};
 pub use status::CoreStatus;
 use weir_filters::{BloomIndex, IndexShape};
@@ -55,6 +62,9 @@ use crate::long_poll::ArrivalNotifier;
 use crate::membership::Coordinator;
 use crate::meta::groups::Groups;
 use crate::meta::offsets::OffsetStore;
+use crate::meta::policies::RetryPolicies;
+pub use crate::meta::policies::Setting;
+use crate::meta::resent::ResentLog;
 pub use crate::meta::topics::Topic;
 use crate::meta::topics::TopicTable;
 
@@ -69,6 +79,11 @@ pub struct Core {
     blooms: Option<Arc<BloomIndex>>,
     index_shape: IndexShape,
     plugins: weir_plugins::Registry,
+    /// Groups' retry policies and counters.
+    retry_policies: RetryPolicies,
+    /// Dead letters resent, and the lock that makes each resend happen once.
+    resent: ResentLog,
+    resending: parking_lot::Mutex<()>,
     arrivals: Arc<ArrivalNotifier>,
     delay_levels: DelayLevels,
     /// Delayed messages' timers (a dispatch hook) and the thread delivering them.
@@ -125,6 +140,11 @@ impl Core {
             };
             let groups =
                 Groups::open(&config.data_dir, shape.clone(), &resolve).map_err(io("loading consumer groups"))?;
+            let resolve_policy = |name: &str, params: &str| plugins.dlq_policy(name, params);
+            let retry_policies =
+                RetryPolicies::open(&config.data_dir, &resolve_policy).map_err(io("loading retry policies"))?;
+            let resent = ResentLog::open(&config.data_dir, |msg_id| store.message_by_id(msg_id).is_ok())
+                .map_err(io("opening the resent dead letters"))?;
             let first_generation = offsets.epoch() << 32;
             let core = Arc::new(Core {
                 config,
@@ -135,6 +155,9 @@ impl Core {
                 blooms,
                 index_shape: shape,
                 plugins,
+                retry_policies,
+                resent,
+                resending: parking_lot::Mutex::new(()),
                 arrivals,
                 delay_levels,
                 timers: timers.clone(),

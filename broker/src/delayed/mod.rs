@@ -91,7 +91,8 @@ pub fn to_timer_record(mut message: weir_storage::Message, deliver_at_ms: u64) -
 }
 
 /// The message a `%TIMER%` record delivers to `topic`/`queue_id`: its tag, keys, body,
-/// flags, born time and host, and its properties without the reserved ones.
+/// flags, born time and host, and its properties without the timer's (a retry copy's
+/// reserved properties stay).
 pub fn to_real_message(view: &RecordView<'_>, topic: &str, queue_id: u32) -> weir_storage::Message {
     weir_storage::Message {
         topic: topic.to_owned(),
@@ -100,7 +101,7 @@ pub fn to_real_message(view: &RecordView<'_>, topic: &str, queue_id: u32) -> wei
         keys: view.keys().map(str::to_owned).collect(),
         properties: view
             .properties()
-            .filter(|(name, _)| !name.starts_with(RESERVED_PREFIX))
+            .filter(|(name, _)| ![REAL_TOPIC, REAL_QUEUE, DELIVER_AT].contains(name))
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect(),
         body: bytes::Bytes::copy_from_slice(view.body()),

@@ -6,6 +6,9 @@
 //! - `offsets`: consumer offsets in redb (`consumer_offsets.redb`), written by one
 //!   thread in group commits, through `redb_file` (its syncs go through the
 //!   storage's fault seam).
+//! - `policies`: groups' retry policies (`retry_policies.json`), attached dlq-policy
+//!   plugins and retry counters.
+//! - `resent`: dead letters resent, in a journal (`dlq_resent.log`).
 //!
 //! Every write is atomic and durable before memory changes, so a failed write leaves
 //! memory and disk agreeing; every write blocks (fsync), so the core calls them off
@@ -15,5 +18,7 @@ pub mod groups;
 pub mod journal;
 pub mod json;
 pub mod offsets;
+pub mod policies;
 pub mod redb_file;
+pub mod resent;
 pub mod topics;

@@ -102,6 +102,23 @@ impl TopicTable {
         Ok(topic)
     }
 
+    /// The system topic `name` (`%` first: a group's retry or dead-letter topic), created
+    /// with one read-write queue if it does not exist. Blocks on the journal's fsync.
+    pub fn ensure_system(&self, name: &str) -> Result<Topic, CoreError> {
+        debug_assert!(name.starts_with('%'), "{name} is not a system topic name");
+        weir_storage::record::validate_topic(name).map_err(|err| CoreError::Invalid(err.to_string()))?;
+        let mut journal = self.journal.lock();
+        if let Some(topic) = self.topics.read().get(name) {
+            return Ok(*topic);
+        }
+        let topic = Topic { read_queues: 1, write_queues: 1, readable: true, writable: true };
+        journal.put(name, &topic).map_err(persist_error)?;
+        self.topics.write().insert(name.to_owned(), topic);
+        self.compact_if_due(&mut journal);
+        tracing::info!(topic = name, "created a system topic");
+        Ok(topic)
+    }
+
     /// Replaces a topic's queue counts and permissions. Blocks on the journal's fsync.
     pub fn update(&self, name: &str, topic: Topic) -> Result<Topic, CoreError> {
         validate(name, &topic)?;

@@ -2,9 +2,10 @@
 //! Every `CoreError` gets its wire code here, and nowhere else.
 
 use weir_filters::{Expression, FilterCounts};
-use weir_plugins::RegistryError;
+use weir_plugins::{RegistryError, RetryDecision};
 use weir_protocol::{
-    ErrorCode, ErrorResponse, FilterCounters, FilterExpression, PluginInfo, PluginState, SendResponse, SendResult,
+    Change, DeadLetter, ErrorCode, ErrorResponse, FilterCounters, FilterExpression, NackDecision, NackResponse,
+    PluginInfo, PluginState, PolicyPlugin, ResendOutcome, RetryPolicyInfo, RetryStats, SendResponse, SendResult,
     SendStatus, StoreState, StoreStatus, SubscriptionStats, TopicConfig, TopicPermissions,
 };
 use weir_storage::{AppendError, AppendResult, AppendStatus, InvalidMessage, ReadError, StoreStats};
@@ -15,8 +16,9 @@ use weir_protocol::{
 };
 
 use crate::core::{
-    CoreError, Delivery, GroupSummary, HeartbeatArgs, MemberRef, MemberSubscription, NewMessage, OffsetTarget,
-    PullFilter, PullStatus, QueueLag, SubscriptionInfo, Topic,
+    CoreError, DeadLetterEntry, Delivery, GroupSummary, HeartbeatArgs, MemberRef, MemberSubscription, NackOutcome,
+    NewMessage, OffsetTarget, PolicyUse, PullFilter, PullStatus, QueueLag, Resend, ResendResult, RetryInfo, Setting,
+    SubscriptionInfo, Topic,
 };
 use crate::membership::{ConsumeMode, MemberView, Timings, TopicQueues};
 
@@ -248,8 +250,8 @@ pub fn store_status(stats: &StoreStats) -> StoreStatus {
     store
 }
 
-/// A plugin's description on the wire.
-pub fn plugin_info(info: weir_plugins::PluginInfo) -> PluginInfo {
+/// A plugin's description on the wire, with what it decided as groups' retry policy.
+pub fn plugin_info(info: weir_plugins::PluginInfo, policy: PolicyUse) -> PluginInfo {
     let (state, state_detail) = match info.state {
         weir_plugins::PluginState::Active => (PluginState::Active, String::new()),
         weir_plugins::PluginState::Disabled { subscriptions, reason } => {
@@ -274,8 +276,80 @@ pub fn plugin_info(info: weir_plugins::PluginInfo) -> PluginInfo {
         description: manifest.description.unwrap_or_default(),
         hints: manifest.hints,
         params: manifest.params,
-        ..PluginInfo::default()
+        groups: policy.groups,
+        retries: policy.retries,
+        dead_letters: policy.dead_letters,
+        discards: policy.discards,
     }
+}
+
+/// A group's retry policy on the wire.
+pub fn retry_policy_info(info: RetryInfo) -> RetryPolicyInfo {
+    RetryPolicyInfo {
+        plugin: info.plugin.map(|(plugin, params)| PolicyPlugin { plugin, params }),
+        max_reconsume_times: info.max_reconsume_times,
+        group_limit: info.group_limit,
+        stats: RetryStats {
+            failures: info.failures,
+            retries: info.retries,
+            dead_letters: info.dead_letters,
+            discards: info.discards,
+            fallbacks: info.fallbacks,
+            policy_calls: info.policy_calls,
+            policy_errors: info.policy_errors,
+            policy_call_nanos: info.policy_call_nanos,
+            resent: info.resent,
+        },
+    }
+}
+
+/// A wire setting change for the core.
+pub fn setting<T, U>(change: Change<T>, map: impl FnOnce(T) -> U) -> Setting<U> {
+    match change {
+        Change::Keep => Setting::Keep,
+        Change::Set(value) => Setting::Set(map(value)),
+        Change::Clear => Setting::Clear,
+    }
+}
+
+/// What became of a failed delivery, on the wire.
+pub fn nack_response(outcome: NackOutcome) -> NackResponse {
+    let decision = match outcome.decision {
+        RetryDecision::RetryAfter(delay) => {
+            NackDecision::Retry { delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX) }
+        }
+        RetryDecision::DeadLetter => NackDecision::DeadLetter,
+        RetryDecision::Discard => NackDecision::Discard,
+    };
+    NackResponse {
+        decision,
+        reconsume_times: outcome.reconsume_times,
+        stored_msg_id: outcome.stored_msg_id.unwrap_or_default(),
+        decided_by: outcome.decided_by.unwrap_or_default(),
+    }
+}
+
+/// A dead letter on the wire.
+pub fn dead_letter(store_id: u32, entry: &DeadLetterEntry) -> DeadLetter {
+    let view = entry.record.view();
+    let origin = crate::retry::dead_letter_origin(&view);
+    DeadLetter {
+        message: super::page::stored_message(store_id, &entry.record),
+        original_topic: origin.topic.to_owned(),
+        original_msg_id: origin.msg_id.to_owned(),
+        last_reason: origin.last_reason.to_owned(),
+        resent: entry.resent,
+    }
+}
+
+/// A resend's outcome on the wire.
+pub fn resend_result(result: ResendResult) -> weir_protocol::ResendResult {
+    let outcome = match result.outcome {
+        Resend::Resent(new_msg_id) => ResendOutcome::Resent { new_msg_id },
+        Resend::AlreadyResent => ResendOutcome::AlreadyResent,
+        Resend::NotFound(detail) => ResendOutcome::NotFound { detail },
+    };
+    weir_protocol::ResendResult { msg_id: result.msg_id, original_topic: result.original_topic, outcome }
 }
 
 /// A wire member reference.
@@ -378,7 +452,7 @@ pub fn group_description(group: GroupSummary) -> GroupDescription {
         None => (0, Vec::new(), Vec::new()),
     };
     GroupDescription {
-        retry: Default::default(),
+        retry: retry_policy_info(group.retry),
         name: group.name,
         generation,
         strategy: group.strategy.as_str().to_owned(),

@@ -6,21 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, CancelMessageResponse, ErrorCode, ErrorResponse, FetchOffsetResponse, GroupConfig, GroupLagResponse,
-    GroupStatsResponse, ListGroupsResponse, ListTopicsResponse, LockQueuesResponse, MessageQuery,
-    OffsetByTimestampResponse, PluginEnableResponse, PluginListResponse, PullRequest, QueryMessageResponse,
-    QueueOffset, QueueOffsetsResponse, Request, ResetOffsetResponse, Response, SubscribeResponse,
+    BrokerStatus, CancelMessageResponse, DlqListResponse, DlqResendResponse, ErrorCode, ErrorResponse,
+    FetchOffsetResponse, GroupConfig, GroupLagResponse, GroupStatsResponse, ListGroupsResponse, ListTopicsResponse,
+    LockQueuesResponse, MessageQuery, OffsetByTimestampResponse, PluginEnableResponse, PluginListResponse, PullRequest,
+    QueryMessageResponse, QueueOffset, QueueOffsetsResponse, Request, ResetOffsetResponse, Response, SubscribeResponse,
 };
 
 use super::convert::{self, error_response};
 use super::page;
-use crate::core::{Core, CoreError, MemberRef, PullArgs};
+use crate::core::{Core, CoreError, MemberRef, Nack, PullArgs};
 
 /// What a request is answered with.
 #[derive(Debug)]
 pub enum Reply {
-    /// A response to encode.
-    Response(Response),
+    /// A response to encode (boxed: a group's description is large).
+    Response(Box<Response>),
     /// A response frame already encoded (a pull page, written from the records).
     Frame(bytes::Bytes),
 }
@@ -30,22 +30,19 @@ pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connec
     if let Request::Pull(req) = request {
         return match pull(core, req).await {
             Ok(frame) => Reply::Frame(frame),
-            Err(err) => Reply::Response(Response::Error(err)),
+            Err(err) => Reply::Response(Box::new(Response::Error(err))),
         };
     }
     let answer = match answer(core, request, peer, connections).await {
         Ok(response) => response,
         Err(err) => Response::Error(error_response(&err)),
     };
-    Reply::Response(answer)
+    Reply::Response(Box::new(answer))
 }
 
 async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {
     Ok(match request {
         Request::Pull(_) => return Err(CoreError::Internal("a pull is answered with its page frame".into())),
-        Request::SetGroupPolicy(_) | Request::Nack(_) | Request::DlqList(_) | Request::DlqResend(_) => {
-            return Err(CoreError::Invalid("retries and dead letters are not served yet".into()));
-        }
         Request::CreateTopic(config) => {
             let (name, topic) = convert::topic(config);
             let created = core.create_topic(name.clone(), topic).await?;
@@ -164,10 +161,18 @@ async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connection
                 Some(kind) => Some(kind.parse().map_err(|err| CoreError::Invalid(format!("{err}")))?),
             };
             let info = core.upload_plugin(req.wasm, req.name, kind, req.version).await?;
-            Response::PluginUpload(convert::plugin_info(info))
+            let policy = core.policy_use(&info.name);
+            Response::PluginUpload(convert::plugin_info(info, policy))
         }
         Request::PluginList => Response::PluginList(PluginListResponse {
-            plugins: core.plugins().into_iter().map(convert::plugin_info).collect(),
+            plugins: core
+                .plugins()
+                .into_iter()
+                .map(|info| {
+                    let policy = core.policy_use(&info.name);
+                    convert::plugin_info(info, policy)
+                })
+                .collect(),
         }),
         Request::PluginRemove(req) => {
             core.remove_plugin(req.name, req.force).await?;
@@ -176,6 +181,35 @@ async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connection
         Request::PluginEnable(req) => {
             let enabled = core.enable_plugin(req.name).await?;
             Response::PluginEnable(PluginEnableResponse { enabled: u32::try_from(enabled).unwrap_or(u32::MAX) })
+        }
+        Request::SetGroupPolicy(req) => {
+            let plugin = convert::setting(req.plugin, |p| (p.plugin, p.params));
+            let limit = convert::setting(req.max_reconsume_times, |n| n);
+            let info = core.set_group_policy(req.consumer_group, plugin, limit).await?;
+            Response::SetGroupPolicy(convert::retry_policy_info(info))
+        }
+        Request::Nack(req) => {
+            let nack = Nack {
+                group: req.consumer_group,
+                msg_id: req.msg_id,
+                reason: req.reason,
+                in_place_attempts: req.in_place_attempts,
+            };
+            Response::Nack(convert::nack_response(core.nack(nack).await?))
+        }
+        Request::DlqList(req) => {
+            let page = core.dead_letters(req.consumer_group, req.msg_id, req.from_offset, req.max_messages).await?;
+            let store_id = core.store_id();
+            Response::DlqList(DlqListResponse {
+                entries: page.entries.iter().map(|entry| convert::dead_letter(store_id, entry)).collect(),
+                next_offset: page.next_offset,
+            })
+        }
+        Request::DlqResend(req) => {
+            let results = core.resend_dead_letters(req.consumer_group, req.msg_ids).await?;
+            Response::DlqResend(DlqResendResponse {
+                results: results.into_iter().map(convert::resend_result).collect(),
+            })
         }
     })
 }

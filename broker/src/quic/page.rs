@@ -65,7 +65,8 @@ impl MessageText {
             store_timestamp_ms: u64::try_from(v.store_timestamp_ms()).unwrap_or(0),
             born_host: &self.born_host,
             flags: v.flags(),
-            reconsume_times: 0,
+            // Only retry and dead-letter copies (in `%` topics) carry a redelivery count.
+            reconsume_times: if v.topic().starts_with('%') { crate::retry::reconsume_times(&v) } else { 0 },
             tag: (!v.tag().is_empty()).then(|| v.tag()),
             keys: v.keys(),
             properties: v.properties(),
