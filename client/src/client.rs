@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::{
-    BrokerStatus, CancelMessageRequest, CancelMessageResponse, CommitOffsetRequest, DeleteTopicRequest,
-    DescribeGroupRequest, ErrorCode, FetchOffsetRequest, GroupConfig, GroupDescription, GroupLagRequest,
-    GroupStatsRequest, GroupSummary, ListTopicsRequest, MessageQuery, OffsetByTimestampRequest, OffsetTarget,
-    PluginEnableRequest, PluginInfo, PluginRemoveRequest, PluginUploadRequest, PullRequest, PullResponse, QueueLag,
-    QueueOffsetsRequest, Request, ResetOffsetRequest, ResetOffsetResponse, Response, SendResult, StoredMessage,
-    SubscribeRequest, SubscriptionStats, TopicConfig,
+    BrokerStatus, CancelMessageRequest, CancelMessageResponse, Change, CommitOffsetRequest, DeleteTopicRequest,
+    DescribeGroupRequest, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, ErrorCode,
+    FetchOffsetRequest, GroupConfig, GroupDescription, GroupLagRequest, GroupStatsRequest, GroupSummary,
+    ListTopicsRequest, MessageQuery, NackRequest, NackResponse, OffsetByTimestampRequest, OffsetTarget,
+    PluginEnableRequest, PluginInfo, PluginRemoveRequest, PluginUploadRequest, PolicyPlugin, PullRequest, PullResponse,
+    QueueLag, QueueOffsetsRequest, Request, ResetOffsetRequest, ResetOffsetResponse, Response, RetryPolicyInfo,
+    SendResult, SetGroupPolicyRequest, StoredMessage, SubscribeRequest, SubscriptionStats, TopicConfig,
 };
 
 use crate::config::ClientConfig;
@@ -258,6 +259,85 @@ impl Client {
         };
         match self.call(&Request::Subscribe(request)).await? {
             Response::Subscribe(response) => Ok(response.version),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reports that `group` failed to consume message `msg_id` (its id as pulled: a retry
+    /// copy's own id), with a free-text `reason`. Answered once the broker has acted: the
+    /// retry or dead-letter copy is stored (durably, under sync flush), so the delivery
+    /// may then be committed past. An orderly consumer, which redelivers in place, passes
+    /// the redeliveries it made so far as `in_place_attempts`: the broker then only
+    /// decides (and stores a dead-letter copy when that is the decision).
+    /// [`ErrorCode::NotFound`] when there is no such message; [`ErrorCode::BadRequest`]
+    /// when it is of a topic the group does not consume.
+    pub async fn nack(
+        &self,
+        group: &str,
+        msg_id: &str,
+        reason: &str,
+        in_place_attempts: Option<u32>,
+    ) -> Result<NackResponse, Error> {
+        let request = NackRequest {
+            consumer_group: group.to_owned(),
+            msg_id: msg_id.to_owned(),
+            reason: reason.to_owned(),
+            in_place_attempts,
+        };
+        match self.call(&Request::Nack(request)).await? {
+            Response::Nack(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Up to `max` of `group`'s dead letters (the messages in `%DLQ%<group>`), oldest
+    /// first from dead-letter queue offset `from_offset`, or only the one with id
+    /// `msg_id` ([`ErrorCode::NotFound`] when it is not one). The response's
+    /// `next_offset` is where the next page starts.
+    pub async fn dlq_list(
+        &self,
+        group: &str,
+        msg_id: Option<&str>,
+        from_offset: u64,
+        max: u32,
+    ) -> Result<DlqListResponse, Error> {
+        let request = DlqListRequest {
+            consumer_group: group.to_owned(),
+            msg_id: msg_id.map(str::to_owned),
+            from_offset,
+            max_messages: max,
+        };
+        match self.call(&Request::DlqList(request)).await? {
+            Response::DlqList(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `group`'s dead letters `msg_ids` (their ids in the dead-letter topic) back
+    /// to their original topics with their redelivery count reset; one result per id, in
+    /// order. A dead letter is resent once: asking again answers `AlreadyResent`.
+    pub async fn dlq_resend(&self, group: &str, msg_ids: Vec<String>) -> Result<DlqResendResponse, Error> {
+        let request = DlqResendRequest { consumer_group: group.to_owned(), msg_ids };
+        match self.call(&Request::DlqResend(request)).await? {
+            Response::DlqResend(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Changes `group`'s retry policy: its dlq-policy plugin and its own limit of
+    /// redeliveries before the dead-letter topic ([`Change::Clear`] goes back to the
+    /// broker's `max_reconsume_times`). Returns the policy now in force and what the
+    /// group's failures became. [`ErrorCode::NotFound`] for an unknown plugin,
+    /// [`ErrorCode::InvalidPlugin`] for one that is not a dlq-policy plugin.
+    pub async fn set_group_policy(
+        &self,
+        group: &str,
+        plugin: Change<PolicyPlugin>,
+        max_reconsume_times: Change<u32>,
+    ) -> Result<RetryPolicyInfo, Error> {
+        let request = SetGroupPolicyRequest { consumer_group: group.to_owned(), plugin, max_reconsume_times };
+        match self.call(&Request::SetGroupPolicy(request)).await? {
+            Response::SetGroupPolicy(info) => Ok(info),
             other => Err(unexpected(&other)),
         }
     }

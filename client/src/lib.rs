@@ -34,7 +34,7 @@
 //! - [`config`]: [`ClientConfig`], [`CaSource`], defaults and environment variables.
 //! - `connection`: TLS, dialing and redialing, one request per stream.
 //! - `client`: [`Client`] and the admin calls (topics, offsets, lookups, consumer groups,
-//!   status).
+//!   retries and dead letters, status).
 //! - `producer`: [`Producer`], [`ProducerConfig`], retries; `batch` splits batches to the
 //!   frame limit; `route` caches each topic's write queue count.
 //! - `selector`: [`QueueSelector`] for ordered sends, [`HashSelector`].
@@ -62,12 +62,14 @@ mod selector;
 mod subscription;
 
 pub use weir_protocol::bytes::Bytes;
+pub use weir_protocol::retry::{LAST_REASON, ORIGIN_MSG_ID, ORIGIN_QUEUE, ORIGIN_TOPIC, RECONSUME_TIMES};
 pub use weir_protocol::{
-    AssignedQueue, BrokerStatus, CancelMessageResponse, ConsumeMode, Delivery, ErrorCode, FilterCounters,
-    FilterExpression, FlushMode, GroupConfig, GroupDescription, GroupSubscription, GroupSummary, MemberInfo, Message,
-    OffsetTarget, PluginInfo, PluginState, PullResponse, PullStatus, QueueLag, QueueOffset, ResetOffsetResponse,
-    SendResult, SendStatus, StoreState, StoreStatus, StoredMessage, SubscriptionConflict, SubscriptionStats,
-    TimerStatus, TopicAssignment, TopicConfig, TopicPermissions,
+    AssignedQueue, BrokerStatus, CancelMessageResponse, Change, ConsumeMode, DeadLetter, Delivery, DlqListResponse,
+    DlqResendResponse, ErrorCode, FilterCounters, FilterExpression, FlushMode, GroupConfig, GroupDescription,
+    GroupSubscription, GroupSummary, MemberInfo, Message, NackDecision, NackResponse, OffsetTarget, PluginInfo,
+    PluginState, PolicyPlugin, PullResponse, PullStatus, QueueLag, QueueOffset, ResendOutcome, ResendResult,
+    ResetOffsetResponse, RetryPolicyInfo, RetryStats, SendResult, SendStatus, StoreState, StoreStatus, StoredMessage,
+    SubscriptionConflict, SubscriptionStats, TimerStatus, TopicAssignment, TopicConfig, TopicPermissions,
 };
 
 pub use crate::client::Client;
