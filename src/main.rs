@@ -47,9 +47,13 @@ enum Command {
     /// Look messages up by id or key.
     #[command(subcommand)]
     Message(cmd::message::MessageCommand),
-    /// Consumer groups: declare, list, describe, lag, reset offsets, set the subscription, filter statistics.
+    /// Consumer groups: declare, list, describe, lag, reset offsets, set the subscription, filter statistics,
+    /// retry policy.
     #[command(subcommand)]
     Group(cmd::group::GroupCommand),
+    /// A group's dead letters: list, get, export, resend.
+    #[command(subcommand)]
+    Dlq(cmd::dlq::DlqCommand),
     /// WebAssembly plugins: upload, list, remove, enable; scaffold and test offline.
     #[command(subcommand)]
     Plugin(cmd::plugin::PluginCommand),
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Message(command) => cmd::block_on(cmd::message::run(command)),
         Command::Status(args) => cmd::block_on(cmd::status::run(args)),
         Command::Group(command) => cmd::block_on(cmd::group::run(command)),
+        Command::Dlq(command) => cmd::block_on(cmd::dlq::run(command)),
         Command::Plugin(command) => cmd::block_on(cmd::plugin::run(command)),
     };
     match result {

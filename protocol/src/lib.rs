@@ -101,8 +101,9 @@ pub use queue_offsets::{
 pub use request::Request;
 pub use response::Response;
 pub use retry::{
-    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision, NackRequest,
-    NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats, SetGroupPolicyRequest,
+    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision,
+    NackRequest, NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats,
+    SetGroupPolicyRequest,
 };
 pub use send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
 pub use status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};

@@ -13,8 +13,8 @@ use crate::membership::{
 use crate::plugin::{PluginEnableRequest, PluginRemoveRequest, PluginUploadRequest};
 use crate::pull::PullRequest;
 use crate::query::{CancelMessageRequest, MessageQuery};
-use crate::retry::{DlqListRequest, DlqResendRequest, NackRequest, SetGroupPolicyRequest};
 use crate::queue_offsets::{OffsetByTimestampRequest, QueueOffsetsRequest};
+use crate::retry::{DlqListRequest, DlqResendRequest, NackRequest, SetGroupPolicyRequest};
 use crate::send::SendRequest;
 use crate::topic::{DeleteTopicRequest, ListTopicsRequest, TopicConfig};
 use crate::wire::{Wire, Writer, decode_exact};

@@ -14,10 +14,10 @@ use crate::plugin::{PluginEnableResponse, PluginInfo, PluginListResponse};
 use crate::pull::PullResponse;
 use crate::query::{CancelMessageResponse, QueryMessageResponse};
 use crate::queue_offsets::{OffsetByTimestampResponse, QueueOffsetsResponse};
+use crate::retry::{DlqListResponse, DlqResendResponse, NackResponse, RetryPolicyInfo};
 use crate::send::SendResponse;
 use crate::status::BrokerStatus;
 use crate::topic::{ListTopicsResponse, TopicConfig};
-use crate::retry::{DlqListResponse, DlqResendResponse, NackResponse, RetryPolicyInfo};
 use crate::wire::{Wire, Writer, decode_exact};
 
 /// A response, broker to client: the one frame the broker writes back on a request's

@@ -36,8 +36,9 @@ use crate::queue_offsets::{
 use crate::request::Request;
 use crate::response::Response;
 use crate::retry::{
-    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision, NackRequest,
-    NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats, SetGroupPolicyRequest,
+    Change, DeadLetter, DlqListRequest, DlqListResponse, DlqResendRequest, DlqResendResponse, NackDecision,
+    NackRequest, NackResponse, PolicyPlugin, ResendOutcome, ResendResult, RetryPolicyInfo, RetryStats,
+    SetGroupPolicyRequest,
 };
 use crate::send::{Delivery, Message, SendRequest, SendResponse, SendResult, SendStatus};
 use crate::status::{BrokerStatus, FlushMode, StoreState, StoreStatus, TimerStatus};
@@ -680,8 +681,11 @@ pub(crate) fn arb_retry_response() -> impl Strategy<Value = Response> {
         Just(ResendOutcome::AlreadyResent),
         arb_string().prop_map(|detail| ResendOutcome::NotFound { detail }),
     ];
-    let result = (arb_string(), arb_string(), outcome)
-        .prop_map(|(msg_id, original_topic, outcome)| ResendResult { msg_id, original_topic, outcome });
+    let result = (arb_string(), arb_string(), outcome).prop_map(|(msg_id, original_topic, outcome)| ResendResult {
+        msg_id,
+        original_topic,
+        outcome,
+    });
     prop_oneof![
         arb_retry_policy_info().prop_map(Response::SetGroupPolicy),
         (decision, any::<u32>(), arb_string(), arb_string()).prop_map(

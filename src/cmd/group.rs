@@ -1,7 +1,8 @@
 //! `weir group`: consumer groups for operators. Declare a group (its traffic role and
 //! assignment strategy), list and describe groups (members, queues, subscriptions,
 //! refused conflicts), measure a group's lag, reset its offsets, replace its
-//! subscription deliberately, and read the filter statistics of its subscriptions.
+//! subscription deliberately, read the filter statistics of its subscriptions, and set
+//! its retry policy (a dlq-policy plugin, a redelivery limit).
 
 use std::process::ExitCode;
 
@@ -9,8 +10,8 @@ use anyhow::anyhow;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use weir_client::{
-    Error as ClientError, ErrorCode, FilterExpression, GroupConfig, GroupDescription, GroupSummary, MemberInfo,
-    OffsetTarget, QueueLag, Subscription, SubscriptionStats, TopicAssignment,
+    Change, Error as ClientError, ErrorCode, FilterExpression, GroupConfig, GroupDescription, GroupSummary, MemberInfo,
+    OffsetTarget, PolicyPlugin, QueueLag, RetryPolicyInfo, Subscription, SubscriptionStats, TopicAssignment,
 };
 
 use crate::cmd::BrokerAddr;
@@ -35,8 +36,8 @@ pub enum GroupCommand {
     /// `queues` a list of {"topic", "queue_id", "since_generation"}; each subscription
     /// {"topic", "expression", "plugin", "version"} (`plugin` null when none); each
     /// conflict {"member_id", "host", "topic", "expression", "group_expression",
-    /// "refused_ms"}; `conflict` is true when any member was refused. An unknown group
-    /// fails (exit status 1).
+    /// "refused_ms"}; `conflict` is true when any member was refused; `retry` is the
+    /// group's retry policy (see `set-policy`). An unknown group fails (exit status 1).
     Describe(DescribeArgs),
     /// Show how far a group is behind, per queue, then totals.
     ///
@@ -68,6 +69,48 @@ pub enum GroupCommand {
     SetSubscription(SetSubscriptionArgs),
     /// Show the filter statistics of a group's subscriptions.
     Stats(StatsArgs),
+    /// Set a group's retry policy: attach a dlq-policy plugin (`--plugin`, replacing any;
+    /// `--clear` detaches it) and/or the group's own redelivery limit.
+    ///
+    /// On every failed delivery of the group the broker calls the plugin, which decides:
+    /// retry after N ms, dead-letter now, or discard. A failing plugin falls back to the
+    /// default schedule (delay level 3 + redeliveries, then the dead-letter topic after
+    /// `max_reconsume_times`). Decisions change from the next failure on. With --json,
+    /// one object: the `retry` object of `weir group describe --json`: {"plugin",
+    /// "params", "max_reconsume_times", "group_limit", "failures", "retries",
+    /// "dead_letters", "discards", "fallbacks", "policy_calls", "policy_errors",
+    /// "policy_mean_call_us", "resent"} (`plugin` and `params` null when none).
+    SetPolicy(SetPolicyArgs),
+}
+
+/// Arguments of `weir group set-policy`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true)
+    .args(["plugin", "clear", "max_reconsume_times", "default_max_reconsume_times"])))]
+pub struct SetPolicyArgs {
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
+    /// The dlq-policy plugin (`weir plugin upload`) to attach.
+    #[arg(long, value_name = "NAME", conflicts_with = "clear")]
+    plugin: Option<String>,
+    /// Parameters for the plugin's init.
+    #[arg(long, value_name = "STR", requires = "plugin", default_value = "")]
+    params: String,
+    /// Detach the group's plugin: failures get the default schedule.
+    #[arg(long)]
+    clear: bool,
+    /// The group's own limit of redeliveries before the dead-letter topic.
+    #[arg(long, value_name = "N", conflicts_with = "default_max_reconsume_times")]
+    max_reconsume_times: Option<u32>,
+    /// Drop the group's own limit: the broker's `max_reconsume_times` applies.
+    #[arg(long)]
+    default_max_reconsume_times: bool,
+    /// Print the policy as one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerAddr,
 }
 
 /// How a group's queues are split among its live members.
@@ -249,7 +292,74 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<ExitCode> {
         GroupCommand::ResetOffset(args) => reset_offset(args).await,
         GroupCommand::SetSubscription(args) => set_subscription(args).await,
         GroupCommand::Stats(args) => stats(args).await,
+        GroupCommand::SetPolicy(args) => set_policy(args).await,
     }
+}
+
+async fn set_policy(args: SetPolicyArgs) -> anyhow::Result<ExitCode> {
+    let plugin = match (&args.plugin, args.clear) {
+        (Some(plugin), _) => Change::Set(PolicyPlugin { plugin: plugin.clone(), params: args.params.clone() }),
+        (None, true) => Change::Clear,
+        (None, false) => Change::Keep,
+    };
+    let limit = match (args.max_reconsume_times, args.default_max_reconsume_times) {
+        (Some(n), _) => Change::Set(n),
+        (None, true) => Change::Clear,
+        (None, false) => Change::Keep,
+    };
+    let client = args.broker.connect().await?;
+    let policy = client.set_group_policy(&args.group, plugin, limit).await;
+    client.close().await;
+    let policy =
+        policy.map_err(|err| anyhow::Error::new(err).context(format!("setting group {}'s policy", args.group)))?;
+    if args.json {
+        println!("{}", retry_json(&policy));
+    } else {
+        println!("group {}: {}", args.group, retry_text(&policy));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A group's retry policy as JSON (`retry` in `weir group describe --json`).
+fn retry_json(r: &RetryPolicyInfo) -> Value {
+    let s = &r.stats;
+    json!({
+        "plugin": r.plugin.as_ref().map(|p| &p.plugin), "params": r.plugin.as_ref().map(|p| &p.params),
+        "max_reconsume_times": r.max_reconsume_times, "group_limit": r.group_limit,
+        "failures": s.failures, "retries": s.retries, "dead_letters": s.dead_letters, "discards": s.discards,
+        "fallbacks": s.fallbacks, "policy_calls": s.policy_calls, "policy_errors": s.policy_errors,
+        "policy_mean_call_us": mean_call_us(s.policy_call_nanos, s.policy_calls), "resent": s.resent,
+    })
+}
+
+/// A group's retry policy for people: plugin, limit, then what its failures became.
+fn retry_text(r: &RetryPolicyInfo) -> String {
+    let s = &r.stats;
+    let plugin = match &r.plugin {
+        Some(p) if p.params.is_empty() => format!("policy plugin {}", p.plugin),
+        Some(p) => format!("policy plugin {} ({})", p.plugin, p.params),
+        None => "default schedule".to_owned(),
+    };
+    let limit = if r.group_limit { "group's own" } else { "broker's" };
+    let mut text = format!(
+        "{plugin}, max_reconsume_times {} ({limit}); failures {}: {} retried, {} dead-lettered, {} discarded, {} resent",
+        r.max_reconsume_times, s.failures, s.retries, s.dead_letters, s.discards, s.resent
+    );
+    if r.plugin.is_some() || s.policy_calls > 0 {
+        text.push_str(&format!(
+            "; plugin calls {} ({} failed, {} fell back to the default), mean {:.1} µs",
+            s.policy_calls,
+            s.policy_errors,
+            s.fallbacks,
+            mean_call_us(s.policy_call_nanos, s.policy_calls)
+        ));
+    }
+    text
+}
+
+/// Mean call time in µs (0 before the first call).
+fn mean_call_us(total_nanos: u64, calls: u64) -> f64 {
+    if calls == 0 { 0.0 } else { total_nanos as f64 / calls as f64 / 1000.0 }
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -471,7 +581,7 @@ fn description_json(d: &GroupDescription) -> Value {
     json!({
         "group": d.name, "generation": d.generation, "strategy": d.strategy, "mode": d.mode.as_str(),
         "shadow": d.shadow, "members": members, "subscriptions": subscriptions, "conflicts": conflicts,
-        "conflict": !d.conflicts.is_empty(),
+        "conflict": !d.conflicts.is_empty(), "retry": retry_json(&d.retry),
     })
 }
 
@@ -543,6 +653,7 @@ fn print_description(d: &GroupDescription) {
         });
         print_table("  ", &["MEMBER", "HOST", "TOPIC", "EXPRESSION", "GROUP EXPRESSION", "REFUSED"], rows);
     }
+    println!("retry: {}", retry_text(&d.retry));
 }
 
 /// A member's queues for people: `orders: 0,1,2; payments: 3`, `-` for none.

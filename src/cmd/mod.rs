@@ -5,6 +5,7 @@ pub mod bench;
 pub mod broker;
 pub mod consume;
 pub mod demo;
+pub mod dlq;
 pub mod filter;
 pub mod group;
 pub mod message;

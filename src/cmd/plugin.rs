@@ -17,7 +17,13 @@ use crate::cmd::BrokerAddr;
 pub enum PluginCommand {
     /// Upload (or replace, live) a plugin module; name, kind and version default to its manifest.
     Upload(UploadArgs),
-    /// List the broker's plugins: kind, version, size, state, calls, errors, mean call time.
+    /// List the broker's plugins: kind, version, size, state, calls, errors, mean call time;
+    /// for dlq-policy plugins the groups they decide for and their decisions by kind.
+    ///
+    /// With --json, one object per plugin: {"name", "kind", "version", "revision",
+    /// "size_bytes", "state", "state_detail", "subscriptions", "calls", "errors",
+    /// "mean_call_us", "fuel_used", "description", "hints", "params", "groups", "retries",
+    /// "dead_letters", "discards"}.
     List(ListArgs),
     /// Remove a plugin (refused while a subscription uses it, unless --force).
     Remove(RemoveArgs),
@@ -234,6 +240,7 @@ fn info_json(info: &PluginInfo) -> serde_json::Value {
         "subscriptions": info.subscriptions, "calls": info.calls, "errors": info.errors,
         "mean_call_us": mean_call_micros(info), "fuel_used": info.fuel_used,
         "description": info.description, "hints": info.hints, "params": info.params,
+        "groups": info.groups, "retries": info.retries, "dead_letters": info.dead_letters, "discards": info.discards,
     })
 }
 
@@ -243,13 +250,20 @@ fn info_line(info: &PluginInfo) -> String {
         PluginState::Active => "active".to_owned(),
         other => format!("{} ({})", other.as_str(), info.state_detail),
     };
+    let users = if info.kind == "dlq-policy" {
+        format!(
+            "{} group(s), decided {} retry, {} dead-letter, {} discard",
+            info.groups, info.retries, info.dead_letters, info.discards
+        )
+    } else {
+        format!("{} subscription(s)", info.subscriptions)
+    };
     format!(
-        "{} {} [{}] {} bytes, {state}, {} subscription(s), {} calls, {} errors, mean {:.1} µs{}",
+        "{} {} [{}] {} bytes, {state}, {users}, {} calls, {} errors, mean {:.1} µs{}",
         info.name,
         info.version,
         info.kind,
         info.size_bytes,
-        info.subscriptions,
         info.calls,
         info.errors,
         mean_call_micros(info),

@@ -13,6 +13,8 @@ use crate::retry;
 
 /// Most dead letters one listing returns.
 const MAX_PAGE: u32 = 1024;
+/// How long a listing waits for dead letters stored just before to reach their queue.
+const DISPATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most dead letters one resend handles.
 pub const MAX_RESEND: usize = 1024;
 
@@ -80,6 +82,8 @@ impl Core {
             if core.topics.get(&topic).is_none() {
                 return Ok(DeadLetterPage { entries: Vec::new(), next_offset: 0 });
             }
+            // A dead letter whose nack was just answered may not be in its queue yet.
+            core.store.wait_dispatched(DISPATCH_WAIT);
             let max = max.clamp(1, MAX_PAGE) as usize;
             let mut read = core.store.read_queue(&topic, 0, from_offset, max)?;
             if read.status == ReadStatus::OffsetTooSmall {
