@@ -185,7 +185,6 @@ async fn a_trapping_or_endless_policy_falls_back_to_the_schedule_and_loses_nothi
     for (name, body) in [("trap", "unreachable"), ("spin", "(loop (br 0)) i64.const 0")] {
         client.upload_plugin(policy_wat(body), Some(name), Some("dlq-policy"), None).await.expect("upload");
     }
-    let mut retried = 0;
     for (i, name) in ["trap", "spin"].into_iter().enumerate() {
         let attach = Change::Set(PolicyPlugin { plugin: name.into(), params: String::new() });
         client.set_group_policy(GROUP, attach, Change::Keep).await.expect("attach");
@@ -193,8 +192,7 @@ async fn a_trapping_or_endless_policy_falls_back_to_the_schedule_and_loses_nothi
         let message = next(&client, "orders", i as u64).await;
         let answer = nack(&client, &message, "timeout").await;
         assert_eq!((answer.decision, answer.decided_by.as_str()), (NackDecision::Retry { delay_ms: 400 }, ""));
-        let retry = next(&client, RETRY, retried).await;
-        retried += 1;
+        let retry = next(&client, RETRY, i as u64).await;
         assert_eq!(property(&retry, ORIGIN_MSG_ID), Some(message.msg_id.as_str()));
         assert_eq!(retry.body, message.body, "{name}: the retry copy is stored");
     }
