@@ -18,9 +18,10 @@ use crate::core::{Core, CoreError, MemberRef, Nack, PullArgs};
 
 /// What a request is answered with.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per request, moved once: a box would only add an allocation")]
 pub enum Reply {
-    /// A response to encode (boxed: a group's description is large).
-    Response(Box<Response>),
+    /// A response to encode.
+    Response(Response),
     /// A response frame already encoded (a pull page, written from the records).
     Frame(bytes::Bytes),
 }
@@ -30,14 +31,14 @@ pub async fn handle(core: &Arc<Core>, request: Request, peer: SocketAddr, connec
     if let Request::Pull(req) = request {
         return match pull(core, req).await {
             Ok(frame) => Reply::Frame(frame),
-            Err(err) => Reply::Response(Box::new(Response::Error(err))),
+            Err(err) => Reply::Response(Response::Error(err)),
         };
     }
     let answer = match answer(core, request, peer, connections).await {
         Ok(response) => response,
         Err(err) => Response::Error(error_response(&err)),
     };
-    Reply::Response(Box::new(answer))
+    Reply::Response(answer)
 }
 
 async fn answer(core: &Arc<Core>, request: Request, peer: SocketAddr, connections: u32) -> Result<Response, CoreError> {

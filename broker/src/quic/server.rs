@@ -143,7 +143,7 @@ async fn request_stream(ctx: Arc<Door>, mut send: quinn::SendStream, mut recv: q
         Err(err) => {
             tracing::debug!(%peer, code = %err.code, message = %err.message, "bad request frame");
             let _ = recv.stop(u32::from(err.code.to_u16()).into());
-            Reply::Response(Box::new(Response::Error(err)))
+            Reply::Response(Response::Error(err))
         }
     };
     let frame = match reply {
