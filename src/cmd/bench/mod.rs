@@ -7,6 +7,7 @@ mod memory;
 pub mod produce;
 mod raw;
 pub mod rebalance;
+pub mod retry;
 pub mod soak;
 pub mod store;
 pub mod transport;
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     Consume(consume::ConsumeArgs),
     /// How late delayed messages arrive: N due over one window (lateness percentiles).
     Delay(delay::DelayArgs),
+    /// The retry path: failures per second the broker turns into retry copies, next to
+    /// plain sends in the same run.
+    Retry(retry::RetryArgs),
     /// Time a consumer group's rebalances (join, leave, kill) on an embedded broker.
     Rebalance(rebalance::RebalanceArgs),
     /// Measure the QUIC transport's own bulk-transfer limit on loopback.
@@ -107,6 +111,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Produce(args) => args.threads.block_on(produce::run(args)),
         BenchCommand::Consume(args) => args.threads.block_on(consume::run(args)),
         BenchCommand::Delay(args) => args.threads.block_on(delay::run(args)),
+        BenchCommand::Retry(args) => args.threads.block_on(retry::run(args)),
         BenchCommand::Rebalance(args) => LoadThreads { threads: 2 }.block_on(rebalance::run(args)),
         BenchCommand::Transport(args) => crate::cmd::block_on(transport::run(args)),
         BenchCommand::Soak(args) => args.threads.block_on(soak::run(args)),
